@@ -1,0 +1,147 @@
+// The public context: init() resolves a backend and returns a MergeKernels object that owns the
+// GPU device and/or the wasm instance and their memory until dispose().
+import { JsBackend, WasmBackend, WebGpuBackend, type Backend, type BackendName } from './backends.ts';
+import { MergeKernelsError, describe } from './errors.ts';
+import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
+import { WasmRuntime } from './wasm/runtime.ts';
+import { GpuRuntime, acquireDevice } from './webgpu/runtime.ts';
+
+export type BackendOption = 'auto' | BackendName;
+
+export interface InitOptions {
+  /** Which backend to use. 'auto' (default): WebGPU when an adapter is available, else wasm. */
+  backend?: BackendOption;
+  /** A WebGPU implementation to use instead of navigator.gpu (in Node: create([]) from the npm package "webgpu"). */
+  gpu?: GPU;
+  /** A device to use; the context borrows it and does not destroy it on dispose(). */
+  device?: GPUDevice;
+  /** The kernels' wasm as a precompiled module or its bytes (for runtimes that forbid compiling embedded bytes). */
+  wasm?: WebAssembly.Module | BufferSource;
+}
+
+/** Supplies the wasm module when InitOptions.wasm is not given (the entry point decides how). */
+export type WasmSource = () => Promise<WebAssembly.Module>;
+
+const BACKENDS: readonly BackendOption[] = ['auto', 'webgpu', 'wasm', 'js'];
+
+export class MergeKernels {
+  /** The backend that was resolved. */
+  readonly backend: BackendName;
+  /** Why backends tried before the resolved one were not used ('auto' only; empty otherwise). */
+  readonly fallbackReasons: readonly string[];
+  #impl: Backend | undefined;
+
+  /** @internal use init() */
+  constructor(impl: Backend, fallbackReasons: string[]) {
+    this.#impl = impl;
+    this.backend = impl.name;
+    this.fallbackReasons = fallbackReasons;
+  }
+
+  get #backend(): Backend {
+    if (!this.#impl) throw new MergeKernelsError('DISPOSED', `this merge-kernels context (${this.backend}) was disposed; create a new one with init()`);
+    return this.#impl;
+  }
+
+  /** The GPU device's limits when the backend is webgpu, else undefined. */
+  get gpuLimits(): GPUSupportedLimits | undefined {
+    const impl = this.#backend;
+    return impl instanceof WebGpuBackend ? impl.runtime.limits : undefined;
+  }
+
+  /**
+   * Cosine similarity of every row of `a` with every row of `b`.
+   * `a: [M, C]`, `b: [N, C]` → `[M, N]`; batched `[B, M, C]` × `[B, N, C]` → `[B, M, N]`.
+   * Rows are L2-normalised; a zero row has similarity 0 with everything (not NaN).
+   */
+  async cosineSimilarity(a: Tensor, b: Tensor): Promise<Tensor> {
+    const impl = this.#backend;
+    const ta = checkTensor('a', a, [2, 3]);
+    const tb = checkTensor('b', b, [2, 3]);
+    if (ta.shape.length !== tb.shape.length) {
+      throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected rank ${ta.shape.length} like a [${ta.shape.join(', ')}], got [${tb.shape.join(', ')}]`, 'b');
+    }
+    const batched = ta.shape.length === 3;
+    const [batch, m, c] = batched ? ta.shape as [number, number, number] : [1, ...ta.shape as [number, number]];
+    const [batchB, n, cb] = batched ? tb.shape as [number, number, number] : [1, ...tb.shape as [number, number]];
+    if (cb !== c) {
+      throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected feature size C = ${c} (the last dimension of a [${ta.shape.join(', ')}]), got ${cb} in [${tb.shape.join(', ')}]`, 'b');
+    }
+    if (batchB !== batch) {
+      throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected batch size ${batch} like a [${ta.shape.join(', ')}], got ${batchB} in [${tb.shape.join(', ')}]`, 'b');
+    }
+    checkFinite('a', ta.data);
+    checkFinite('b', tb.data);
+    const data = await impl.cosineSimilarity(ta.data, tb.data, batch, m, n, c);
+    return { data, shape: batched ? [batch, m, n] : [m, n] };
+  }
+
+  /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */
+  dispose(): void {
+    this.#impl?.dispose();
+    this.#impl = undefined;
+  }
+}
+
+async function compileWasm(source: WebAssembly.Module | BufferSource | undefined, fallback: WasmSource): Promise<WebAssembly.Module> {
+  if (source instanceof WebAssembly.Module) return source;
+  if (source !== undefined) {
+    if (!(source instanceof ArrayBuffer) && !ArrayBuffer.isView(source)) {
+      throw new MergeKernelsError('INVALID_OPTION', `wasm: expected a WebAssembly.Module, ArrayBuffer or typed array, got ${describe(source)}`, 'wasm');
+    }
+    return WebAssembly.compile(source);
+  }
+  return fallback();
+}
+
+async function createWasm(opts: InitOptions, source: WasmSource): Promise<Backend | string> {
+  if (typeof WebAssembly !== 'object') return 'WebAssembly is not available in this runtime';
+  // A minimal module using one v128 instruction: SIMD support is required by every kernel.
+  const simdProbe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+  if (!WebAssembly.validate(simdProbe)) return 'this runtime\'s WebAssembly has no SIMD (fixed-width v128) support';
+  try {
+    const module = await compileWasm(opts.wasm, source);
+    return new WasmBackend(await WasmRuntime.create(module));
+  } catch (e) {
+    if (e instanceof MergeKernelsError) throw e;
+    return `the wasm module could not be compiled or instantiated: ${(e as Error)?.message ?? e}`;
+  }
+}
+
+async function createWebGpu(opts: InitOptions): Promise<Backend | string> {
+  if (opts.device) return new WebGpuBackend(new GpuRuntime(opts.device, false));
+  const gpu = opts.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  const got = await acquireDevice(gpu, 'merge-kernels');
+  if ('reason' in got) return got.reason;
+  return new WebGpuBackend(new GpuRuntime(got.device, got.owned, got.keepAlive));
+}
+
+/** Builds `init` for an entry point that knows how to obtain the wasm module. */
+export function createInit(wasmSource: WasmSource) {
+  /**
+   * Creates a context. Calling it again with the same options is safe and gives an equivalent,
+   * independent context (each owns its own memory and, unless one was passed, its own device).
+   */
+  return async function init(options: InitOptions = {}): Promise<MergeKernels> {
+    if (options === null || typeof options !== 'object') {
+      throw new MergeKernelsError('INVALID_OPTION', `options: expected an object, got ${describe(options)}`, 'options');
+    }
+    const backend = options.backend ?? 'auto';
+    if (!BACKENDS.includes(backend)) {
+      throw new MergeKernelsError('INVALID_OPTION', `backend: expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}, got ${describe(backend)}`, 'backend');
+    }
+    if (backend === 'js') return new MergeKernels(new JsBackend(), []);
+    const reasons: string[] = [];
+    if (backend === 'webgpu' || backend === 'auto') {
+      const got = await createWebGpu(options);
+      if (typeof got !== 'string') return new MergeKernels(got, reasons);
+      if (backend === 'webgpu') throw new MergeKernelsError('BACKEND_UNAVAILABLE', `backend 'webgpu' is unavailable: ${got}`, 'backend');
+      reasons.push(`webgpu: ${got}`);
+    }
+    const got = await createWasm(options, wasmSource);
+    if (typeof got !== 'string') return new MergeKernels(got, reasons);
+    if (backend === 'wasm') throw new MergeKernelsError('BACKEND_UNAVAILABLE', `backend 'wasm' is unavailable: ${got}`, 'backend');
+    reasons.push(`wasm: ${got}`);
+    return new MergeKernels(new JsBackend(), reasons);
+  };
+}

@@ -1,0 +1,49 @@
+// The three backends behind the context. Each implements every kernel with the same signature
+// over validated, flat float32 arrays; shapes and options were checked once, in api.ts.
+import * as ref from './reference/cosine-similarity.ts';
+import * as wasm from './wasm/cosine-similarity.ts';
+import * as gpu from './webgpu/cosine-similarity.ts';
+import type { WasmRuntime } from './wasm/runtime.ts';
+import type { GpuRuntime } from './webgpu/runtime.ts';
+
+export type BackendName = 'js' | 'wasm' | 'webgpu';
+
+export interface Backend {
+  readonly name: BackendName;
+  cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** The plain TypeScript reference: readable, obviously correct, the oracle of every test. */
+export class JsBackend implements Backend {
+  readonly name = 'js' as const;
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
+    return ref.cosineSimilarity(a, b, batch, m, n, c);
+  }
+  dispose(): void {}
+}
+
+/** WebAssembly SIMD (AssemblyScript, f32x4). */
+export class WasmBackend implements Backend {
+  readonly name = 'wasm' as const;
+  constructor(readonly runtime: WasmRuntime) {}
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
+    return wasm.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+  }
+  dispose(): void {
+    this.runtime.dispose();
+  }
+}
+
+/** WebGPU compute shaders (WGSL). */
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  constructor(readonly runtime: GpuRuntime) {}
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
+    this.runtime.check();
+    return gpu.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+  }
+  dispose(): void {
+    this.runtime.dispose();
+  }
+}

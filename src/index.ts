@@ -1,0 +1,10 @@
+// Default entry (Node, Deno, browsers, bundlers, Bun): the wasm bytes are inlined, so no path
+// or bundler configuration is needed. Nothing runs on import; init() compiles lazily.
+import { createInit } from './api.ts';
+import { WASM_BASE64 } from './gen/wasm.ts';
+import { decodeBase64 } from './wasm/runtime.ts';
+
+export * from './exports.ts';
+
+/** Creates a merge-kernels context: `const mk = await init({ backend: 'auto' })`. */
+export const init = createInit(() => WebAssembly.compile(decodeBase64(WASM_BASE64) as Uint8Array<ArrayBuffer>));

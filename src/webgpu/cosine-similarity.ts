@@ -1,0 +1,123 @@
+// WebGPU cosine similarity: kernels/row-inv-norm.wgsl then kernels/cosine-similarity.wgsl.
+// Problems whose arrays exceed the device's storage-binding limit are split into blocks
+// (batch items, then row ranges of A), each run as its own submission.
+import { MergeKernelsError } from '../errors.ts';
+import { cosineSimilarity as COSINE_WGSL, rowInvNorm as INV_NORM_WGSL } from '../gen/wgsl.ts';
+import type { GpuRuntime } from './runtime.ts';
+
+const TILE = 64;          // output tile edge of cosine-similarity.wgsl
+const NORM_WG = 64;       // workgroup size of row-inv-norm.wgsl
+
+interface Pipelines {
+  invNorm: GPUComputePipeline;
+  invNormLayout: GPUBindGroupLayout;
+  cosine: GPUComputePipeline;
+  cosineLayout: GPUBindGroupLayout;
+}
+
+function pipelines(rt: GpuRuntime): Pipelines {
+  const cached = rt.pipelines.get('cosineSimilarity') as Pipelines | undefined;
+  if (cached) return cached;
+  const device = rt.device;
+  const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry =>
+    ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+  const invNormLayout = device.createBindGroupLayout({
+    label: 'merge-kernels:rowInvNorm:layout',
+    entries: [entry(0, 'uniform'), entry(1, 'read-only-storage'), entry(2, 'storage')],
+  });
+  const cosineLayout = device.createBindGroupLayout({
+    label: 'merge-kernels:cosineSimilarity:layout',
+    entries: [entry(0, 'uniform'), entry(1, 'read-only-storage'), entry(2, 'read-only-storage'),
+      entry(3, 'read-only-storage'), entry(4, 'read-only-storage'), entry(5, 'storage')],
+  });
+  const invNorm = device.createComputePipeline({
+    label: 'merge-kernels:rowInvNorm:pipeline',
+    layout: device.createPipelineLayout({ label: 'merge-kernels:rowInvNorm:pipelineLayout', bindGroupLayouts: [invNormLayout] }),
+    compute: { module: device.createShaderModule({ label: 'merge-kernels:rowInvNorm', code: INV_NORM_WGSL }), entryPoint: 'main', constants: { WORKGROUP_SIZE: NORM_WG } },
+  });
+  const cosine = device.createComputePipeline({
+    label: 'merge-kernels:cosineSimilarity:pipeline',
+    layout: device.createPipelineLayout({ label: 'merge-kernels:cosineSimilarity:pipelineLayout', bindGroupLayouts: [cosineLayout] }),
+    compute: { module: device.createShaderModule({ label: 'merge-kernels:cosineSimilarity', code: COSINE_WGSL }), entryPoint: 'main' },
+  });
+  const p = { invNorm, invNormLayout, cosine, cosineLayout };
+  rt.pipelines.set('cosineSimilarity', p);
+  return p;
+}
+
+/** Records the inverse-norm pass for `rows` rows of `x` into `out`; returns buffers to destroy. */
+function encodeInvNorm(rt: GpuRuntime, pass: GPUComputePassEncoder, p: Pipelines, x: GPUBuffer, out: GPUBuffer, rows: number, cols: number): GPUBuffer[] {
+  const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
+  const groups = Math.ceil(rows / NORM_WG);
+  const gx = Math.max(1, Math.min(groups, maxDim));
+  const gy = Math.max(1, Math.ceil(groups / gx));
+  const params = rt.uniform('rowInvNorm:params', new Uint32Array([rows, cols, gx * NORM_WG, 0]));
+  pass.setPipeline(p.invNorm);
+  pass.setBindGroup(0, rt.device.createBindGroup({
+    label: 'merge-kernels:rowInvNorm:bindGroup', layout: p.invNormLayout,
+    entries: [{ binding: 0, resource: { buffer: params } }, { binding: 1, resource: { buffer: x } }, { binding: 2, resource: { buffer: out } }],
+  }));
+  pass.dispatchWorkgroups(gx, gy);
+  return [params];
+}
+
+/** One block that fits the device's binding limits: [batch, m, c] × [batch, n, c] → [batch, m, n]. */
+async function runBlock(rt: GpuRuntime, a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array> {
+  const p = pipelines(rt);
+  const outBytes = batch * m * n * 4;
+  const bufA = rt.storage('cosineSimilarity:a', a.byteLength, a);
+  const bufB = rt.storage('cosineSimilarity:b', b.byteLength, b);
+  const invA = rt.storage('cosineSimilarity:factorsA', batch * m * 8);
+  const invB = rt.storage('cosineSimilarity:factorsB', batch * n * 8);
+  const out = rt.storage('cosineSimilarity:out', outBytes);
+  const temps: GPUBuffer[] = [bufA, bufB, invA, invB, out];
+  try {
+    return await rt.submitAndRead('cosineSimilarity', (encoder) => {
+      const pass = encoder.beginComputePass({ label: 'merge-kernels:cosineSimilarity:pass' });
+      if (batch * m > 0 && c > 0) temps.push(...encodeInvNorm(rt, pass, p, bufA, invA, batch * m, c));
+      if (batch * n > 0 && c > 0) temps.push(...encodeInvNorm(rt, pass, p, bufB, invB, batch * n, c));
+      if (outBytes > 0) {
+        pass.setPipeline(p.cosine);
+        const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
+        for (let first = 0; first < batch; first += maxDim) {
+          const count = Math.min(maxDim, batch - first);
+          const params = rt.uniform('cosineSimilarity:params', new Uint32Array([m, n, c, first]));
+          temps.push(params);
+          pass.setBindGroup(0, rt.device.createBindGroup({
+            label: 'merge-kernels:cosineSimilarity:bindGroup', layout: p.cosineLayout,
+            entries: [params, bufA, bufB, invA, invB, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
+          }));
+          pass.dispatchWorkgroups(Math.ceil(n / TILE), Math.ceil(m / TILE), count);
+        }
+      }
+      pass.end();
+    }, out, outBytes);
+  } finally {
+    for (const buffer of temps) buffer.destroy();
+  }
+}
+
+/** Batched cosine similarity on the GPU, split into blocks that fit the device's limits. */
+export async function cosineSimilarity(rt: GpuRuntime, a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array> {
+  const limit = rt.maxBinding;
+  const fits = (rows: number, cols: number) => rows * cols * 4 <= limit;
+  const maxTiles = rt.limits.maxComputeWorkgroupsPerDimension * TILE;
+  if (fits(batch * m, Math.max(c, 2)) && fits(batch * n, Math.max(c, 2)) && fits(batch * m, n) && m <= maxTiles && n <= maxTiles) {
+    return runBlock(rt, a, b, batch, m, n, c);
+  }
+  // Too large for one binding: one batch item at a time, and rows of A in chunks.
+  if (!fits(n, Math.max(c, 2)) || n > maxTiles || !fits(1, n)) {
+    throw new MergeKernelsError('TOO_LARGE', `webgpu backend: b's rows (${n} × ${c} floats per batch item) exceed this device's storage binding limit of ${limit} bytes; use the wasm backend or a device with larger limits`, 'b');
+  }
+  const rowsPerChunk = Math.min(maxTiles, Math.floor(limit / (4 * Math.max(c, n, 2))));
+  const out = new Float32Array(batch * m * n);
+  for (let t = 0; t < batch; t++) {
+    const bt = b.subarray(t * n * c, (t + 1) * n * c);
+    for (let i0 = 0; i0 < m; i0 += rowsPerChunk) {
+      const rows = Math.min(rowsPerChunk, m - i0);
+      const block = await runBlock(rt, a.subarray((t * m + i0) * c, (t * m + i0 + rows) * c), bt, 1, rows, n, c);
+      out.set(block, (t * m + i0) * n);
+    }
+  }
+  return out;
+}

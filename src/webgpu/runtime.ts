@@ -1,0 +1,149 @@
+// Owns (or borrows) one GPUDevice: acquisition, limits, error scopes, buffer helpers, readback.
+// Pipelines are built once per runtime by each kernel's module and cached in `pipelines`.
+import { MergeKernelsError } from '../errors.ts';
+
+/** Optional features requested when the adapter has them. */
+const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFeatureName, 'timestamp-query'];
+
+/** Why WebGPU is unavailable, or the device it gave. */
+export type DeviceResult = { device: GPUDevice; owned: boolean; keepAlive: unknown[] } | { reason: string };
+
+/**
+ * Gets a device from `gpu` (navigator.gpu, or the npm `webgpu` package's create([]) in Node).
+ * A null adapter and a thrown requestAdapter both mean "no WebGPU" (with the reason).
+ */
+export async function acquireDevice(gpu: GPU | undefined, label: string): Promise<DeviceResult> {
+  if (!gpu) {
+    const hint = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
+      ? ' (in Node, pass { gpu: create([]) } from the npm package "webgpu")'
+      : '';
+    return { reason: `no WebGPU implementation: navigator.gpu is undefined and no "gpu" option was given${hint}` };
+  }
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    return { reason: `requestAdapter() threw: ${(e as Error)?.message ?? e}` };
+  }
+  if (!adapter) return { reason: 'requestAdapter() returned null: no WebGPU adapter (no GPU or Vulkan/Metal/D3D12 driver was found)' };
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f));
+  const al = adapter.limits;
+  // Ask for the adapter's full storage sizes: the defaults (128 MiB bindings) would force
+  // splitting far earlier than the hardware needs.
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: al.maxStorageBufferBindingSize,
+    maxBufferSize: al.maxBufferSize,
+    maxComputeWorkgroupStorageSize: al.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: al.maxComputeInvocationsPerWorkgroup,
+    maxStorageBuffersPerShaderStage: al.maxStorageBuffersPerShaderStage,
+  };
+  try {
+    const device = await adapter.requestDevice({ label, requiredFeatures, requiredLimits });
+    return { device, owned: true, keepAlive: [gpu, adapter] };
+  } catch (e) {
+    return { reason: `requestDevice() failed: ${(e as Error)?.message ?? e}` };
+  }
+}
+
+export class GpuRuntime {
+  readonly device: GPUDevice;
+  readonly limits: GPUSupportedLimits;
+  /** Per-kernel pipeline caches, built on first use (shapes travel in uniforms, so one pipeline serves all shapes). */
+  readonly pipelines = new Map<string, unknown>();
+  private readonly owned: boolean;
+  private lostReason: string | undefined;
+  private disposed = false;
+  // dawn.node (npm "webgpu") tears its instance down when the GPU object is collected, even
+  // while a device made from it is in use: hold the GPU and adapter as long as the device.
+  private keepAlive: unknown[];
+
+  constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = []) {
+    this.device = device;
+    this.owned = owned;
+    this.keepAlive = keepAlive;
+    this.limits = device.limits;
+    device.lost.then((info) => {
+      if (!this.disposed) this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Throws DEVICE_LOST once the device is gone: the context cannot recover it, init() again. */
+  check(): void {
+    if (this.lostReason !== undefined) {
+      throw new MergeKernelsError('DEVICE_LOST', `webgpu backend: the GPU device was lost (${this.lostReason}); create a new context with init()`);
+    }
+  }
+
+  /** Largest byte size one storage binding may have on this device. */
+  get maxBinding(): number {
+    return Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+  }
+
+  storage(label: string, bytes: number, data?: Float32Array | Uint32Array): GPUBuffer {
+    const buffer = this.device.createBuffer({
+      label: `merge-kernels:${label}`,
+      size: Math.max(16, Math.ceil(bytes / 4) * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    if (data && data.byteLength > 0) this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buffer;
+  }
+
+  uniform(label: string, words: Uint32Array): GPUBuffer {
+    const buffer = this.device.createBuffer({
+      label: `merge-kernels:${label}`,
+      size: Math.max(16, Math.ceil(words.byteLength / 16) * 16),
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.device.queue.writeBuffer(buffer, 0, words.buffer, words.byteOffset, words.byteLength);
+    return buffer;
+  }
+
+  /**
+   * Runs `record` inside validation and out-of-memory error scopes, submits, and reads back
+   * `bytes` bytes of `result` into a new Float32Array.
+   */
+  async submitAndRead(label: string, record: (encoder: GPUCommandEncoder) => void, result: GPUBuffer, bytes: number): Promise<Float32Array> {
+    this.check();
+    const device = this.device;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    const staging = device.createBuffer({ label: `merge-kernels:${label}:readback`, size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      let recordError: unknown;
+      try {
+        const encoder = device.createCommandEncoder({ label: `merge-kernels:${label}` });
+        record(encoder);
+        if (bytes > 0) encoder.copyBufferToBuffer(result, 0, staging, 0, bytes);
+        device.queue.submit([encoder.finish()]);
+      } catch (e) {
+        recordError = e;
+      }
+      // Pop both scopes whatever happened, so a failure never leaves them pushed.
+      const validation = await device.popErrorScope();
+      const oom = await device.popErrorScope();
+      if (recordError) throw recordError;
+      const err = validation ?? oom;
+      if (err) throw new MergeKernelsError('GPU_ERROR', `webgpu backend: ${label} failed: ${err.message}`);
+      if (bytes === 0) return new Float32Array(0);
+      try {
+        await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+      } catch (cause) {
+        this.check();
+        throw new MergeKernelsError('GPU_ERROR', `webgpu backend: ${label}: reading the result back failed`, undefined, { cause });
+      }
+      const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      return out;
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.pipelines.clear();
+    if (this.owned) this.device.destroy();
+    this.keepAlive = [];
+  }
+}

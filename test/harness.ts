@@ -1,0 +1,50 @@
+// One harness for every runtime: resolves the backend under test, applies every suite to it,
+// and runs them with uvu. Runtime entries (test/runtimes/*) only supply the GPU and the output.
+import { exec } from 'uvu';
+import { init, MergeKernelsError, type BackendName, type MergeKernels } from 'merge-kernels';
+import cosineSimilarity from './suites/cosine-similarity.ts';
+import context from './suites/context.ts';
+
+export type Runtime = 'node' | 'deno' | 'chromium';
+
+export interface Harness {
+  runtime: Runtime;
+  backend: BackendName;
+  /** The context under test. */
+  mk: MergeKernels;
+  /** The js reference context: the oracle. */
+  ref: MergeKernels;
+  /** What init() needs to reach WebGPU in this runtime. */
+  gpu: GPU | undefined;
+  /** Prints one line to the runner's output. */
+  print(line: string): void;
+}
+
+const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity];
+
+/** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
+export async function run(runtime: Runtime, backend: string, gpu: GPU | undefined, print: (line: string) => void): Promise<number> {
+  if (backend !== 'js' && backend !== 'wasm' && backend !== 'webgpu') {
+    print(`unknown backend ${JSON.stringify(backend)}: expected js, wasm or webgpu`);
+    return 2;
+  }
+  let mk: MergeKernels;
+  try {
+    mk = await init({ backend, gpu });
+  } catch (e) {
+    if (e instanceof MergeKernelsError && e.code === 'BACKEND_UNAVAILABLE') {
+      print(`SKIP-BACKEND: ${e.message}`);
+      return 0;
+    }
+    throw e;
+  }
+  const ref = await init({ backend: 'js' });
+  const g = globalThis as { UVU_QUEUE?: unknown[][] };
+  g.UVU_QUEUE = [[`${runtime} / ${backend}`]];
+  const h: Harness = { runtime, backend, mk, ref, gpu, print };
+  for (const suite of SUITES) suite(h);
+  await exec();
+  mk.dispose();
+  ref.dispose();
+  return 0;
+}

@@ -1,0 +1,68 @@
+// The context API: backend resolution, fallbacks, errors, dispose. Applied to every backend.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { init, MergeKernelsError } from 'merge-kernels';
+import type { Harness } from '../harness.ts';
+import { rejects } from '../util.ts';
+
+/** A WebGPU implementation with no adapter, as on a machine without a GPU driver. */
+const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
+const throwingAdapter = { requestAdapter: async () => { throw new Error('adapter exploded'); } } as unknown as GPU;
+
+export default function (h: Harness) {
+  const test = suite(`context [${h.backend}]`);
+
+  test('init resolves the requested backend', () => {
+    assert.is(h.mk.backend, h.backend);
+    assert.equal(h.mk.fallbackReasons, []);
+    if (h.backend === 'webgpu') assert.ok(h.mk.gpuLimits!.maxStorageBufferBindingSize > 0);
+    else assert.is(h.mk.gpuLimits, undefined);
+  });
+
+  test('init twice with the same options gives two working, independent contexts', async () => {
+    const one = await init({ backend: h.backend, gpu: h.gpu });
+    const two = await init({ backend: h.backend, gpu: h.gpu });
+    const x = { data: new Float32Array([1, 0, 0, 1]), shape: [2, 2] };
+    one.dispose();
+    const r = await two.cosineSimilarity(x, x);
+    assert.equal(Array.from(r.data), [1, 0, 0, 1]);
+    two.dispose();
+  });
+
+  test('an unknown backend is an INVALID_OPTION naming the argument', async () => {
+    const err = await rejects(() => init({ backend: 'cuda' as never }), 'INVALID_OPTION', ["'auto'", 'cuda']);
+    assert.is(err.argument, 'backend');
+    assert.instance(err, MergeKernelsError);
+    assert.instance(err, Error);
+  });
+
+  test('webgpu without an adapter is BACKEND_UNAVAILABLE with the reason', async () => {
+    await rejects(() => init({ backend: 'webgpu', gpu: noAdapter }), 'BACKEND_UNAVAILABLE', ['webgpu', 'returned null']);
+    await rejects(() => init({ backend: 'webgpu', gpu: throwingAdapter }), 'BACKEND_UNAVAILABLE', ['threw', 'adapter exploded']);
+  });
+
+  test('auto falls back to wasm when requestAdapter returns null or throws, and says why', async () => {
+    for (const gpu of [noAdapter, throwingAdapter]) {
+      const mk = await init({ backend: 'auto', gpu });
+      assert.is(mk.backend, 'wasm');
+      assert.is(mk.fallbackReasons.length, 1);
+      assert.match(mk.fallbackReasons[0]!, /^webgpu: /);
+      mk.dispose();
+    }
+  });
+
+  test('wasm bytes that do not compile make the wasm backend unavailable, with the reason', async () => {
+    await rejects(() => init({ backend: 'wasm', wasm: new Uint8Array([0, 97, 115, 109, 9, 9, 9, 9]) }), 'BACKEND_UNAVAILABLE', ['wasm', 'compiled']);
+    await rejects(() => init({ backend: 'wasm', wasm: 'not bytes' as never }), 'INVALID_OPTION', ['wasm']);
+  });
+
+  test('a disposed context throws DISPOSED; dispose is idempotent', async () => {
+    const mk = await init({ backend: h.backend, gpu: h.gpu });
+    mk.dispose();
+    mk.dispose();
+    const x = { data: new Float32Array([1]), shape: [1, 1] };
+    await rejects(() => mk.cosineSimilarity(x, x), 'DISPOSED', ['disposed', h.backend]);
+  });
+
+  test.run();
+}
