@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'DISPOSED'              // the context was disposed
   | 'OUT_OF_MEMORY'         // wasm memory could not grow to the size the call needs
   | 'TOO_LARGE'             // the problem exceeds a hard limit of the backend even after splitting
+  | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule
   | 'GPU_ERROR'             // WebGPU reported a validation or internal error (a bug: please report)
   | 'WASM_ABORT';           // the wasm module aborted (a bug: please report)
 
