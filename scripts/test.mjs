@@ -23,6 +23,8 @@ const RUN_TIMEOUT_MS = 20 * 60 * 1000;
 const hasLibVulkan = (() => { try { return /libvulkan\.so\.1/.test(execFileSync('ldconfig', ['-p'], { encoding: 'utf8' })); } catch { return false; } })();
 
 execFileSync(process.execPath, [r('scripts', 'build.mjs'), '--if-stale'], { stdio: 'inherit' });
+// The tests are type-checked against the sources before they run.
+execFileSync(r('node_modules', '.bin', 'tsc'), ['-p', r('test', 'tsconfig.json')], { stdio: 'inherit' });
 
 // Bundle the test entries against the built package (dist/), as a user would import it.
 const outdir = r('build', 'test');
