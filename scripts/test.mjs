@@ -47,7 +47,7 @@ function tally(runtime, backend, output, exitCode) {
   if (backendSkip) return unavailable(runtime, backend, backendSkip[1]);
   const num = (label) => { const m = text.match(new RegExp(`${label}:\\s+(\\d+)`)); return m ? Number(m[1]) : undefined; };
   const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') ?? 0;
-  const skipLines = [...text.matchAll(/^SKIP: (.*)$/gm)].map((m) => m[1]);
+  const skipLines = [...text.matchAll(/(?:^|\s)SKIP: (.*)$/gm)].map((m) => m[1]);
   for (const s of skipLines) skips.push(`${runtime}/${backend}: ${s}`);
   if (total === undefined || passed === undefined) {
     results.push({ runtime, backend, passed: 0, failed: 1, skipped: 0, note: `no uvu summary (exit ${exitCode})` });

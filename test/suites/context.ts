@@ -3,7 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { init, MergeKernelsError } from 'merge-kernels';
 import type { Harness } from '../harness.ts';
-import { rejects } from '../util.ts';
+import { rejects, skip } from '../util.ts';
 
 /** A WebGPU implementation with no adapter, as on a machine without a GPU driver. */
 const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
@@ -62,6 +62,22 @@ export default function (h: Harness) {
     mk.dispose();
     const x = { data: new Float32Array([1]), shape: [1, 1] };
     await rejects(() => mk.cosineSimilarity(x, x), 'DISPOSED', ['disposed', h.backend]);
+  });
+
+  test('a borrowed device survives dispose(); a lost device makes later calls throw DEVICE_LOST', async () => {
+    if (h.backend !== 'webgpu') return skip(h.print, 'borrowed/lost device', `needs a GPU device; this pass tests the ${h.backend} backend`);
+    const adapter = await h.gpu!.requestAdapter();
+    const device = await adapter!.requestDevice();
+    const x = { data: new Float32Array([3, 4]), shape: [1, 2] };
+    const borrowed = await init({ backend: 'webgpu', device });
+    assert.equal(Array.from((await borrowed.cosineSimilarity(x, x)).data), [1]);
+    borrowed.dispose();
+    const second = await init({ backend: 'webgpu', device });
+    assert.equal(Array.from((await second.cosineSimilarity(x, x)).data), [1], 'the device still works after the first context was disposed');
+    device.destroy();
+    await device.lost;
+    await rejects(() => second.cosineSimilarity(x, x), 'DEVICE_LOST', ['lost', 'init()']);
+    second.dispose();
   });
 
   test.run();
