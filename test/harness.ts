@@ -4,6 +4,7 @@ import { exec } from 'uvu';
 import { init, MergeKernelsError, type BackendName, type MergeKernels } from 'merge-kernels';
 import cosineSimilarity from './suites/cosine-similarity.ts';
 import context from './suites/context.ts';
+import bipartiteSoftMatchingReference from './suites/bipartite-soft-matching.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -20,7 +21,10 @@ export interface Harness {
   print(line: string): void;
 }
 
+/** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity];
+/** Suites that check a reference implementation itself against hand-worked cases: run once per runtime, in the js pass. */
+const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
 export async function run(runtime: Runtime, backend: string, gpu: GPU | undefined, print: (line: string) => void): Promise<number> {
@@ -43,6 +47,7 @@ export async function run(runtime: Runtime, backend: string, gpu: GPU | undefine
   g.UVU_QUEUE = [[`${runtime} / ${backend}`]];
   const h: Harness = { runtime, backend, mk, ref, gpu, print };
   for (const suite of SUITES) suite(h);
+  if (backend === 'js') for (const suite of REFERENCE_SUITES) suite(h);
   await exec();
   mk.dispose();
   ref.dispose();

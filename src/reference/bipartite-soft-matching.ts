@@ -1,0 +1,244 @@
+// Plain TypeScript reference for ToMe's bipartite soft matching: Bolya et al., "Token Merging:
+// Your ViT but Faster", ICLR 2023, §3, with the exact semantics of facebookresearch/ToMe
+// tome/merge.py (bipartite_soft_matching, merge_wavg, merge_source) and tome/utils.py (parse_r),
+// as set out in METHODS.md. Written for clarity: it is the oracle other backends are tested against.
+//
+// Deliberate differences from PyTorch:
+// - Ties have one canonical answer: the best match is the LOWEST B index, and edges are ranked by
+//   a STABLE descending sort (lower A index first). torch's max/argsort may order ties otherwise.
+// - A zero metric row has similarity 0 with everything (cosineSimilarity's rule). ToMe normalises
+//   without an epsilon, so there that row becomes NaN and its ranking is meaningless.
+// - Merged values are accumulated in float64 and rounded once to float32 (torch sums in float32).
+// Inputs are not validated here; that happens once, at the API boundary.
+
+import { cosineSimilarity } from './cosine-similarity.ts';
+
+/** Which tokens merge where: the result of bipartite soft matching. A = even tokens, B = odd tokens. */
+export interface MergePlan {
+  batch: number;
+  /** N, the number of tokens before merging. */
+  tokens: number;
+  /** Tokens removed per batch item: the requested r after clamping. 0 means merge and unmerge are the identity. */
+  r: number;
+  classToken: boolean;
+  distillToken: boolean;
+  /** [batch, |A| - r]: A indices kept, in output order (edge order, or ascending with a class token). With r = 0: every A index, ascending. */
+  unmergedIdx: Int32Array;
+  /** [batch, r]: A indices merged away, best-matching first. */
+  srcIdx: Int32Array;
+  /** [batch, r]: the B index each source merges into. */
+  dstIdx: Int32Array;
+}
+
+export interface MatchOptions {
+  /** Tokens to remove per batch item (a non-negative integer; clamped as ToMe does). */
+  r: number;
+  /** Token 0 is a class token: never merged. */
+  classToken?: boolean;
+  /** Token 1 is a distillation token: never merged into. */
+  distillToken?: boolean;
+}
+
+export type MergeMode = 'mean' | 'sum' | 'amax';
+
+/**
+ * Plans the merge of the `r` most similar (A, B) token pairs of `metric` [batch, tokens, channels].
+ * Each A token proposes its most similar B token (cosine similarity); the r strongest proposals merge.
+ */
+export function bipartiteSoftMatching(
+  metric: Float32Array, batch: number, tokens: number, channels: number, opts: MatchOptions,
+): MergePlan {
+  const classToken = opts.classToken ?? false;
+  const distillToken = opts.distillToken ?? false;
+  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
+
+  // ToMe removes at most half of the unprotected tokens; r <= 0 means "do nothing".
+  const protectedTokens = (classToken ? 1 : 0) + (distillToken ? 1 : 0);
+  const r = Math.max(0, Math.min(opts.r, Math.floor((tokens - protectedTokens) / 2)));
+  const plan: MergePlan = {
+    batch, tokens, r, classToken, distillToken,
+    unmergedIdx: new Int32Array(batch * (nA - r)),
+    srcIdx: new Int32Array(batch * r),
+    dstIdx: new Int32Array(batch * r),
+  };
+  if (r === 0) {
+    // Identity: nothing is merged and the output keeps the original token order.
+    for (let t = 0; t < batch; t++) for (let i = 0; i < nA; i++) plan.unmergedIdx[t * nA + i] = i;
+    return plan;
+  }
+
+  const a = gatherRows(metric, batch, tokens, channels, 0); // even tokens
+  const b = gatherRows(metric, batch, tokens, channels, 1); // odd tokens
+  const scores = cosineSimilarity(a, b, batch, nA, nB, channels); // [batch, nA, nB]
+
+  const nodeMax = new Float64Array(nA);
+  const nodeIdx = new Int32Array(nA);
+  for (let t = 0; t < batch; t++) {
+    // Each A token's best B token. Masked pairs score -Infinity: the class token (A[0]) is never a
+    // source, the distillation token (B[0]) never a destination. Ties go to the lowest B index.
+    for (let i = 0; i < nA; i++) {
+      let best = -Infinity, bestJ = 0;
+      for (let j = 0; j < nB; j++) {
+        const masked = (classToken && i === 0) || (distillToken && j === 0);
+        const s = masked ? -Infinity : scores[(t * nA + i) * nB + j]!;
+        if (j === 0 || s > best) { best = s; bestJ = j; }
+      }
+      nodeMax[i] = best;
+      nodeIdx[i] = bestJ;
+    }
+
+    // Rank A tokens by their best score, descending; equal scores keep the lower A index first.
+    const edge = Array.from({ length: nA }, (_, i) => i)
+      .sort((i, j) => (nodeMax[i] === nodeMax[j] ? i - j : nodeMax[i]! > nodeMax[j]! ? -1 : 1));
+
+    // The r strongest edges merge; the rest stay. With a class token the kept tokens are sorted so
+    // that the class token (A index 0, never a source) comes first in the output.
+    const unm = edge.slice(r);
+    if (classToken) unm.sort((i, j) => i - j);
+    plan.unmergedIdx.set(unm, t * (nA - r));
+    for (let k = 0; k < r; k++) {
+      plan.srcIdx[t * r + k] = edge[k]!;
+      plan.dstIdx[t * r + k] = nodeIdx[edge[k]!]!;
+    }
+  }
+  return plan;
+}
+
+/**
+ * Merges `x` [batch, N, dim] by `plan` → [batch, N - r, dim]: the unmerged A tokens (in
+ * unmergedIdx order), then every B token in order, each reduced with the sources merged into it.
+ * 'mean' counts the destination itself: (dst + Σ src) / (1 + k), as scatter_reduce(include_self).
+ * With a distillation token the order is [unm[0], dst[0], unm[1:], dst[1:]].
+ */
+export function mergeTokens(plan: MergePlan, x: Float32Array, dim: number, mode: MergeMode): Float32Array {
+  return new Float32Array(mergeRows(plan, x, dim, mode));
+}
+
+/**
+ * The inverse of mergeTokens' order: `y` [batch, N - r, dim] → [batch, N, dim], where every token
+ * gets the row it went into (a source gets its destination's row). Unlike ToMe's unmerge this is
+ * also right with a distillation token (tomesd does the same: positions, not the distill bug).
+ */
+export function unmergeTokens(plan: MergePlan, y: Float32Array, dim: number): Float32Array {
+  const { batch, tokens: n, r } = plan;
+  const m = n - r;
+  const rowOf = outputRows(plan);
+  const out = new Float32Array(batch * n * dim);
+  for (let t = 0; t < batch; t++) {
+    for (let tok = 0; tok < n; tok++) {
+      const from = (t * m + rowOf[t * n + tok]!) * dim;
+      out.set(y.subarray(from, from + dim), (t * n + tok) * dim);
+    }
+  }
+  return out;
+}
+
+/**
+ * Size-weighted average merge (ToMe's merge_wavg): x' = merge(x·size, 'sum') / merge(size, 'sum').
+ * `size` [batch, N] is how many original tokens each token stands for (ones if absent).
+ * Returns x' [batch, N - r, dim] and the merged sizes [batch, N - r].
+ */
+export function mergeWavg(
+  plan: MergePlan, x: Float32Array, dim: number, size?: Float32Array,
+): { x: Float32Array; size: Float32Array } {
+  const s = size ?? new Float32Array(plan.batch * plan.tokens).fill(1);
+  const weighted = new Float64Array(x.length); // x·size is exact in float64
+  for (let i = 0; i < x.length; i++) weighted[i] = x[i]! * s[Math.floor(i / dim)]!;
+  const num = mergeRows(plan, weighted, dim, 'sum');
+  const den = mergeRows(plan, s, 1, 'sum');
+  const out = new Float32Array(num.length);
+  for (let i = 0; i < num.length; i++) out[i] = num[i]! / den[Math.floor(i / dim)]!;
+  return { x: out, size: new Float32Array(den) };
+}
+
+/**
+ * Source tracking (ToMe's merge_source): which original tokens each merged token covers.
+ * `source` [batch, N, n0] is 0/1 (the identity [batch, N, N] if absent) → [batch, N - r, n0].
+ */
+export function mergeSource(plan: MergePlan, source?: Float32Array, n0?: number): Float32Array {
+  const { batch, tokens: n } = plan;
+  if (source === undefined) {
+    n0 = n;
+    source = new Float32Array(batch * n * n);
+    for (let t = 0; t < batch; t++) for (let i = 0; i < n; i++) source[(t * n + i) * n + i] = 1;
+  }
+  n0 ??= batch * n > 0 ? source.length / (batch * n) : 0;
+  return mergeTokens(plan, source, n0, 'amax');
+}
+
+/**
+ * ToMe's per-layer schedule (parse_r). A number r → [r] * layers. A 2-element array is the
+ * (r, inflect) pair (Python's tuple): min = int(r·(1 - inflect)), max = 2r - min, then `layers`
+ * values int(min + step·i) with step = (max - min)/(layers - 1). Any other array is a per-layer
+ * list (Python's list), padded with zeros to `layers` and never truncated, as in ToMe.
+ * ToMe divides by zero for (r, inflect) with one layer; here that gives [min].
+ */
+export function parseR(r: number | [number, number] | number[], layers: number): number[] {
+  if (typeof r === 'number') return Array.from({ length: layers }, () => r);
+  if (r.length !== 2) return r.length < layers ? [...r, ...new Array<number>(layers - r.length).fill(0)] : [...r];
+  const [base, inflect] = r as [number, number];
+  const min = Math.trunc(base * (1 - inflect)); // Python int(): toward zero
+  const max = 2 * base - min;
+  const step = layers > 1 ? (max - min) / (layers - 1) : 0;
+  return Array.from({ length: layers }, (_, i) => Math.trunc(min + step * i));
+}
+
+/** Rows parity, parity + 2, … of each batch item of x [batch, tokens, c]: A (parity 0) or B (parity 1). */
+function gatherRows(x: Float32Array, batch: number, tokens: number, c: number, parity: 0 | 1): Float32Array {
+  const rows = Math.floor((tokens + 1 - parity) / 2);
+  const out = new Float32Array(batch * rows * c);
+  for (let t = 0; t < batch; t++) {
+    for (let i = 0; i < rows; i++) {
+      const from = (t * tokens + 2 * i + parity) * c;
+      out.set(x.subarray(from, from + c), (t * rows + i) * c);
+    }
+  }
+  return out;
+}
+
+/**
+ * For every token of every batch item, the row of merge's output it lands in: [batch, N].
+ * merge and unmerge both read this one map, so they cannot disagree about the order.
+ */
+function outputRows(plan: MergePlan): Int32Array {
+  const { batch, tokens: n, r, distillToken } = plan;
+  const rowOf = new Int32Array(batch * n);
+  if (r === 0) {
+    for (let t = 0; t < batch; t++) for (let tok = 0; tok < n; tok++) rowOf[t * n + tok] = tok;
+    return rowOf;
+  }
+  const nA = Math.ceil(n / 2), nB = Math.floor(n / 2), unmLen = nA - r;
+  // Output = cat[unm, dst]; with a distillation token cat[unm[:1], dst[:1], unm[1:], dst[1:]],
+  // which moves only unm[0..] and dst[0]: dst[j >= 1] is at unmLen + j either way.
+  const unmRow = (k: number) => (distillToken && k > 0 ? k + 1 : k);
+  const dstRow = (j: number) => (distillToken && j === 0 ? 1 : unmLen + j);
+  for (let t = 0; t < batch; t++) {
+    const row = rowOf.subarray(t * n, (t + 1) * n);
+    for (let k = 0; k < unmLen; k++) row[2 * plan.unmergedIdx[t * unmLen + k]!] = unmRow(k);
+    for (let j = 0; j < nB; j++) row[2 * j + 1] = dstRow(j);
+    // A source lands where its destination lands.
+    for (let k = 0; k < r; k++) row[2 * plan.srcIdx[t * r + k]!] = dstRow(plan.dstIdx[t * r + k]!);
+  }
+  return rowOf;
+}
+
+/** mergeTokens in float64: reduces each group of tokens sharing an output row. */
+function mergeRows(plan: MergePlan, x: ArrayLike<number>, dim: number, mode: MergeMode): Float64Array {
+  const { batch, tokens: n, r } = plan;
+  const m = n - r;
+  const rowOf = outputRows(plan);
+  const out = new Float64Array(batch * m * dim).fill(mode === 'amax' ? -Infinity : 0);
+  const count = new Int32Array(batch * m);
+  for (let t = 0; t < batch; t++) {
+    for (let tok = 0; tok < n; tok++) {
+      const o = t * m + rowOf[t * n + tok]!;
+      count[o]++;
+      for (let d = 0; d < dim; d++) {
+        const v = x[(t * n + tok) * dim + d]!;
+        out[o * dim + d] = mode === 'amax' ? Math.max(out[o * dim + d]!, v) : out[o * dim + d]! + v;
+      }
+    }
+  }
+  if (mode === 'mean') for (let i = 0; i < out.length; i++) out[i] = out[i]! / count[Math.floor(i / dim)]!;
+  return out;
+}
