@@ -1,6 +1,7 @@
 // The single wasm module: every kernel's exports, plus where free memory starts.
 // The host owns the memory (imported) and places all arrays above heapBase().
 export { l2NormalizeRows, rowDots, cosineSimilarity } from "./cosine-similarity";
+export { bestMatch } from "./best-match";
 export { simdFlopProbe, copyBytes } from "./probe";
 
 /** First byte past the module's static data; the host allocates from here (16-byte aligned). */

@@ -3,6 +3,8 @@
 import { JsBackend, WasmBackend, WebGpuBackend, type Backend, type BackendName } from './backends.ts';
 import { MergeKernelsError, describe } from './errors.ts';
 import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
+import * as tome from './reference/bipartite-soft-matching.ts';
+import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
 import { GpuRuntime, acquireDevice } from './webgpu/runtime.ts';
 
@@ -74,6 +76,52 @@ export class MergeKernels {
     checkFinite('b', tb.data);
     const data = await impl.cosineSimilarity(ta.data, tb.data, batch, m, n, c);
     return { data, shape: batched ? [batch, m, n] : [m, n] };
+  }
+
+  /**
+   * ToMe's bipartite soft matching (Bolya et al. 2023, §3): `metric [B, N, C]` → a plan that
+   * merges the `r` most similar (even, odd) token pairs of each batch item. Each even token's
+   * best odd match is found on this context's backend (fused similarity + running argmax);
+   * ties go to the lowest odd index, and equal best scores rank the lower even index first.
+   */
+  async bipartiteSoftMatching(metric: Tensor, options: BipartiteSoftMatchingOptions): Promise<TokenMergePlan> {
+    const impl = this.#backend;
+    const m = checkTensor('metric', metric, [3]);
+    const { r, classToken, distillToken } = checkMatchingOptions(options);
+    checkFinite('metric', m.data);
+    const [batch, tokens, c] = m.shape as [number, number, number];
+    const rEff = tome.effectiveR(r, tokens, classToken, distillToken);
+    if (rEff === 0) return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r);
+    const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
+    const a = tome.gatherRows(m.data, batch, tokens, c, 0);
+    const b = tome.gatherRows(m.data, batch, tokens, c, 1);
+    const { score, index } = await impl.bestMatch(a, b, batch, nA, nB, c, classToken, distillToken);
+    return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r);
+  }
+
+  /** ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]` (default ones). */
+  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor): { x: Tensor; size: Tensor } {
+    this.#backend;
+    if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
+    const [d] = plan.checkTokens('x', x, plan.tokens);
+    if (size !== undefined) checkSize(plan, size);
+    const out = tome.mergeWavg(plan, x.data, d, size?.data);
+    return { x: { data: out.x, shape: [plan.batch, plan.tokens - plan.r, d] }, size: { data: out.size, shape: [plan.batch, plan.tokens - plan.r, 1] } };
+  }
+
+  /** ToMe's merge_source: which original tokens each merged token holds, `[B, N - r, N0]` (one-hot columns). */
+  mergeSource(plan: TokenMergePlan, source?: Tensor): Tensor {
+    this.#backend;
+    if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
+    let n0 = plan.tokens;
+    if (source !== undefined) {
+      const s = checkTensor('source', source, [3]);
+      if (s.shape[0] !== plan.batch || s.shape[1] !== plan.tokens) {
+        throw new MergeKernelsError('SHAPE_MISMATCH', `source: expected [${plan.batch}, ${plan.tokens}, N0], got [${s.shape.join(', ')}]`, 'source');
+      }
+      n0 = s.shape[2]!;
+    }
+    return { data: tome.mergeSource(plan, source?.data, n0), shape: [plan.batch, plan.tokens - plan.r, n0] };
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

@@ -1,16 +1,26 @@
 // The three backends behind the context. Each implements every kernel with the same signature
 // over validated, flat float32 arrays; shapes and options were checked once, in api.ts.
 import * as ref from './reference/cosine-similarity.ts';
+import * as refMatch from './reference/bipartite-soft-matching.ts';
 import * as wasm from './wasm/cosine-similarity.ts';
+import * as wasmMatch from './wasm/best-match.ts';
 import * as gpu from './webgpu/cosine-similarity.ts';
+import * as gpuMatch from './webgpu/best-match.ts';
 import type { WasmRuntime } from './wasm/runtime.ts';
 import type { GpuRuntime } from './webgpu/runtime.ts';
 
 export type BackendName = 'js' | 'wasm' | 'webgpu';
 
+export interface BestMatch {
+  score: Float32Array;
+  index: Int32Array;
+}
+
 export interface Backend {
   readonly name: BackendName;
   cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array>;
+  /** Each A row's best cosine match in B (score, lowest index on ties); see reference/bipartite-soft-matching.ts. */
+  bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   dispose(): void;
 }
 
@@ -19,6 +29,9 @@ export class JsBackend implements Backend {
   readonly name = 'js' as const;
   async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
     return ref.cosineSimilarity(a, b, batch, m, n, c);
+  }
+  async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   dispose(): void {}
 }
@@ -29,6 +42,9 @@ export class WasmBackend implements Backend {
   constructor(readonly runtime: WasmRuntime) {}
   async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
     return wasm.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+  }
+  async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    return wasmMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   dispose(): void {
     this.runtime.dispose();
@@ -42,6 +58,10 @@ export class WebGpuBackend implements Backend {
   async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
     this.runtime.check();
     return gpu.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+  }
+  async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    this.runtime.check();
+    return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   dispose(): void {
     this.runtime.dispose();

@@ -4,6 +4,7 @@ import { exec } from 'uvu';
 import { init, MergeKernelsError, type BackendName, type MergeKernels } from 'merge-kernels';
 import cosineSimilarity from './suites/cosine-similarity.ts';
 import context from './suites/context.ts';
+import tokenMerging from './suites/token-merging.ts';
 import bipartiteSoftMatchingReference from './suites/bipartite-soft-matching.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
@@ -22,7 +23,7 @@ export interface Harness {
 }
 
 /** Suites applied to every backend. */
-const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity];
+const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging];
 /** Suites that check a reference implementation itself against hand-worked cases: run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference];
 

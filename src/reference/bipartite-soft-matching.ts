@@ -41,20 +41,49 @@ export interface MatchOptions {
 
 export type MergeMode = 'mean' | 'sum' | 'amax';
 
-/**
- * Plans the merge of the `r` most similar (A, B) token pairs of `metric` [batch, tokens, channels].
- * Each A token proposes its most similar B token (cosine similarity); the r strongest proposals merge.
- */
-export function bipartiteSoftMatching(
-  metric: Float32Array, batch: number, tokens: number, channels: number, opts: MatchOptions,
-): MergePlan {
-  const classToken = opts.classToken ?? false;
-  const distillToken = opts.distillToken ?? false;
-  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
-
-  // ToMe removes at most half of the unprotected tokens; r <= 0 means "do nothing".
+/** ToMe's clamp: at most half of the unprotected tokens are removed; r <= 0 means "do nothing". */
+export function effectiveR(r: number, tokens: number, classToken: boolean, distillToken: boolean): number {
   const protectedTokens = (classToken ? 1 : 0) + (distillToken ? 1 : 0);
-  const r = Math.max(0, Math.min(opts.r, Math.floor((tokens - protectedTokens) / 2)));
+  return Math.max(0, Math.min(r, Math.floor((tokens - protectedTokens) / 2)));
+}
+
+/**
+ * Each A token's best B token: `a` [batch, nA, c] against `b` [batch, nB, c] by cosine
+ * similarity. Masked pairs score -Infinity: with maskFirstA the class token (A[0]) is never a
+ * source, with maskFirstB the distillation token (B[0]) never a destination. Ties go to the
+ * lowest B index. This is the step the wasm and webgpu backends implement.
+ */
+export function bestMatch(
+  a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number,
+  maskFirstA: boolean, maskFirstB: boolean,
+): { score: Float32Array; index: Int32Array } {
+  const scores = cosineSimilarity(a, b, batch, nA, nB, c); // [batch, nA, nB]
+  const score = new Float32Array(batch * nA);
+  const index = new Int32Array(batch * nA);
+  for (let t = 0; t < batch; t++) {
+    for (let i = 0; i < nA; i++) {
+      let best = -Infinity, bestJ = 0;
+      for (let j = 0; j < nB; j++) {
+        const masked = (maskFirstA && i === 0) || (maskFirstB && j === 0);
+        const s = masked ? -Infinity : scores[(t * nA + i) * nB + j]!;
+        if (j === 0 || s > best) { best = s; bestJ = j; }
+      }
+      score[t * nA + i] = best;
+      index[t * nA + i] = bestJ;
+    }
+  }
+  return { score, index };
+}
+
+/**
+ * Turns every A token's best match into a plan: the r strongest edges merge. Shared by every
+ * backend, so the ranking (and its tie rule) is the same everywhere.
+ */
+export function planFromMatches(
+  batch: number, tokens: number, r: number, classToken: boolean, distillToken: boolean,
+  score: Float32Array, index: Int32Array,
+): MergePlan {
+  const nA = Math.ceil(tokens / 2);
   const plan: MergePlan = {
     batch, tokens, r, classToken, distillToken,
     unmergedIdx: new Int32Array(batch * (nA - r)),
@@ -66,31 +95,11 @@ export function bipartiteSoftMatching(
     for (let t = 0; t < batch; t++) for (let i = 0; i < nA; i++) plan.unmergedIdx[t * nA + i] = i;
     return plan;
   }
-
-  const a = gatherRows(metric, batch, tokens, channels, 0); // even tokens
-  const b = gatherRows(metric, batch, tokens, channels, 1); // odd tokens
-  const scores = cosineSimilarity(a, b, batch, nA, nB, channels); // [batch, nA, nB]
-
-  const nodeMax = new Float64Array(nA);
-  const nodeIdx = new Int32Array(nA);
   for (let t = 0; t < batch; t++) {
-    // Each A token's best B token. Masked pairs score -Infinity: the class token (A[0]) is never a
-    // source, the distillation token (B[0]) never a destination. Ties go to the lowest B index.
-    for (let i = 0; i < nA; i++) {
-      let best = -Infinity, bestJ = 0;
-      for (let j = 0; j < nB; j++) {
-        const masked = (classToken && i === 0) || (distillToken && j === 0);
-        const s = masked ? -Infinity : scores[(t * nA + i) * nB + j]!;
-        if (j === 0 || s > best) { best = s; bestJ = j; }
-      }
-      nodeMax[i] = best;
-      nodeIdx[i] = bestJ;
-    }
-
+    const nodeMax = score.subarray(t * nA, (t + 1) * nA);
     // Rank A tokens by their best score, descending; equal scores keep the lower A index first.
     const edge = Array.from({ length: nA }, (_, i) => i)
       .sort((i, j) => (nodeMax[i] === nodeMax[j] ? i - j : nodeMax[i]! > nodeMax[j]! ? -1 : 1));
-
     // The r strongest edges merge; the rest stay. With a class token the kept tokens are sorted so
     // that the class token (A index 0, never a source) comes first in the output.
     const unm = edge.slice(r);
@@ -98,10 +107,28 @@ export function bipartiteSoftMatching(
     plan.unmergedIdx.set(unm, t * (nA - r));
     for (let k = 0; k < r; k++) {
       plan.srcIdx[t * r + k] = edge[k]!;
-      plan.dstIdx[t * r + k] = nodeIdx[edge[k]!]!;
+      plan.dstIdx[t * r + k] = index[t * nA + edge[k]!]!;
     }
   }
   return plan;
+}
+
+/**
+ * Plans the merge of the `r` most similar (A, B) token pairs of `metric` [batch, tokens, channels].
+ * Each A token proposes its most similar B token (cosine similarity); the r strongest proposals merge.
+ */
+export function bipartiteSoftMatching(
+  metric: Float32Array, batch: number, tokens: number, channels: number, opts: MatchOptions,
+): MergePlan {
+  const classToken = opts.classToken ?? false;
+  const distillToken = opts.distillToken ?? false;
+  const r = effectiveR(opts.r, tokens, classToken, distillToken);
+  if (r === 0) return planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0));
+  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
+  const a = gatherRows(metric, batch, tokens, channels, 0); // even tokens
+  const b = gatherRows(metric, batch, tokens, channels, 1); // odd tokens
+  const { score, index } = bestMatch(a, b, batch, nA, nB, channels, classToken, distillToken);
+  return planFromMatches(batch, tokens, r, classToken, distillToken, score, index);
 }
 
 /**
@@ -184,7 +211,7 @@ export function parseR(r: number | [number, number] | number[], layers: number):
 }
 
 /** Rows parity, parity + 2, … of each batch item of x [batch, tokens, c]: A (parity 0) or B (parity 1). */
-function gatherRows(x: Float32Array, batch: number, tokens: number, c: number, parity: 0 | 1): Float32Array {
+export function gatherRows(x: Float32Array, batch: number, tokens: number, c: number, parity: 0 | 1): Float32Array {
   const rows = Math.floor((tokens + 1 - parity) / 2);
   const out = new Float32Array(batch * rows * c);
   for (let t = 0; t < batch; t++) {

@@ -9,6 +9,7 @@ export interface KernelExports {
   l2NormalizeRows(x: number, rows: number, cols: number): void;
   rowDots(a: number, b: number, out: number, m: number, n: number, c: number): void;
   cosineSimilarity(a: number, b: number, out: number, batch: number, m: number, n: number, c: number): void;
+  bestMatch(a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, nA: number, nB: number, c: number, maskFirstA: number, maskFirstB: number): void;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
 }
@@ -80,6 +81,11 @@ export class WasmRuntime {
   /** Copies `length` floats at `ptr` out of wasm memory. */
   take(ptr: number, length: number): Float32Array {
     return this.f32(ptr, length).slice();
+  }
+
+  /** Copies `length` int32 values at `ptr` out of wasm memory. */
+  takeI32(ptr: number, length: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, length).slice();
   }
 
   dispose(): void {

@@ -8,14 +8,14 @@ import type { GpuRuntime } from './runtime.ts';
 const TILE = 64;          // output tile edge of cosine-similarity.wgsl
 const NORM_WG = 64;       // workgroup size of row-inv-norm.wgsl
 
-interface Pipelines {
+export interface Pipelines {
   invNorm: GPUComputePipeline;
   invNormLayout: GPUBindGroupLayout;
   cosine: GPUComputePipeline;
   cosineLayout: GPUBindGroupLayout;
 }
 
-function pipelines(rt: GpuRuntime): Pipelines {
+export function pipelines(rt: GpuRuntime): Pipelines {
   const cached = rt.pipelines.get('cosineSimilarity') as Pipelines | undefined;
   if (cached) return cached;
   const device = rt.device;
@@ -46,7 +46,7 @@ function pipelines(rt: GpuRuntime): Pipelines {
 }
 
 /** Records the inverse-norm pass for `rows` rows of `x` into `out`; returns buffers to destroy. */
-function encodeInvNorm(rt: GpuRuntime, pass: GPUComputePassEncoder, p: Pipelines, x: GPUBuffer, out: GPUBuffer, rows: number, cols: number): GPUBuffer[] {
+export function encodeInvNorm(rt: GpuRuntime, pass: GPUComputePassEncoder, p: Pipelines, x: GPUBuffer, out: GPUBuffer, rows: number, cols: number): GPUBuffer[] {
   const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
   const groups = Math.ceil(rows / NORM_WG);
   const gx = Math.max(1, Math.min(groups, maxDim));

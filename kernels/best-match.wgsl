@@ -1,0 +1,146 @@
+// Best match per A token for bipartite soft matching (ToMe, Bolya et al. 2023, §3, step 3):
+// bestScore[t, i] = max_j â[t, i] · b̂[t, j] and bestIdx[t, i] = the lowest j attaining it.
+// Fused with the similarity: a 16×16 workgroup owns 64 rows of A, walks all of B in 64-column
+// tiles (staged in workgroup memory like cosine-similarity.wgsl), keeps a running best per row
+// in registers, then reduces across its 16 column-threads. No |A| × |B| matrix is stored.
+// Masked entries and empty rows use the sentinel -2 (below any cosine); the host maps it to -∞.
+
+struct Params {
+  nA: u32,
+  nB: u32,
+  c: u32,
+  batchOffset: u32,
+  maskFirstA: u32, // 1: A row 0 is never a source (class token)
+  maskFirstB: u32, // 1: B row 0 is never a destination (distillation token)
+  total: u32,      // batch · nA: where the indices start in `out`
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> factorsA: array<vec2f>; // (peak, rnorm) per row of a
+@group(0) @binding(4) var<storage, read> factorsB: array<vec2f>;
+// [0, total): best scores as f32 bits; [total, 2·total): best indices. (Scores are bitcast rather
+// than indices, since a small integer's bits read as f32 are subnormal and may be flushed.)
+@group(0) @binding(5) var<storage, read_write> out: array<u32>;
+
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+const NONE: f32 = -2.0;
+
+var<workgroup> tileA: array<array<f32, 64>, 16>; // [k][row]
+var<workgroup> tileB: array<array<f32, 64>, 16>; // [k][col]
+var<workgroup> partScore: array<array<f32, 16>, 64>; // [row][column-thread]
+var<workgroup> partIdx: array<array<u32, 16>, 64>;
+
+fn normalized(v: f32, f: vec2f) -> f32 {
+  return select(0.0, (v / f.x) * f.y, f.x > 0.0);
+}
+
+@compute @workgroup_size(16, 16)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let t = wg.z + params.batchOffset;
+  let rowBase = wg.y * TILE;
+  let aOff = t * params.nA;
+  let bOff = t * params.nB;
+
+  var best: array<f32, 4>;
+  var bestJ: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    best[i] = NONE;
+    bestJ[i] = 0u;
+  }
+
+  for (var colBase = 0u; colBase < params.nB; colBase += TILE) {
+    // Zeroed explicitly each tile: a declaration inside a loop was seen to keep the previous
+    // iteration's values on SwiftShader, although WGSL zero-initialises it.
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      for (var j = 0u; j < 4u; j++) {
+        acc[i][j] = 0.0;
+      }
+    }
+    for (var k0 = 0u; k0 < params.c; k0 += TK) {
+      for (var q = 0u; q < 4u; q++) {
+        let idx = li + q * 256u;
+        let r = idx / TK;
+        let k = idx % TK;
+        let gk = k0 + k;
+        let ga = rowBase + r;
+        var va = 0.0;
+        if (ga < params.nA && gk < params.c) {
+          va = normalized(a[(aOff + ga) * params.c + gk], factorsA[aOff + ga]);
+        }
+        tileA[k][r] = va;
+        let gb = colBase + r;
+        var vb = 0.0;
+        if (gb < params.nB && gk < params.c) {
+          vb = normalized(b[(bOff + gb) * params.c + gk], factorsB[bOff + gb]);
+        }
+        tileB[k][r] = vb;
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < TK; k++) {
+        var ra: array<f32, 4>;
+        var rb: array<f32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+          ra[i] = tileA[k][lid.y * 4u + i];
+          rb[i] = tileB[k][lid.x * 4u + i];
+        }
+        for (var i = 0u; i < 4u; i++) {
+          for (var j = 0u; j < 4u; j++) {
+            acc[i][j] = fma(ra[i], rb[j], acc[i][j]);
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+    // This thread sees its columns in increasing order: strictly greater keeps the lowest index.
+    for (var j = 0u; j < 4u; j++) {
+      let gj = colBase + lid.x * 4u + j;
+      let valid = gj < params.nB && !(params.maskFirstB == 1u && gj == 0u);
+      for (var i = 0u; i < 4u; i++) {
+        if (valid && acc[i][j] > best[i]) {
+          best[i] = acc[i][j];
+          bestJ[i] = gj;
+        }
+      }
+    }
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    partScore[lid.y * 4u + i][lid.x] = best[i];
+    partIdx[lid.y * 4u + i][lid.x] = bestJ[i];
+  }
+  workgroupBarrier();
+  if (lid.x == 0u) {
+    for (var i = 0u; i < 4u; i++) {
+      let row = lid.y * 4u + i;
+      let gi = rowBase + row;
+      if (gi >= params.nA) {
+        break;
+      }
+      var s = NONE;
+      var j = 0u;
+      for (var x = 0u; x < 16u; x++) {
+        let ps = partScore[row][x];
+        let pj = partIdx[row][x];
+        if (ps > s || (ps == s && ps > NONE && pj < j)) {
+          s = ps;
+          j = pj;
+        }
+      }
+      if (params.maskFirstA == 1u && gi == 0u) {
+        s = NONE;
+        j = 0u;
+      }
+      out[aOff + gi] = bitcast<u32>(s);
+      out[params.total + aOff + gi] = j;
+    }
+  }
+}

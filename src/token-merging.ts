@@ -1,0 +1,96 @@
+// Token merging's public surface: the merge plan returned by mk.bipartiteSoftMatching and the
+// checks of its arguments. The scoring step (each A token's best B match) runs on the context's
+// backend; ranking, merge and unmerge follow the reference in src/reference/bipartite-soft-matching.ts.
+import { MergeKernelsError, describe } from './errors.ts';
+import * as ref from './reference/bipartite-soft-matching.ts';
+import { checkTensor, type Tensor } from './tensor.ts';
+
+export type MergeMode = ref.MergeMode;
+const MODES: readonly MergeMode[] = ['mean', 'sum', 'amax'];
+
+export interface BipartiteSoftMatchingOptions {
+  /** Tokens to remove per batch item: a non-negative integer, clamped to (N - protected) / 2 as ToMe does. */
+  r: number;
+  /** Token 0 is a class token: never merged, and the kept A tokens come out in position order. */
+  classToken?: boolean;
+  /** Token 1 is a distillation token: never merged into. */
+  distillToken?: boolean;
+}
+
+/**
+ * Which tokens merge where (ToMe's merge/unmerge pair). Holds O(B·N) integers: the plan never
+ * stores the N/2 × N/2 similarity matrix. Indices follow the reference: `unmergedIdx` and
+ * `srcIdx` index set A (even tokens), `dstIdx` set B (odd tokens).
+ */
+export class TokenMergePlan implements ref.MergePlan {
+  readonly batch: number;
+  readonly tokens: number;
+  /** The effective r (after clamping): each batch item loses exactly this many tokens. */
+  readonly r: number;
+  readonly requestedR: number;
+  readonly classToken: boolean;
+  readonly distillToken: boolean;
+  readonly unmergedIdx: Int32Array;
+  readonly srcIdx: Int32Array;
+  readonly dstIdx: Int32Array;
+
+  /** @internal built by mk.bipartiteSoftMatching */
+  constructor(plan: ref.MergePlan, requestedR: number) {
+    this.batch = plan.batch;
+    this.tokens = plan.tokens;
+    this.r = plan.r;
+    this.requestedR = requestedR;
+    this.classToken = plan.classToken;
+    this.distillToken = plan.distillToken;
+    this.unmergedIdx = plan.unmergedIdx;
+    this.srcIdx = plan.srcIdx;
+    this.dstIdx = plan.dstIdx;
+  }
+
+  /** `x [B, N, D]` → `[B, N - r, D]`: kept A tokens, then all B tokens with their sources reduced in. */
+  merge(x: Tensor, options: { mode?: MergeMode } = {}): Tensor {
+    const mode = options.mode ?? 'mean';
+    if (!MODES.includes(mode)) throw new MergeKernelsError('INVALID_OPTION', `mode: expected 'mean', 'sum' or 'amax', got ${describe(mode)}`, 'mode');
+    const [d] = this.checkTokens('x', x, this.tokens);
+    return { data: ref.mergeTokens(this, x.data, d, mode), shape: [this.batch, this.tokens - this.r, d] };
+  }
+
+  /** `y [B, N - r, D]` → `[B, N, D]`: every source position gets the row of the token it merged into. */
+  unmerge(y: Tensor): Tensor {
+    const [d] = this.checkTokens('y', y, this.tokens - this.r);
+    return { data: ref.unmergeTokens(this, y.data, d), shape: [this.batch, this.tokens, d] };
+  }
+
+  /** @internal checks a [B, n, D] tensor against the plan; returns [D]. */
+  checkTokens(name: string, t: Tensor, n: number): [number] {
+    const x = checkTensor(name, t, [3]);
+    const [b, tokens, d] = x.shape as [number, number, number];
+    if (b !== this.batch || tokens !== n) {
+      throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected [${this.batch}, ${n}, D] to match the plan (B = ${this.batch}, N = ${this.tokens}, r = ${this.r}), got [${x.shape.join(', ')}]`, name);
+    }
+    return [d];
+  }
+}
+
+/** Validates bipartiteSoftMatching's options; returns them complete. */
+export function checkMatchingOptions(options: unknown): Required<BipartiteSoftMatchingOptions> {
+  if (options === null || typeof options !== 'object') {
+    throw new MergeKernelsError('INVALID_OPTION', `options: expected { r, classToken?, distillToken? }, got ${describe(options)}`, 'options');
+  }
+  const { r, classToken = false, distillToken = false } = options as BipartiteSoftMatchingOptions;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 0) {
+    throw new MergeKernelsError('INVALID_OPTION', `r: expected a non-negative integer (tokens to remove per batch item), got ${describe(r)}`, 'r');
+  }
+  for (const [name, v] of [['classToken', classToken], ['distillToken', distillToken]] as const) {
+    if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected a boolean, got ${describe(v)}`, name);
+  }
+  return { r, classToken, distillToken };
+}
+
+/** Validates `size` [B, N, 1] for mergeWavg. */
+export function checkSize(plan: TokenMergePlan, size: Tensor): void {
+  const s = checkTensor('size', size, [3]);
+  if (s.shape[0] !== plan.batch || s.shape[1] !== plan.tokens || s.shape[2] !== 1) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `size: expected [${plan.batch}, ${plan.tokens}, 1] (one size per token), got [${s.shape.join(', ')}]`, 'size');
+  }
+}

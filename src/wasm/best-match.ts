@@ -1,0 +1,16 @@
+import type { WasmRuntime } from './runtime.ts';
+
+/** Thin wrapper over assembly/best-match.ts: copy in, run, copy out. */
+export function bestMatch(
+  rt: WasmRuntime, a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number,
+  maskFirstA: boolean, maskFirstB: boolean,
+): { score: Float32Array; index: Int32Array } {
+  rt.reset();
+  const pa = rt.put(a, 'the A tokens');
+  const pb = rt.put(b, 'the B tokens');
+  const scratch = rt.alloc(16 * nB * 4, 'a block of scores');
+  const ps = rt.alloc(batch * nA * 4, 'best scores');
+  const pi = rt.alloc(batch * nA * 4, 'best indices');
+  rt.exports.bestMatch(pa, pb, scratch, ps, pi, batch, nA, nB, c, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0);
+  return { score: rt.take(ps, batch * nA), index: rt.takeI32(pi, batch * nA) };
+}

@@ -1,0 +1,71 @@
+// WebGPU best match per A token: kernels/row-inv-norm.wgsl (shared with cosine similarity),
+// then the fused kernels/best-match.wgsl. Memory: a, b, their norm factors and 2 words per A row.
+import { MergeKernelsError } from '../errors.ts';
+import { bestMatch as BEST_MATCH_WGSL } from '../gen/wgsl.ts';
+import { encodeInvNorm, pipelines } from './cosine-similarity.ts';
+import type { GpuRuntime } from './runtime.ts';
+
+const TILE = 64;
+const NONE = -2; // the kernel's "no match" score
+
+function bestMatchPipeline(rt: GpuRuntime): GPUComputePipeline {
+  const cached = rt.pipelines.get('bestMatch') as GPUComputePipeline | undefined;
+  if (cached) return cached;
+  // Same bindings as cosine similarity (params, a, b, factorsA, factorsB, out): one layout.
+  const { cosineLayout } = pipelines(rt);
+  const pipeline = rt.device.createComputePipeline({
+    label: 'merge-kernels:bestMatch:pipeline',
+    layout: rt.device.createPipelineLayout({ label: 'merge-kernels:bestMatch:pipelineLayout', bindGroupLayouts: [cosineLayout] }),
+    compute: { module: rt.device.createShaderModule({ label: 'merge-kernels:bestMatch', code: BEST_MATCH_WGSL }), entryPoint: 'main' },
+  });
+  rt.pipelines.set('bestMatch', pipeline);
+  return pipeline;
+}
+
+export async function bestMatch(
+  rt: GpuRuntime, a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number,
+  maskFirstA: boolean, maskFirstB: boolean,
+): Promise<{ score: Float32Array; index: Int32Array }> {
+  const total = batch * nA;
+  for (const [name, bytes] of [['metric (set A)', a.byteLength], ['metric (set B)', b.byteLength], ['the best-match result', total * 8]] as const) {
+    if (bytes > rt.maxBinding) {
+      throw new MergeKernelsError('TOO_LARGE', `webgpu backend: ${name} needs ${bytes} bytes, over this device's storage binding limit of ${rt.maxBinding} bytes; use the wasm backend or split the batch`, 'metric');
+    }
+  }
+  const p = pipelines(rt);
+  const pipeline = bestMatchPipeline(rt);
+  const bufA = rt.storage('bestMatch:a', a.byteLength, a);
+  const bufB = rt.storage('bestMatch:b', b.byteLength, b);
+  const facA = rt.storage('bestMatch:factorsA', batch * nA * 8);
+  const facB = rt.storage('bestMatch:factorsB', batch * nB * 8);
+  const out = rt.storage('bestMatch:out', total * 8);
+  const temps: GPUBuffer[] = [bufA, bufB, facA, facB, out];
+  try {
+    const words = await rt.submitAndRead('bestMatch', (encoder) => {
+      const pass = encoder.beginComputePass({ label: 'merge-kernels:bestMatch:pass' });
+      if (c > 0) {
+        temps.push(...encodeInvNorm(rt, pass, p, bufA, facA, batch * nA, c));
+        temps.push(...encodeInvNorm(rt, pass, p, bufB, facB, batch * nB, c));
+      }
+      pass.setPipeline(pipeline);
+      const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
+      for (let first = 0; first < batch; first += maxDim) {
+        const count = Math.min(maxDim, batch - first);
+        const params = rt.uniform('bestMatch:params', new Uint32Array([nA, nB, c, first, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0, total, 0]));
+        temps.push(params);
+        pass.setBindGroup(0, rt.device.createBindGroup({
+          label: 'merge-kernels:bestMatch:bindGroup', layout: p.cosineLayout,
+          entries: [params, bufA, bufB, facA, facB, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }));
+        pass.dispatchWorkgroups(1, Math.ceil(nA / TILE), count);
+      }
+      pass.end();
+    }, out, total * 8);
+    const score = words.slice(0, total);
+    for (let i = 0; i < total; i++) if (score[i]! <= NONE) score[i] = -Infinity;
+    const index = new Int32Array(words.buffer, words.byteOffset + total * 4, total).slice();
+    return { score, index };
+  } finally {
+    for (const buffer of temps) buffer.destroy();
+  }
+}
