@@ -10,3 +10,11 @@ export type { ErrorCode } from './errors.ts';
 export type { Tensor } from './tensor.ts';
 export { numel } from './tensor.ts';
 export * as reference from './reference/index.ts';
+export {
+  parseSafetensorsHeader, parseSafetensorsHeaderFromBlob, readSafetensors, writeSafetensors,
+  decodeToFloat32, encodeFromFloat32, parseShardIndex, safetensorsViolation, dtypeSize, MAX_HEADER_LENGTH,
+} from './safetensors.ts';
+export type {
+  SafetensorsViolation, SafetensorsErrorInfo, SafetensorsDtype, DecodableDtype, SafetensorsTensorInfo,
+  SafetensorsHeader, SafetensorsTensor, SafetensorsTensorInput, ShardIndex,
+} from './safetensors.ts';

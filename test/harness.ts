@@ -5,6 +5,7 @@ import { init, MergeKernelsError, type BackendName, type MergeKernels } from 'me
 import cosineSimilarity from './suites/cosine-similarity.ts';
 import context from './suites/context.ts';
 import tokenMerging from './suites/token-merging.ts';
+import safetensors from './suites/safetensors.ts';
 import bipartiteSoftMatchingReference from './suites/bipartite-soft-matching.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
@@ -24,8 +25,8 @@ export interface Harness {
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging];
-/** Suites that check a reference implementation itself against hand-worked cases: run once per runtime, in the js pass. */
-const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference];
+/** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
+const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference, safetensors];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
 export async function run(runtime: Runtime, backend: string, gpu: GPU | undefined, print: (line: string) => void): Promise<number> {
