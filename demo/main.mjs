@@ -1,5 +1,5 @@
 // npm start: a demo of every kernel merge-kernels has, on data it generates.
-// Today: cosineSimilarity, the scoring step of token merging (ToMe) and KV-cache clustering.
+// Today: cosineSimilarity and ToMe's bipartite soft matching (token merging).
 import { init, reference } from '../dist/index.js';
 
 /** A 224×224 RGB picture made of a sky gradient, a sun, a house and grass; values in [0, 1]. */
@@ -86,6 +86,34 @@ for (const backend of ['auto', 'webgpu', 'wasm', 'js']) {
       if (sim.data[i * nB + j] > 0.99) merged++;
     }
     console.log(`       ${merged} of ${nA} A tokens have a B token with similarity > 0.99 (flat sky, grass and wall patches): what token merging would merge first`);
+  }
+  mk.dispose();
+}
+
+// ── Token merging (ToMe): four merge steps of r = 24 on the picture's patch tokens ──
+{
+  const mk = await init({ backend: 'auto', gpu });
+  console.log(`\ntoken merging (ToMe bipartite soft matching, backend ${mk.backend}): patch tokens as the metric, r = 24 per step`);
+  let x = { data: picture.data, shape: [1, tokens, dim] };
+  let size, source;
+  for (let step = 1; step <= 4; step++) {
+    const plan = await mk.bipartiteSoftMatching(x, { r: 24 });
+    source = mk.mergeSource(plan, source);
+    ({ x, size } = mk.mergeWavg(plan, x, size));
+    const sizes = Array.from(size.data).sort((a, b) => b - a);
+    console.log(`  step ${step}: ${plan.tokens} → ${x.shape[1]} tokens (largest merged tokens hold ${sizes.slice(0, 3).join(', ')} patches)`);
+  }
+  // Which merged token holds each original patch: one letter per token of 3+ patches, '.' for the rest.
+  const n = x.shape[1];
+  const owner = new Int32Array(tokens);
+  for (let i = 0; i < n; i++) for (let j = 0; j < tokens; j++) if (source.data[i * tokens + j] === 1) owner[j] = i;
+  const big = [...new Set(owner)].filter((i) => size.data[i] >= 3).sort((a, b) => size.data[b] - size.data[a]);
+  const letter = new Map(big.map((i, k) => [i, k < 26 ? String.fromCharCode(65 + k) : String.fromCharCode(97 + ((k - 26) % 26))]));
+  console.log(`  which patches merged (${grid}×${grid}; letters = merged tokens of 3+ patches, largest first):`);
+  for (let y = 0; y < grid; y++) {
+    let row = '    ';
+    for (let xx = 0; xx < grid; xx++) row += (letter.get(owner[y * grid + xx]) ?? '.') + ' ';
+    console.log(row);
   }
   mk.dispose();
 }
