@@ -101,7 +101,7 @@ export class MergeKernels {
 
   /** ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]` (default ones). */
   mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor): { x: Tensor; size: Tensor } {
-    this.#backend;
+    this.#backend; // throws DISPOSED after dispose(), like every other method
     if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
     const [d] = plan.checkTokens('x', x, plan.tokens);
     if (size !== undefined) checkSize(plan, size);
@@ -111,7 +111,7 @@ export class MergeKernels {
 
   /** ToMe's merge_source: which original tokens each merged token holds, `[B, N - r, N0]` (one-hot columns). */
   mergeSource(plan: TokenMergePlan, source?: Tensor): Tensor {
-    this.#backend;
+    this.#backend; // throws DISPOSED after dispose(), like every other method
     if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
     let n0 = plan.tokens;
     if (source !== undefined) {
