@@ -2,6 +2,8 @@
 // over validated, flat float32 arrays; shapes and options were checked once, in api.ts.
 import * as ref from './reference/cosine-similarity.ts';
 import * as refMatch from './reference/bipartite-soft-matching.ts';
+import * as refMerge from './reference/merge-primitives.ts';
+import type { TiesMergeOptions } from './reference/merge-primitives.ts';
 import * as wasm from './wasm/cosine-similarity.ts';
 import * as wasmMatch from './wasm/best-match.ts';
 import * as gpu from './webgpu/cosine-similarity.ts';
@@ -21,6 +23,11 @@ export interface Backend {
   cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array>;
   /** Each A row's best cosine match in B (score, lowest index on ties); see reference/bipartite-soft-matching.ts. */
   bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
+  // Model-merging primitives over one chunk of a tensor; see reference/merge-primitives.ts.
+  absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): Promise<void>;
+  tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<void>;
+  dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]>;
+  findNonFinite(x: Float32Array): Promise<number>;
   dispose(): void;
 }
 
@@ -32,6 +39,18 @@ export class JsBackend implements Backend {
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
+    refMerge.absHistogram(x, hist, level, prefix);
+  }
+  async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
+    refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+  }
+  async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
+    return refMerge.dropAndRescale(x, offset, key, p, scale, out);
+  }
+  async findNonFinite(x: Float32Array) {
+    return refMerge.findNonFinite(x);
   }
   dispose(): void {}
 }
@@ -45,6 +64,19 @@ export class WasmBackend implements Backend {
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return wasmMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  // TODO(kernels): wasm/WebGPU primitives; until then the reference runs here.
+  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
+    refMerge.absHistogram(x, hist, level, prefix);
+  }
+  async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
+    refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+  }
+  async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
+    return refMerge.dropAndRescale(x, offset, key, p, scale, out);
+  }
+  async findNonFinite(x: Float32Array) {
+    return refMerge.findNonFinite(x);
   }
   dispose(): void {
     this.runtime.dispose();
@@ -62,6 +94,19 @@ export class WebGpuBackend implements Backend {
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     this.runtime.check();
     return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  // TODO(kernels): wasm/WebGPU primitives; until then the reference runs here.
+  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
+    refMerge.absHistogram(x, hist, level, prefix);
+  }
+  async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
+    refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+  }
+  async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
+    return refMerge.dropAndRescale(x, offset, key, p, scale, out);
+  }
+  async findNonFinite(x: Float32Array) {
+    return refMerge.findNonFinite(x);
   }
   dispose(): void {
     this.runtime.dispose();
