@@ -5,6 +5,7 @@ import { MergeKernelsError, describe } from './errors.ts';
 import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
 import * as tome from './reference/bipartite-soft-matching.ts';
 import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
+import { MergePrimitives } from './merging/primitives.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
 import { GpuRuntime, acquireDevice } from './webgpu/runtime.ts';
 
@@ -44,6 +45,9 @@ export class MergeKernels {
     if (!this.#impl) throw new MergeKernelsError('DISPOSED', `this merge-kernels context (${this.backend}) was disposed; create a new one with init()`);
     return this.#impl;
   }
+
+  /** The streaming model-merging primitives on this context's backend (see src/reference/merge-primitives.ts). */
+  readonly primitives = new MergePrimitives(() => this.#backend);
 
   /** The GPU device's limits when the backend is webgpu, else undefined. */
   get gpuLimits(): GPUSupportedLimits | undefined {

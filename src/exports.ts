@@ -18,3 +18,6 @@ export type {
   SafetensorsViolation, SafetensorsErrorInfo, SafetensorsDtype, DecodableDtype, SafetensorsTensorInfo,
   SafetensorsHeader, SafetensorsTensor, SafetensorsTensorInput, ShardIndex,
 } from './safetensors.ts';
+export { MergePrimitives } from './merging/primitives.ts';
+export type { TiesMergeOptions } from './merging/primitives.ts';
+export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, TensorParams, Chunk, ParamValue } from './merging/types.ts';

@@ -2,3 +2,4 @@
 export { cosineSimilarity } from './cosine-similarity.ts';
 export { bipartiteSoftMatching, mergeTokens, unmergeTokens, mergeWavg, mergeSource, parseR } from './bipartite-soft-matching.ts';
 export type { MergePlan, MatchOptions, MergeMode } from './bipartite-soft-matching.ts';
+export * as mergePrimitives from './merge-primitives.ts';

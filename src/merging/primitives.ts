@@ -1,0 +1,115 @@
+// mk.primitives: the streaming building blocks of every model-merging method, on the context's
+// backend, for users who write their own methods (and for the tests of each backend). Arguments
+// are checked here, once; the semantics are those of src/reference/merge-primitives.ts.
+import type { Backend } from '../backends.ts';
+import { MergeKernelsError, describe } from '../errors.ts';
+import { LEVEL0_BINS, LEVEL1_BINS, type TiesMergeOptions } from '../reference/merge-primitives.ts';
+
+export type { TiesMergeOptions };
+
+const VOTES = ['sum', 'count', 'none'] as const;
+const MERGES = ['sum', 'mean', 'normalize', 'max'] as const;
+const OUTPUTS = ['merged', 'sign'] as const;
+
+function f32(name: string, v: unknown, length?: number): Float32Array {
+  if (!(v instanceof Float32Array)) throw new MergeKernelsError('INVALID_TYPE', `${name}: expected a Float32Array, got ${describe(v)}`, name);
+  if (length !== undefined && v.length !== length) throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected ${length} values, got ${v.length}`, name);
+  return v;
+}
+
+function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) throw new MergeKernelsError('INVALID_OPTION', `${name}: expected ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(v)}`, name);
+  return v as T;
+}
+
+function integer(name: string, v: unknown, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected an integer in [${lo}, ${hi}], got ${describe(v)}`, name);
+  }
+  return v;
+}
+
+export class MergePrimitives {
+  readonly #backend: () => Backend;
+
+  /** @internal via mk.primitives */
+  constructor(backend: () => Backend) {
+    this.#backend = backend;
+  }
+
+  /**
+   * Accumulates the radix-select histogram of |x| into `hist`: level 0 has 65536 bins (the top
+   * 16 bits of |x|'s float bits; bins ≥ 0xff00 count ±Inf/NaN), level 1 has 32768 bins (the low
+   * 15 bits) for the entries whose level-0 bin is `prefix`.
+   */
+  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix = 0): Promise<void> {
+    const backend = this.#backend();
+    f32('x', x);
+    if (level !== 0 && level !== 1) throw new MergeKernelsError('INVALID_OPTION', `level: expected 0 or 1, got ${describe(level)}`, 'level');
+    const bins = level === 0 ? LEVEL0_BINS : LEVEL1_BINS;
+    if (!(hist instanceof Uint32Array) || hist.length !== bins) {
+      throw new MergeKernelsError('INVALID_TYPE', `hist: expected a Uint32Array of ${bins} bins for level ${level}, got ${describe(hist)}${hist instanceof Uint32Array ? ` of ${hist.length}` : ''}`, 'hist');
+    }
+    integer('prefix', prefix, 0, LEVEL0_BINS - 1);
+    await backend.absHistogram(x, hist, level, prefix);
+  }
+
+  /**
+   * One fused pass of TIES' trim, elect sign and disjoint merge over a chunk of task vectors
+   * (`models[t]` = δ_t, all the same length as `out`). `tieBudget` is updated in place.
+   */
+  async tiesMerge(
+    models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
+    base: Float32Array | undefined, out: Float32Array, options: TiesMergeOptions,
+  ): Promise<void> {
+    const backend = this.#backend();
+    f32('out', out);
+    if (!Array.isArray(models) || models.length === 0) throw new MergeKernelsError('INVALID_TYPE', `models: expected a non-empty array of Float32Array, got ${describe(models)}`, 'models');
+    models.forEach((m, t) => f32(`models[${t}]`, m, out.length));
+    const T = models.length;
+    f32('weights', weights, T);
+    for (let t = 0; t < T; t++) {
+      if (!Number.isFinite(weights[t])) throw new MergeKernelsError('NON_FINITE', `weights: expected finite values, got ${weights[t]} at ${t}`, 'weights');
+    }
+    if (!(thr instanceof Int32Array) || thr.length !== T) throw new MergeKernelsError('INVALID_TYPE', `thr: expected an Int32Array of ${T} thresholds (one per model), got ${describe(thr)}`, 'thr');
+    if (!(tieBudget instanceof Float64Array) || tieBudget.length !== T) throw new MergeKernelsError('INVALID_TYPE', `tieBudget: expected a Float64Array of ${T} counts (one per model), got ${describe(tieBudget)}`, 'tieBudget');
+    for (let t = 0; t < T; t++) {
+      integer(`thr[${t}]`, thr[t], -1, 0x7fffffff);
+      integer(`tieBudget[${t}]`, tieBudget[t], 0, Number.MAX_SAFE_INTEGER);
+    }
+    if (base !== undefined) f32('base', base, out.length);
+    if (options === null || typeof options !== 'object') throw new MergeKernelsError('INVALID_OPTION', `options: expected { vote, zeroSign, merge, lambda, output }, got ${describe(options)}`, 'options');
+    const o: TiesMergeOptions = {
+      vote: oneOf('vote', options.vote, VOTES),
+      zeroSign: options.zeroSign === -1 ? -1 : options.zeroSign === 1 ? 1 : (() => { throw new MergeKernelsError('INVALID_OPTION', `zeroSign: expected 1 or -1, got ${describe(options.zeroSign)}`, 'zeroSign'); })(),
+      merge: oneOf('merge', options.merge, MERGES),
+      lambda: options.lambda,
+      output: oneOf('output', options.output ?? 'merged', OUTPUTS),
+    };
+    if (typeof o.lambda !== 'number' || !Number.isFinite(o.lambda)) throw new MergeKernelsError('INVALID_OPTION', `lambda: expected a finite number, got ${describe(o.lambda)}`, 'lambda');
+    await backend.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+  }
+
+  /**
+   * DARE's drop with a counter-based RNG: keeps x[i] with probability `p` (decided by
+   * `(key, offset + i)` alone), writes kept values × `scale` into `out`, and returns
+   * [Σ|x|, Σ|kept x|] for L1-norm-matching rescale.
+   */
+  async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]> {
+    const backend = this.#backend();
+    f32('x', x);
+    f32('out', out, x.length);
+    integer('offset', offset, 0, Number.MAX_SAFE_INTEGER - x.length);
+    integer('key', key, 0, 0xffffffff);
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new MergeKernelsError('INVALID_OPTION', `p: expected a keep probability in [0, 1], got ${describe(p)}`, 'p');
+    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new MergeKernelsError('INVALID_OPTION', `scale: expected a finite number, got ${describe(scale)}`, 'scale');
+    return backend.dropAndRescale(x, offset, key, p, scale, out);
+  }
+
+  /** The index of the first NaN or ±Infinity in `x`, or -1. */
+  async findNonFinite(x: Float32Array): Promise<number> {
+    const backend = this.#backend();
+    f32('x', x);
+    return backend.findNonFinite(x);
+  }
+}
