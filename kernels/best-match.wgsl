@@ -1,8 +1,8 @@
 // Best match per A token for bipartite soft matching (ToMe, Bolya et al. 2023, §3, step 3):
 // bestScore[t, i] = max_j â[t, i] · b̂[t, j] and bestIdx[t, i] = the lowest j attaining it.
 // Fused with the similarity: a 16×16 workgroup owns 64 rows of A, walks all of B in 64-column
-// tiles (staged in workgroup memory like cosine-similarity.wgsl), keeps a running best per row
-// in registers, then reduces across its 16 column-threads. No |A| × |B| matrix is stored.
+// tiles (lib/tile-dot.wgsl), keeps a running best per row in registers, then reduces across its
+// 16 column-threads. No |A| × |B| matrix is stored.
 // Masked entries and empty rows use the sentinel -2 (below any cosine); the host maps it to -∞.
 
 struct Params {
@@ -25,18 +25,12 @@ struct Params {
 // than indices, since a small integer's bits read as f32 are subnormal and may be flushed.)
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
 const NONE: f32 = -2.0;
 
-var<workgroup> tileA: array<array<f32, 64>, 16>; // [k][row]
-var<workgroup> tileB: array<array<f32, 64>, 16>; // [k][col]
+//!include tile-dot.wgsl
+
 var<workgroup> partScore: array<array<f32, 16>, 64>; // [row][column-thread]
 var<workgroup> partIdx: array<array<u32, 16>, 64>;
-
-fn normalized(v: f32, f: vec2f) -> f32 {
-  return select(0.0, (v / f.x) * f.y, f.x > 0.0);
-}
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -57,49 +51,7 @@ fn main(
   }
 
   for (var colBase = 0u; colBase < params.nB; colBase += TILE) {
-    // Zeroed explicitly each tile: a declaration inside a loop was seen to keep the previous
-    // iteration's values on SwiftShader, although WGSL zero-initialises it.
-    var acc: array<array<f32, 4>, 4>;
-    for (var i = 0u; i < 4u; i++) {
-      for (var j = 0u; j < 4u; j++) {
-        acc[i][j] = 0.0;
-      }
-    }
-    for (var k0 = 0u; k0 < params.c; k0 += TK) {
-      for (var q = 0u; q < 4u; q++) {
-        let idx = li + q * 256u;
-        let r = idx / TK;
-        let k = idx % TK;
-        let gk = k0 + k;
-        let ga = rowBase + r;
-        var va = 0.0;
-        if (ga < params.nA && gk < params.c) {
-          va = normalized(a[(aOff + ga) * params.c + gk], factorsA[aOff + ga]);
-        }
-        tileA[k][r] = va;
-        let gb = colBase + r;
-        var vb = 0.0;
-        if (gb < params.nB && gk < params.c) {
-          vb = normalized(b[(bOff + gb) * params.c + gk], factorsB[bOff + gb]);
-        }
-        tileB[k][r] = vb;
-      }
-      workgroupBarrier();
-      for (var k = 0u; k < TK; k++) {
-        var ra: array<f32, 4>;
-        var rb: array<f32, 4>;
-        for (var i = 0u; i < 4u; i++) {
-          ra[i] = tileA[k][lid.y * 4u + i];
-          rb[i] = tileB[k][lid.x * 4u + i];
-        }
-        for (var i = 0u; i < 4u; i++) {
-          for (var j = 0u; j < 4u; j++) {
-            acc[i][j] = fma(ra[i], rb[j], acc[i][j]);
-          }
-        }
-      }
-      workgroupBarrier();
-    }
+    let acc = tileDot(rowBase, colBase, params.nA, params.nB, params.c, aOff, bOff, lid, li);
     // This thread sees its columns in increasing order: strictly greater keeps the lowest index.
     for (var j = 0u; j < 4u; j++) {
       let gj = colBase + lid.x * 4u + j;
