@@ -2,7 +2,10 @@
 // bestScore[t, i] = max_j â[t, i] · b̂[t, j] and bestIdx[t, i] = the lowest j attaining it.
 // Fused with the similarity: a 16×16 workgroup owns 64 rows of A, walks all of B in 64-column
 // tiles (lib/tile-dot.wgsl), keeps a running best per row in registers, then reduces across its
-// 16 column-threads. No |A| × |B| matrix is stored.
+// 16 column-threads. No |A| × |B| matrix is stored. For few A rows, B is split into
+// `splits` contiguous column ranges (workgroup x): each writes its partial best to its own slice
+// of `out`, and best-match-reduce.wgsl keeps the first strict maximum across slices, i.e. the
+// lowest index — the same result as one range.
 // Masked entries and empty rows use the sentinel -2 (below any cosine); the host maps it to -∞.
 
 struct Params {
@@ -12,8 +15,8 @@ struct Params {
   batchOffset: u32,
   maskFirstA: u32, // 1: A row 0 is never a source (class token)
   maskFirstB: u32, // 1: B row 0 is never a destination (distillation token)
-  total: u32,      // batch · nA: where the indices start in `out`
-  _pad: u32,
+  total: u32,      // batch · nA: where the indices start in a slice of `out`
+  splitTiles: u32, // 64-column tiles of B per split
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -21,8 +24,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> factorsA: array<vec2f>; // (peak, rnorm) per row of a
 @group(0) @binding(4) var<storage, read> factorsB: array<vec2f>;
-// [0, total): best scores as f32 bits; [total, 2·total): best indices. (Scores are bitcast rather
-// than indices, since a small integer's bits read as f32 are subnormal and may be flushed.)
+// Slice s (of 2·total words): [0, total) best scores as f32 bits, [total, 2·total) best indices.
+// (Scores are bitcast rather than indices: a small integer's bits read as f32 are subnormal and
+// may be flushed.)
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 
 const NONE: f32 = -2.0;
@@ -50,7 +54,9 @@ fn main(
     bestJ[i] = 0u;
   }
 
-  for (var colBase = 0u; colBase < params.nB; colBase += TILE) {
+  let colStart = wg.x * params.splitTiles * TILE;
+  let colEnd = min(params.nB, colStart + params.splitTiles * TILE);
+  for (var colBase = colStart; colBase < colEnd; colBase += TILE) {
     let acc = tileDot(rowBase, colBase, params.nA, params.nB, params.c, aOff, bOff, lid, li);
     // This thread sees its columns in increasing order: strictly greater keeps the lowest index.
     for (var j = 0u; j < 4u; j++) {
@@ -91,8 +97,9 @@ fn main(
         s = NONE;
         j = 0u;
       }
-      out[aOff + gi] = bitcast<u32>(s);
-      out[params.total + aOff + gi] = j;
+      let slice = wg.x * 2u * params.total;
+      out[slice + aOff + gi] = bitcast<u32>(s);
+      out[slice + params.total + aOff + gi] = j;
     }
   }
 }

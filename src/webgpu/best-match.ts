@@ -1,12 +1,16 @@
 // WebGPU best match per A token: kernels/row-inv-norm.wgsl (shared with cosine similarity),
-// then the fused kernels/best-match.wgsl. Memory: a, b, their norm factors and 2 words per A row.
+// then the fused kernels/best-match.wgsl, split over B when there are too few A rows to fill
+// the GPU, and then kernels/best-match-reduce.wgsl. Memory: a, b, their norm factors and
+// 2 words per A row per split.
 import { MergeKernelsError } from '../errors.ts';
-import { bestMatch as BEST_MATCH_WGSL } from '../gen/wgsl.ts';
+import { bestMatch as BEST_MATCH_WGSL, bestMatchReduce as BEST_MATCH_REDUCE_WGSL } from '../gen/wgsl.ts';
 import { encodeInvNorm, pipelines } from './cosine-similarity.ts';
 import type { GpuRuntime } from './runtime.ts';
 
 const TILE = 64;
 const NONE = -2; // the kernel's "no match" score
+/** Workgroups worth having in flight: below this, B is split across workgroups. */
+const TARGET_WORKGROUPS = 256;
 
 function bestMatchPipeline(rt: GpuRuntime): GPUComputePipeline {
   const cached = rt.pipelines.get('bestMatch') as GPUComputePipeline | undefined;
@@ -20,6 +24,29 @@ function bestMatchPipeline(rt: GpuRuntime): GPUComputePipeline {
   });
   rt.pipelines.set('bestMatch', pipeline);
   return pipeline;
+}
+
+function reducePipeline(rt: GpuRuntime): GPUComputePipeline {
+  const cached = rt.pipelines.get('bestMatchReduce') as GPUComputePipeline | undefined;
+  if (cached) return cached;
+  const pipeline = rt.device.createComputePipeline({
+    label: 'merge-kernels:bestMatchReduce:pipeline',
+    layout: 'auto',
+    compute: { module: rt.device.createShaderModule({ label: 'merge-kernels:bestMatchReduce', code: BEST_MATCH_REDUCE_WGSL }), entryPoint: 'main' },
+  });
+  rt.pipelines.set('bestMatchReduce', pipeline);
+  return pipeline;
+}
+
+/** How many column ranges B is split into: enough workgroups to fill a GPU, within the binding limit. */
+export function bestMatchSplits(batch: number, nA: number, nB: number, maxBinding: number): number {
+  const rowTiles = Math.ceil(nA / TILE) * batch;
+  const colTiles = Math.max(1, Math.ceil(nB / TILE));
+  const wanted = Math.ceil(TARGET_WORKGROUPS / Math.max(1, rowTiles));
+  const fit = Math.max(1, Math.floor(maxBinding / Math.max(1, batch * nA * 8)));
+  const splits = Math.max(1, Math.min(wanted, colTiles, fit));
+  // Equal tile counts per split; recount so no split is empty.
+  return Math.ceil(colTiles / Math.ceil(colTiles / splits));
 }
 
 export async function bestMatch(
@@ -38,8 +65,11 @@ export async function bestMatch(
   const bufB = rt.storage('bestMatch:b', b.byteLength, b);
   const facA = rt.storage('bestMatch:factorsA', batch * nA * 8);
   const facB = rt.storage('bestMatch:factorsB', batch * nB * 8);
+  const splits = bestMatchSplits(batch, nA, nB, rt.maxBinding);
+  const splitTiles = Math.ceil(Math.max(1, Math.ceil(nB / TILE)) / splits);
   const out = rt.storage('bestMatch:out', total * 8);
-  const temps: GPUBuffer[] = [bufA, bufB, facA, facB, out];
+  const partial = splits > 1 ? rt.storage('bestMatch:partial', splits * total * 8) : out;
+  const temps: GPUBuffer[] = [bufA, bufB, facA, facB, out, ...(splits > 1 ? [partial] : [])];
   try {
     const words = await rt.submitAndRead('bestMatch', (encoder) => {
       const pass = encoder.beginComputePass({ label: 'merge-kernels:bestMatch:pass' });
@@ -51,13 +81,26 @@ export async function bestMatch(
       const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
       for (let first = 0; first < batch; first += maxDim) {
         const count = Math.min(maxDim, batch - first);
-        const params = rt.uniform('bestMatch:params', new Uint32Array([nA, nB, c, first, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0, total, 0]));
+        const params = rt.uniform('bestMatch:params', new Uint32Array([nA, nB, c, first, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0, total, splitTiles]));
         temps.push(params);
         pass.setBindGroup(0, rt.device.createBindGroup({
           label: 'merge-kernels:bestMatch:bindGroup', layout: p.cosineLayout,
-          entries: [params, bufA, bufB, facA, facB, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
+          entries: [params, bufA, bufB, facA, facB, partial].map((buffer, binding) => ({ binding, resource: { buffer } })),
         }));
-        pass.dispatchWorkgroups(1, Math.ceil(nA / TILE), count);
+        pass.dispatchWorkgroups(splits, Math.ceil(nA / TILE), count);
+      }
+      if (splits > 1) {
+        const reduce = reducePipeline(rt);
+        const groups = Math.ceil(total / 256);
+        const x = Math.min(groups, maxDim);
+        const params = rt.uniform('bestMatchReduce:params', new Uint32Array([total, splits, x * 256, 0]));
+        temps.push(params);
+        pass.setPipeline(reduce);
+        pass.setBindGroup(0, rt.device.createBindGroup({
+          label: 'merge-kernels:bestMatchReduce:bindGroup', layout: reduce.getBindGroupLayout(0),
+          entries: [params, partial, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }));
+        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
       }
       pass.end();
     }, out, total * 8);

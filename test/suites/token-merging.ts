@@ -91,6 +91,19 @@ export default function (h: Harness) {
     assert.equal(Array.from(plan.unmergedIdx), [2]);
   });
 
+  test('an exact tie between B tokens far apart (in different 64-column tiles) goes to the lowest index', async () => {
+    // 300 tokens: B has 150 (3 tiles of 64, which the GPU may give to different workgroups).
+    // B10, B70 and B130 are the same unit vector e0, and so is A0: A0 scores exactly 1 against
+    // all three, and every other pair of these random vectors scores less.
+    const C = 8, N = 300;
+    const metric = randomTensor([1, N, C], 77);
+    const e0 = [1, 0, 0, 0, 0, 0, 0, 0];
+    for (const token of [0, 2 * 10 + 1, 2 * 70 + 1, 2 * 130 + 1]) metric.data.set(e0, token * C);
+    const plan = await h.mk.bipartiteSoftMatching(metric, { r: 1 });
+    assert.equal(Array.from(plan.srcIdx), [0]);
+    assert.equal(Array.from(plan.dstIdx), [10]);
+  });
+
   test('r is clamped as ToMe clamps it and the plan says so; r = 0 is the identity', async () => {
     const metric = randomTensor([2, 11, 6], 9);
     const plan = await h.mk.bipartiteSoftMatching(metric, { r: 50, classToken: true });
