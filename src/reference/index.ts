@@ -8,4 +8,4 @@ export {
   thresholdSoftMatching, batchLevelSoftMatching, batchLevelMerge, pitomeSoftMatching, pitomeEnergy, pitomeMargin, seededStream,
 } from './token-merging-variants.ts';
 export type { Random2dOptions, ThresholdOptions, BatchLevelOptions, BatchLevelPlan, PitomeOptions } from './token-merging-variants.ts';
-export { groupRows, ungroupRows } from './bipartite-soft-matching.ts';
+export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts';
