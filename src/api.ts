@@ -5,6 +5,8 @@ import { MergeKernelsError, describe } from './errors.ts';
 import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
 import * as tome from './reference/bipartite-soft-matching.ts';
 import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
+import * as variants from './token-merging-variants.ts';
+import type { BatchLevelMatchingOptions, BatchLevelMergePlan, PitomeMatchingOptions, Random2dMatchingOptions, ThresholdMatchingOptions, ThresholdMergePlan } from './token-merging-variants.ts';
 import { MergePrimitives } from './merging/primitives.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
 import { GpuRuntime, acquireDevice } from './webgpu/runtime.ts';
@@ -101,6 +103,73 @@ export class MergeKernels {
     const b = tome.gatherRows(m.data, batch, tokens, c, 1);
     const { score, index } = await impl.bestMatch(a, b, batch, nA, nB, c, classToken, distillToken);
     return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r);
+  }
+
+  /**
+   * tomesd's random 2-D matching (Bolya & Hoffman 2023, "Token Merging for Fast Stable Diffusion",
+   * §4.1): `metric [B, w·h, C]`; one destination per sy × sx cell (a random cell position drawn
+   * from `seed` by our own generator — the same on every backend and runtime, not torch's
+   * stream — or the top-left with `noRand`), every other token a source (also rows and columns
+   * past floor(h/sy)·sy, floor(w/sx)·sx). Both sets in raster order (tomesd's argsort leaves
+   * that order to the backend); then ToMe's ranking, no protected tokens, r clamped to the
+   * number of sources. merge → [unmerged sources (best-first order of the rest), destinations];
+   * unmerge scatters back to the original positions, as tomesd's unmerge after attention/MLP.
+   */
+  async bipartiteSoftMatchingRandom2d(metric: Tensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
+    return variants.random2d(this.#backend, metric, options);
+  }
+
+  /**
+   * ToMe's kth_bipartite_soft_matching (Bolya et al. 2023, appendix ablation of the split): in
+   * every group of k consecutive tokens the first k − 1 merge into their best match among the
+   * groups' last tokens; merge → the last tokens, N // k of them (a tail of N mod k is dropped;
+   * unmerge gives it zeros). k = 1 is the identity; k > N is an error.
+   */
+  async kthBipartiteSoftMatching(metric: Tensor, options: { k: number }): Promise<TokenMergePlan> {
+    return variants.kth(this.#backend, metric, options);
+  }
+
+  /**
+   * ToMe's random_bipartite_soft_matching (Bolya et al. 2023, appendix): per batch item r tokens
+   * chosen by a seeded permutation (ours, the same on every backend and runtime; ToMe uses
+   * torch.rand) all merge into their best match among the others; merge → the others in
+   * permutation order. r is clamped to N − 1.
+   */
+  async randomBipartiteSoftMatching(metric: Tensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
+    return variants.random(this.#backend, metric, options);
+  }
+
+  /**
+   * DToMe threshold merging (Wang et al. 2025, "DyMU", §3.1): ToMe's sets and scores; each batch
+   * item b merges its r_b = min(#(best score > threshold), (N − protected) // 2, maxR) best edges.
+   * Items differ in length: the plan's `r` is per item, `merge` returns one `[1, N − r_b, D]`
+   * tensor per item and `unmerge` takes that array back.
+   */
+  async thresholdSoftMatching(metric: Tensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
+    return variants.threshold(this.#backend, metric, options);
+  }
+
+  /**
+   * DyMU's batch-level matching (its training path, §3.1): the best r·B edges over the whole
+   * batch merge (or those above `threshold`), so items merge different numbers of tokens while
+   * shapes stay `[B, N]`: merge returns the even then the odd tokens of every item with merged
+   * slots zeroed, and a padding mask (1 = empty slot). `plan.batchThreshold` is the score DyMU
+   * averages into its learned threshold.
+   */
+  async batchLevelSoftMatching(metric: Tensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
+    return variants.batchLevel(this.#backend, metric, options);
+  }
+
+  /**
+   * PiToMe (Tran et al. 2024, "Accelerating Transformers with Spectrum-Preserving Token
+   * Merging", §4): the class token is left out; every other token's energy is the mean over all
+   * tokens j of ELU(cos_ij − margin); the 2r highest-energy tokens alternate into A and B and
+   * every A merges into its most similar B; merge → [cls, the rest by descending energy, B].
+   * `useBsm` is PiToMe's use_bsm_pitome. Needs the full T × T similarity per batch item (on this
+   * context's backend): O(B·N²) memory, for this variant only.
+   */
+  async pitomeSoftMatching(metric: Tensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
+    return variants.pitome(this.#backend, metric, options);
   }
 
   /** ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]` (default ones). */

@@ -17,25 +17,38 @@ export interface BipartiteSoftMatchingOptions {
   distillToken?: boolean;
 }
 
+/** Which matching made a plan. */
+export type TokenMergeMethod = 'bipartite' | 'random2d' | 'kth' | 'random' | 'pitome' | 'pitome-bsm';
+
 /**
- * Which tokens merge where (ToMe's merge/unmerge pair). Holds O(B·N) integers: the plan never
- * stores the N/2 × N/2 similarity matrix. Indices follow the reference: `unmergedIdx` and
- * `srcIdx` index set A (even tokens), `dstIdx` set B (odd tokens).
+ * Which tokens merge where (ToMe's merge/unmerge pair, and its variants'). Holds O(B·N) integers:
+ * the plan never stores a similarity matrix. Indices follow the reference: `unmergedIdx` and
+ * `srcIdx` index set A, `dstIdx` set B; `aIdx` and `bIdx` give those sets' token positions (ToMe:
+ * even and odd tokens) and `outputRow` the row of merge's output every token lands in (-1: dropped).
  */
 export class TokenMergePlan implements ref.MergePlan {
+  readonly method: TokenMergeMethod;
   readonly batch: number;
   readonly tokens: number;
-  /** The effective r (after clamping): each batch item loses exactly this many tokens. */
+  /** Tokens removed per batch item (the output has N - r), after clamping: each batch item loses exactly this many. */
   readonly r: number;
+  /** r as asked for (for kth: N - N // k; for PiToMe with a ratio: the r the ratio gives before clamping). */
   readonly requestedR: number;
   readonly classToken: boolean;
   readonly distillToken: boolean;
   readonly unmergedIdx: Int32Array;
   readonly srcIdx: Int32Array;
   readonly dstIdx: Int32Array;
+  /** [B, |A|]: token positions of set A. */
+  readonly aIdx: Int32Array;
+  /** [B, |B|]: token positions of set B. */
+  readonly bIdx: Int32Array;
+  /** [B, N]: the output row of every token; merge and unmerge both follow it. */
+  readonly outputRow: Int32Array;
 
-  /** @internal built by mk.bipartiteSoftMatching */
-  constructor(plan: ref.MergePlan, requestedR: number) {
+  /** @internal built by mk.bipartiteSoftMatching and its variants */
+  constructor(plan: ref.MergePlan, requestedR: number, method: TokenMergeMethod = 'bipartite') {
+    this.method = method;
     this.batch = plan.batch;
     this.tokens = plan.tokens;
     this.r = plan.r;
@@ -45,6 +58,13 @@ export class TokenMergePlan implements ref.MergePlan {
     this.unmergedIdx = plan.unmergedIdx;
     this.srcIdx = plan.srcIdx;
     this.dstIdx = plan.dstIdx;
+    this.outputRow = ref.outputRows(plan);
+    const parity = (p: number) => {
+      const n = Math.floor((plan.tokens + 1 - p) / 2);
+      return Int32Array.from({ length: plan.batch * n }, (_, i) => 2 * (i % n) + p);
+    };
+    this.aIdx = plan.aIdx ?? parity(0);
+    this.bIdx = plan.bIdx ?? parity(1);
   }
 
   /** `x [B, N, D]` → `[B, N - r, D]`: kept A tokens, then all B tokens with their sources reduced in. */

@@ -13,12 +13,16 @@
 
 import { cosineSimilarity } from './cosine-similarity.ts';
 
-/** Which tokens merge where: the result of bipartite soft matching. A = even tokens, B = odd tokens. */
+/**
+ * Which tokens merge where: the result of bipartite soft matching. In ToMe A = even tokens and
+ * B = odd tokens; the variants (token-merging-variants.ts) pick other sets and say so in `aIdx`,
+ * `bIdx` and `outputRow`.
+ */
 export interface MergePlan {
   batch: number;
   /** N, the number of tokens before merging. */
   tokens: number;
-  /** Tokens removed per batch item: the requested r after clamping. 0 means merge and unmerge are the identity. */
+  /** Tokens removed per batch item (the output has N - r). For ToMe: the requested r after clamping; 0 means merge and unmerge are the identity. */
   r: number;
   classToken: boolean;
   distillToken: boolean;
@@ -28,6 +32,12 @@ export interface MergePlan {
   srcIdx: Int32Array;
   /** [batch, r]: the B index each source merges into. */
   dstIdx: Int32Array;
+  /** [batch, |A|]: the token position of each A index; absent = the even tokens. */
+  aIdx?: Int32Array;
+  /** [batch, |B|]: the token position of each B index; absent = the odd tokens. */
+  bIdx?: Int32Array;
+  /** [batch, N]: the output row each token lands in, -1 for a token merge drops; absent = ToMe's order (outputRows). */
+  outputRow?: Int32Array;
 }
 
 export interface MatchOptions {
@@ -75,6 +85,12 @@ export function bestMatch(
   return { score, index };
 }
 
+/** Indices of `values` by value, descending; equal values keep the lower index first (a stable sort). */
+export function descendingOrder(values: ArrayLike<number>): number[] {
+  return Array.from({ length: values.length }, (_, i) => i)
+    .sort((i, j) => (values[i] === values[j] ? i - j : values[i]! > values[j]! ? -1 : 1));
+}
+
 /**
  * Turns every A token's best match into a plan: the r strongest edges merge. Shared by every
  * backend, so the ranking (and its tie rule) is the same everywhere.
@@ -96,10 +112,7 @@ export function planFromMatches(
     return plan;
   }
   for (let t = 0; t < batch; t++) {
-    const nodeMax = score.subarray(t * nA, (t + 1) * nA);
-    // Rank A tokens by their best score, descending; equal scores keep the lower A index first.
-    const edge = Array.from({ length: nA }, (_, i) => i)
-      .sort((i, j) => (nodeMax[i] === nodeMax[j] ? i - j : nodeMax[i]! > nodeMax[j]! ? -1 : 1));
+    const edge = descendingOrder(score.subarray(t * nA, (t + 1) * nA));
     // The r strongest edges merge; the rest stay. With a class token the kept tokens are sorted so
     // that the class token (A index 0, never a source) comes first in the output.
     const unm = edge.slice(r);
@@ -147,13 +160,20 @@ export function mergeTokens(plan: MergePlan, x: Float32Array, dim: number, mode:
  * also right with a distillation token (tomesd does the same: positions, not the distill bug).
  */
 export function unmergeTokens(plan: MergePlan, y: Float32Array, dim: number): Float32Array {
-  const { batch, tokens: n, r } = plan;
-  const m = n - r;
-  const rowOf = outputRows(plan);
+  return ungroupRows(outputRows(plan), plan.batch, plan.tokens, plan.tokens - plan.r, y, dim);
+}
+
+/**
+ * The general unmerge: `y` [batch, m, dim] → [batch, n, dim], token t of item b getting row
+ * rowOf[b·n + t] of y, or zeros where that is -1 (a token merge dropped).
+ */
+export function ungroupRows(rowOf: Int32Array, batch: number, n: number, m: number, y: Float32Array, dim: number): Float32Array {
   const out = new Float32Array(batch * n * dim);
   for (let t = 0; t < batch; t++) {
     for (let tok = 0; tok < n; tok++) {
-      const from = (t * m + rowOf[t * n + tok]!) * dim;
+      const row = rowOf[t * n + tok]!;
+      if (row < 0) continue;
+      const from = (t * m + row) * dim;
       out.set(y.subarray(from, from + dim), (t * n + tok) * dim);
     }
   }
@@ -227,7 +247,8 @@ export function gatherRows(x: Float32Array, batch: number, tokens: number, c: nu
  * For every token of every batch item, the row of merge's output it lands in: [batch, N].
  * merge and unmerge both read this one map, so they cannot disagree about the order.
  */
-function outputRows(plan: MergePlan): Int32Array {
+export function outputRows(plan: MergePlan): Int32Array {
+  if (plan.outputRow) return plan.outputRow;
   const { batch, tokens: n, r, distillToken } = plan;
   const rowOf = new Int32Array(batch * n);
   if (r === 0) {
@@ -251,14 +272,22 @@ function outputRows(plan: MergePlan): Int32Array {
 
 /** mergeTokens in float64: reduces each group of tokens sharing an output row. */
 function mergeRows(plan: MergePlan, x: ArrayLike<number>, dim: number, mode: MergeMode): Float64Array {
-  const { batch, tokens: n, r } = plan;
-  const m = n - r;
-  const rowOf = outputRows(plan);
+  return groupRows(outputRows(plan), plan.batch, plan.tokens, plan.tokens - plan.r, x, dim, mode);
+}
+
+/**
+ * The general merge, in float64: `x` [batch, n, dim] → [batch, m, dim], reducing the tokens of
+ * each item that share a row of rowOf [batch, n] (-1: dropped). 'mean' divides by the group's
+ * size (the destination counts itself); a row no token lands in is 0 in every mode.
+ */
+export function groupRows(rowOf: Int32Array, batch: number, n: number, m: number, x: ArrayLike<number>, dim: number, mode: MergeMode): Float64Array {
   const out = new Float64Array(batch * m * dim).fill(mode === 'amax' ? -Infinity : 0);
   const count = new Int32Array(batch * m);
   for (let t = 0; t < batch; t++) {
     for (let tok = 0; tok < n; tok++) {
-      const o = t * m + rowOf[t * n + tok]!;
+      const row = rowOf[t * n + tok]!;
+      if (row < 0) continue;
+      const o = t * m + row;
       count[o]++;
       for (let d = 0; d < dim; d++) {
         const v = x[(t * n + tok) * dim + d]!;
@@ -266,6 +295,10 @@ function mergeRows(plan: MergePlan, x: ArrayLike<number>, dim: number, mode: Mer
       }
     }
   }
-  if (mode === 'mean') for (let i = 0; i < out.length; i++) out[i] = out[i]! / count[Math.floor(i / dim)]!;
+  for (let i = 0; i < out.length; i++) {
+    const k = count[Math.floor(i / dim)]!;
+    if (k === 0) out[i] = 0;
+    else if (mode === 'mean') out[i] = out[i]! / k;
+  }
   return out;
 }

@@ -3,3 +3,9 @@ export { cosineSimilarity } from './cosine-similarity.ts';
 export { bipartiteSoftMatching, mergeTokens, unmergeTokens, mergeWavg, mergeSource, parseR } from './bipartite-soft-matching.ts';
 export type { MergePlan, MatchOptions, MergeMode } from './bipartite-soft-matching.ts';
 export * as mergePrimitives from './merge-primitives.ts';
+export {
+  bipartiteSoftMatchingRandom2d, random2dSets, kthBipartiteSoftMatching, randomBipartiteSoftMatching, randomSets,
+  thresholdSoftMatching, batchLevelSoftMatching, batchLevelMerge, pitomeSoftMatching, pitomeEnergy, pitomeMargin, seededStream,
+} from './token-merging-variants.ts';
+export type { Random2dOptions, ThresholdOptions, BatchLevelOptions, BatchLevelPlan, PitomeOptions } from './token-merging-variants.ts';
+export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts';

@@ -1,0 +1,344 @@
+// ToMe's variants on the context's backend: each runs its similarity step on the backend's
+// bestMatch or cosineSimilarity kernel over gathered A and B rows, then builds its plan with the
+// shared host code of src/reference/token-merging-variants.ts (so choices and tie rules are the
+// same on every backend). Papers and sections: see that file's header.
+import type { Backend } from './backends.ts';
+import { MergeKernelsError, describe } from './errors.ts';
+import * as tome from './reference/bipartite-soft-matching.ts';
+import * as ref from './reference/token-merging-variants.ts';
+import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
+import { TokenMergePlan, type MergeMode } from './token-merging.ts';
+
+const MODES: readonly MergeMode[] = ['mean', 'sum', 'amax'];
+
+export interface Random2dMatchingOptions {
+  /** Image width in tokens; w·h must equal N. */
+  w: number;
+  /** Image height in tokens. */
+  h: number;
+  /** Destination stride along x (columns): a positive integer at most w. */
+  sx: number;
+  /** Destination stride along y (rows): a positive integer at most h. */
+  sy: number;
+  /** Tokens to remove per batch item; clamped to the number of source tokens (plan.r says). tomesd's patch passes int(N·ratio). */
+  r: number;
+  /** Seed of the random destination in each cell: an integer in [0, 2^32). Default 0. */
+  seed?: number;
+  /** Every cell's top-left token is its destination (tomesd's no_rand). Default false. */
+  noRand?: boolean;
+}
+
+export interface ThresholdMatchingOptions {
+  /** Merge every A token whose best cosine similarity is strictly above this (a finite number). */
+  threshold: number;
+  /** At most this many merges per batch item (DyMU's max_r_per_instance). */
+  maxR?: number;
+  classToken?: boolean;
+  distillToken?: boolean;
+}
+
+export interface BatchLevelMatchingOptions {
+  /** Average merges per item: the batch merges its best r·B edges (r is clamped as ToMe clamps it; 0: nothing). */
+  r: number;
+  /** Merge every edge strictly above this instead (DyMU's specified_threshold); r = 0 still merges nothing. */
+  threshold?: number;
+  /** At most this many merges per item (DyMU's max_r_per_instance). */
+  maxR?: number;
+  classToken?: boolean;
+  distillToken?: boolean;
+}
+
+export interface PitomeMatchingOptions {
+  /** Tokens to remove per batch item (give r or ratio): clamped to half the tokens besides the class token. */
+  r?: number;
+  /** PiToMe's keep ratio in [0, 1] (give r or ratio): r = floor(T − T·ratio), T = tokens besides the class token. */
+  ratio?: number;
+  /** The energy margin, a finite number; PiToMe sets it per layer (pitomeMargin). */
+  margin: number;
+  /** Token 0 is a class token: left out of the energy and first in the output. Default false. */
+  classToken?: boolean;
+  /** PiToMe's use_bsm_pitome: A/B alternate over all tokens by energy, then ToMe's ranking. Default false. */
+  useBsm?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Option checks
+
+function checkOptionsObject(options: unknown, expected: string): Record<string, unknown> {
+  if (options === null || typeof options !== 'object') {
+    throw new MergeKernelsError('INVALID_OPTION', `options: expected ${expected}, got ${describe(options)}`, 'options');
+  }
+  return options as Record<string, unknown>;
+}
+
+function checkInteger(name: string, v: unknown, min: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? (min === 0 ? 'a non-negative integer' : `an integer >= ${min}`) : `an integer in [${min}, ${max}]`;
+    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected ${range} (${what}), got ${describe(v)}`, name);
+  }
+  return v;
+}
+
+function checkBoolean(name: string, v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected a boolean, got ${describe(v)}`, name);
+  return v;
+}
+
+function checkNumber(name: string, v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected a finite number (${what}), got ${describe(v)}`, name);
+  }
+  return v;
+}
+
+function checkMetric(metric: Tensor): [Float32Array, number, number, number] {
+  const m = checkTensor('metric', metric, [3]);
+  checkFinite('metric', m.data);
+  const [batch, tokens, c] = m.shape as [number, number, number];
+  return [m.data, batch, tokens, c];
+}
+
+function checkMode(options: { mode?: MergeMode }): MergeMode {
+  const mode = options.mode ?? 'mean';
+  if (!MODES.includes(mode)) throw new MergeKernelsError('INVALID_OPTION', `mode: expected 'mean', 'sum' or 'amax', got ${describe(mode)}`, 'mode');
+  return mode;
+}
+
+/** Checks a [batch, n, D] tensor against a plan; returns D. */
+function checkRows(name: string, t: unknown, batch: number, n: number, plan: string): number {
+  const x = checkTensor(name, t, [3]);
+  const [b, tokens, d] = x.shape as [number, number, number];
+  if (b !== batch || tokens !== n) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected [${batch}, ${n}, D] to match the plan (${plan}), got [${x.shape.join(', ')}]`, name);
+  }
+  return d;
+}
+
+/** Each A row's best B row on the backend; empty sets skip the kernel. */
+async function bestMatchOn(
+  impl: Backend, metric: Float32Array, batch: number, tokens: number, c: number,
+  aIdx: Int32Array, nA: number, bIdx: Int32Array, nB: number, maskFirstA = false, maskFirstB = false,
+): Promise<{ score: Float32Array; index: Int32Array }> {
+  if (batch === 0 || nA === 0 || nB === 0) return { score: new Float32Array(batch * nA).fill(-Infinity), index: new Int32Array(batch * nA) };
+  const a = ref.gatherTokens(metric, batch, tokens, c, aIdx, nA);
+  const b = ref.gatherTokens(metric, batch, tokens, c, bIdx, nB);
+  return impl.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+}
+
+const evenOdd = (batch: number, tokens: number) => {
+  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
+  return {
+    nA, nB,
+    aIdx: ref.repeatBatch(Int32Array.from({ length: nA }, (_, i) => 2 * i), batch),
+    bIdx: ref.repeatBatch(Int32Array.from({ length: nB }, (_, i) => 2 * i + 1), batch),
+  };
+};
+
+// ---------------------------------------------------------------------------------------------
+// The variants
+
+export async function random2d(impl: Backend, metric: Tensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = checkMetric(metric);
+  const o = checkOptionsObject(options, '{ w, h, sx, sy, r, seed?, noRand? }');
+  const w = checkInteger('w', o.w, 1, 'image width in tokens');
+  const h = checkInteger('h', o.h, 1, 'image height in tokens');
+  if (w * h !== tokens) {
+    throw new MergeKernelsError('INVALID_OPTION', `w: expected w·h to equal the metric's N = ${tokens}, got w = ${w}, h = ${h} (w·h = ${w * h})`, 'w');
+  }
+  const sx = checkInteger('sx', o.sx, 1, 'destination stride along x, at most w', w);
+  const sy = checkInteger('sy', o.sy, 1, 'destination stride along y, at most h', h);
+  const r = checkInteger('r', o.r, 0, 'tokens to remove per batch item');
+  const seed = o.seed === undefined ? 0 : checkInteger('seed', o.seed, 0, 'seed of the random destinations', 0xffffffff);
+  const noRand = checkBoolean('noRand', o.noRand);
+  if (r === 0) return new TokenMergePlan(ref.bipartiteSoftMatchingRandom2d(data, batch, tokens, c, { w, h, sx, sy, r: 0 }), r, 'random2d');
+  const sets = ref.random2dSets(w, h, sx, sy, noRand, seed);
+  const nA = sets.src.length, nB = sets.dst.length;
+  const aIdx = ref.repeatBatch(sets.src, batch), bIdx = ref.repeatBatch(sets.dst, batch);
+  const { score, index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB);
+  return new TokenMergePlan(ref.rankedPlan(batch, tokens, Math.min(r, nA), aIdx, nA, bIdx, nB, score, index), r, 'random2d');
+}
+
+export async function kth(impl: Backend, metric: Tensor, options: { k: number }): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = checkMetric(metric);
+  const o = checkOptionsObject(options, '{ k }');
+  const k = checkInteger('k', o.k, 1, 'group size: the last of every k tokens is a destination', Math.max(tokens, 1));
+  if (k === 1) return new TokenMergePlan(ref.kthBipartiteSoftMatching(data, batch, tokens, c, 1), 0, 'kth');
+  const sets = ref.kthSets(tokens, k);
+  const nA = sets.src.length, nB = sets.dst.length;
+  const aIdx = ref.repeatBatch(sets.src, batch), bIdx = ref.repeatBatch(sets.dst, batch);
+  const { index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB);
+  return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, nA, bIdx, nB, index), tokens - nB, 'kth');
+}
+
+export async function random(impl: Backend, metric: Tensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = checkMetric(metric);
+  const o = checkOptionsObject(options, '{ r, seed? }');
+  const rReq = checkInteger('r', o.r, 0, 'tokens to remove per batch item');
+  const seed = o.seed === undefined ? 0 : checkInteger('seed', o.seed, 0, 'seed of the random split', 0xffffffff);
+  const r = ref.randomR(rReq, tokens);
+  if (r === 0) return new TokenMergePlan(ref.randomBipartiteSoftMatching(data, batch, tokens, c, 0, seed), rReq, 'random');
+  const { aIdx, bIdx } = ref.randomSets(batch, tokens, r, seed);
+  const { index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, r, bIdx, tokens - r);
+  return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, r, bIdx, tokens - r, index), rReq, 'random');
+}
+
+export async function pitome(impl: Backend, metric: Tensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = checkMetric(metric);
+  const o = checkOptionsObject(options, '{ r or ratio, margin, classToken?, useBsm? }');
+  if ((o.r === undefined) === (o.ratio === undefined)) {
+    throw new MergeKernelsError('INVALID_OPTION', `r: expected exactly one of r (tokens to remove) and ratio (share of tokens to keep), got ${o.r === undefined ? 'neither' : 'both'}`, 'r');
+  }
+  const r = o.r === undefined ? undefined : checkInteger('r', o.r, 0, 'tokens to remove per batch item');
+  const ratio = o.ratio === undefined ? undefined : checkNumber('ratio', o.ratio, 'share of tokens to keep, in [0, 1]');
+  if (ratio !== undefined && (ratio < 0 || ratio > 1)) {
+    throw new MergeKernelsError('INVALID_OPTION', `ratio: expected a number in [0, 1] (share of tokens to keep), got ${ratio}`, 'ratio');
+  }
+  const margin = checkNumber('margin', o.margin, 'the energy margin, e.g. pitomeMargin(layer, layers)');
+  const classToken = checkBoolean('classToken', o.classToken);
+  const useBsm = checkBoolean('useBsm', o.useBsm);
+  const method = useBsm ? 'pitome-bsm' : 'pitome';
+  const t = tokens - (classToken && tokens > 0 ? 1 : 0);
+  const requested = ratio !== undefined ? (ratio < 1 ? Math.floor(t - t * ratio) : 0) : r!;
+  const rEff = ref.pitomeR({ r, ratio }, tokens, classToken && tokens > 0);
+  const cls = classToken && tokens > 0;
+  if (rEff === 0 || batch === 0) return new TokenMergePlan(ref.pitomeSoftMatching(data, batch, tokens, c, { r: 0, margin, classToken: cls }), requested, method);
+  const rows = ref.pitomeRows(data, batch, tokens, c, cls);
+  const sim = await impl.cosineSimilarity(rows, rows, batch, t, t, c);
+  return new TokenMergePlan(ref.pitomePlan(sim, batch, tokens, rEff, margin, cls, useBsm), requested, method);
+}
+
+/**
+ * DToMe's plan: one ToMe plan per batch item, each with its own r (so outputs differ in length).
+ * merge returns one tensor per item; unmerge takes them back. Holds O(B·N) integers.
+ */
+export class ThresholdMergePlan {
+  readonly batch: number;
+  readonly tokens: number;
+  readonly threshold: number;
+  readonly maxR: number | undefined;
+  readonly classToken: boolean;
+  readonly distillToken: boolean;
+  /** [B]: tokens each item merges away, min(#(best score > threshold), (N − protected) // 2, maxR). */
+  readonly r: Int32Array;
+  /** One plan per batch item (batch 1 each): its indices, and what mk.mergeWavg / mk.mergeSource take. */
+  readonly items: readonly TokenMergePlan[];
+
+  /** @internal built by mk.thresholdSoftMatching */
+  constructor(batch: number, tokens: number, o: Required<Omit<ThresholdMatchingOptions, 'maxR'>> & { maxR: number | undefined }, r: Int32Array, items: TokenMergePlan[]) {
+    this.batch = batch;
+    this.tokens = tokens;
+    this.threshold = o.threshold;
+    this.maxR = o.maxR;
+    this.classToken = o.classToken;
+    this.distillToken = o.distillToken;
+    this.r = r;
+    this.items = items;
+  }
+
+  /** `x [B, N, D]` → one tensor `[1, N − r_b, D]` per batch item, in ToMe's output order. */
+  merge(x: Tensor, options: { mode?: MergeMode } = {}): Tensor[] {
+    const mode = checkMode(options);
+    const d = checkRows('x', x, this.batch, this.tokens, `B = ${this.batch}, N = ${this.tokens}`);
+    const n = this.tokens * d;
+    return this.items.map((p, t) => p.merge({ data: x.data.subarray(t * n, (t + 1) * n), shape: [1, this.tokens, d] }, { mode }));
+  }
+
+  /** One tensor `[1, N − r_b, D]` per item → `[B, N, D]`: every token gets the row it went into. */
+  unmerge(ys: Tensor[]): Tensor {
+    if (!Array.isArray(ys) || ys.length !== this.batch) {
+      throw new MergeKernelsError('INVALID_TYPE', `ys: expected an array of ${this.batch} tensors (one per batch item, as merge returns), got ${describe(ys)}`, 'ys');
+    }
+    let d = -1;
+    const parts = ys.map((y, t) => {
+      const dt = checkRows(`ys[${t}]`, y, 1, this.tokens - this.r[t]!, `item ${t}: N = ${this.tokens}, r = ${this.r[t]}`);
+      if (d >= 0 && dt !== d) throw new MergeKernelsError('SHAPE_MISMATCH', `ys[${t}]: expected D = ${d} like ys[0], got ${dt}`, `ys[${t}]`);
+      d = dt;
+      return this.items[t]!.unmerge(y).data;
+    });
+    const out = new Float32Array(this.batch * this.tokens * Math.max(d, 0));
+    parts.forEach((p, t) => out.set(p, t * p.length));
+    return { data: out, shape: [this.batch, this.tokens, Math.max(d, 0)] };
+  }
+}
+
+export async function threshold(impl: Backend, metric: Tensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
+  const [data, batch, tokens, c] = checkMetric(metric);
+  const o = checkOptionsObject(options, '{ threshold, maxR?, classToken?, distillToken? }');
+  const thr = checkNumber('threshold', o.threshold, 'merge A tokens whose best cosine similarity is above it');
+  const maxR = o.maxR === undefined ? undefined : checkInteger('maxR', o.maxR, 0, 'most merges per batch item');
+  const classToken = checkBoolean('classToken', o.classToken), distillToken = checkBoolean('distillToken', o.distillToken);
+  const { nA, nB, aIdx, bIdx } = evenOdd(batch, tokens);
+  const { score, index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB, classToken, distillToken);
+  const r = ref.thresholdR(score, batch, nA, tokens, thr, maxR ?? Infinity, classToken, distillToken);
+  const items = ref.thresholdPlans(batch, tokens, r, classToken, distillToken, score, index).map((p) => new TokenMergePlan(p, p.r));
+  return new ThresholdMergePlan(batch, tokens, { threshold: thr, maxR, classToken, distillToken }, r, items);
+}
+
+/**
+ * DyMU's batch-level plan (its training path): shapes stay `[B, N]`. merge's output holds, per
+ * item, the even tokens then the odd tokens (DyMU's cat[A, B]); a merged slot is zero and marked
+ * 1 in the padding mask. Holds O(B·N) integers.
+ */
+export class BatchLevelMergePlan {
+  readonly batch: number;
+  readonly tokens: number;
+  /** The per-item r after ToMe's clamp (the batch merges r·B edges unless a threshold is given). */
+  readonly r: number;
+  readonly requestedR: number;
+  /** [B]: tokens each item merged. */
+  readonly merged: Int32Array;
+  /** Edges merged, best first, flattened over the batch: src = item·|A| + A index, dst = B index. */
+  readonly srcIdx: Int32Array;
+  readonly dstIdx: Int32Array;
+  /** [B, N]: merge's output slot of every token. */
+  readonly outputRow: Int32Array;
+  /** [B, N] as 0/1: 1 where merge's output slot holds no token (DyMU's padding mask). */
+  readonly paddingMask: Uint8Array;
+  /** max(0, the best score left unmerged): what DyMU's training averages into its threshold. Undefined when a threshold was given or nothing was ranked. */
+  readonly batchThreshold: number | undefined;
+
+  /** @internal built by mk.batchLevelSoftMatching */
+  constructor(plan: ref.BatchLevelPlan, requestedR: number) {
+    this.batch = plan.batch;
+    this.tokens = plan.tokens;
+    this.r = plan.r;
+    this.requestedR = requestedR;
+    this.merged = plan.merged;
+    this.srcIdx = plan.srcIdx;
+    this.dstIdx = plan.dstIdx;
+    this.outputRow = plan.outputRow;
+    this.paddingMask = plan.paddingMask;
+    this.batchThreshold = plan.batchThreshold;
+  }
+
+  /** `x [B, N, D]` → `{ x: [B, N, D], paddingMask: [B, N] }`: merged slots zero, every token reduced into its slot. */
+  merge(x: Tensor, options: { mode?: MergeMode } = {}): { x: Tensor; paddingMask: Tensor } {
+    const mode = checkMode(options);
+    const d = checkRows('x', x, this.batch, this.tokens, `B = ${this.batch}, N = ${this.tokens}`);
+    return {
+      x: { data: ref.batchLevelMerge(this, x.data, d, mode), shape: [this.batch, this.tokens, d] },
+      paddingMask: { data: Float32Array.from(this.paddingMask), shape: [this.batch, this.tokens] },
+    };
+  }
+
+  /** `y [B, N, D]` (merge's slots) → `[B, N, D]` in the original token order; merged tokens get their destination's row. */
+  unmerge(y: Tensor): Tensor {
+    const d = checkRows('y', y, this.batch, this.tokens, `B = ${this.batch}, N = ${this.tokens}`);
+    return { data: tome.ungroupRows(this.outputRow, this.batch, this.tokens, this.tokens, y.data, d), shape: [this.batch, this.tokens, d] };
+  }
+}
+
+export async function batchLevel(impl: Backend, metric: Tensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
+  const [data, batch, tokens, c] = checkMetric(metric);
+  const o = checkOptionsObject(options, '{ r, threshold?, maxR?, classToken?, distillToken? }');
+  const r = checkInteger('r', o.r, 0, 'average merges per batch item');
+  const thr = o.threshold === undefined ? undefined : checkNumber('threshold', o.threshold, 'merge edges whose score is above it');
+  const maxR = o.maxR === undefined ? undefined : checkInteger('maxR', o.maxR, 0, 'most merges per batch item');
+  const classToken = checkBoolean('classToken', o.classToken), distillToken = checkBoolean('distillToken', o.distillToken);
+  const opts = { r, threshold: thr, maxR, classToken, distillToken };
+  if (tome.effectiveR(r, tokens, classToken, distillToken) === 0) return new BatchLevelMergePlan(ref.batchLevelSoftMatching(data, batch, tokens, c, opts), r);
+  const { nA, nB, aIdx, bIdx } = evenOdd(batch, tokens);
+  const { score, index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB, classToken, distillToken);
+  return new BatchLevelMergePlan(ref.batchLevelPlan(batch, tokens, score, index, opts), r);
+}
