@@ -17,6 +17,20 @@
 // - metrics-weighted averaging: Yu and Choi 2025, "Parameter-Efficient Checkpoint Merging via
 //   Metrics-Weighted Averaging" (arXiv 2504.18580): checkpoints weighted by loss or training step
 //   with one penalty factor. Their formula was not available to us; `metricsWeights` is ours.
+//
+// Where we differ from mergekit (everything else follows its code, constants included):
+// - Arithmetic: float64 inside, float32 out; mergekit computes in the config dtype (slerp in
+//   float32 numpy). Only results near a branch threshold (slerp's 0.9995) can differ visibly.
+// - Errors instead of Inf/NaN: slerp's t outside [0, 1] (mergekit's docstring range, unchecked
+//   there); linear with normalize and weights summing to ~0; NaN/±Inf inputs to the methods that
+//   take norms (slerp, nuslerp, model_stock, karcher).
+// - nuslerp: (anti)parallel to within rounding interpolates linearly (NUSLERP_COS_ROUNDING).
+//   `nuslerp_row_wise: true` follows mergekit's code (vectors along the first dimension, i.e. the
+//   columns of an [out, in] weight); mergekit's docs call these "row vectors".
+// - model_stock: at the pole of t (offsets that cancel) the result is the base, not NaN; computed
+//   as w_0 + t·mean δ, the same value without cancellation for large |t|.
+// - karcher: same iterates, but the streaming method runs them on the models' Gram matrix
+//   (one pass over the data instead of one per iteration).
 
 /** mergekit slerp: |cos| above this means (anti)parallel vectors, interpolated linearly. */
 export const SLERP_DOT_THRESHOLD = 0.9995;
@@ -26,6 +40,24 @@ export const SLERP_EPS = 1e-8;
 export const NUSLERP_NORM_EPS = 1e-7;
 /** mergekit nuslerp: |sin θ| below this means (anti)parallel vectors, interpolated linearly. */
 export const NUSLERP_EPS = 1e-8;
+/**
+ * Ours: |cos θ| above 1 − this also means (anti)parallel. Antiparallel inputs give a cos a few
+ * ulps above −1, so sin θ ≈ 2e-8 passes mergekit's test and the arc's 1/sin θ multiplies the
+ * result by ~5e7 (mergekit's float32 does the same: sin(π in float32) ≈ 8.7e-8). Norms and dot
+ * products are compensated sums (addCompensated), accurate to a few ulps at any length, so this
+ * only catches angles within ~1.4e-7 of 0 or π: below the resolution of float32 inputs.
+ */
+export const NUSLERP_COS_ROUNDING = 1e-14;
+
+/**
+ * Neumaier's compensated summation: acc[k] += x, with the rounding error gathered in acc[k + 1];
+ * the sum is acc[k] + acc[k + 1]. Keeps slerp's cos accurate to a few ulps whatever the length.
+ */
+export function addCompensated(acc: Float64Array, k: number, x: number): void {
+  const s = acc[k]!, t = s + x;
+  acc[k + 1] += Math.abs(s) >= Math.abs(x) ? s - t + x : x - t + s;
+  acc[k] = t;
+}
 /** mergekit model_stock: the product of two offset norms is clamped to at least this. */
 export const MODEL_STOCK_NORM_EPS = 1e-6;
 /**
@@ -67,13 +99,13 @@ export function slerpFactors(t: number, normSq0: number, normSq1: number, dot: n
 
 /** mergekit's slerp of the whole tensor from `v0` (the base model) to `v1` at `t` ∈ [0, 1]. */
 export function slerp(t: number, v0: Float32Array, v1: Float32Array): Float32Array {
-  let n0 = 0, n1 = 0, dot = 0;
+  const acc = new Float64Array(6);
   for (let i = 0; i < v0.length; i++) {
-    n0 += v0[i]! * v0[i]!;
-    n1 += v1[i]! * v1[i]!;
-    dot += v0[i]! * v1[i]!;
+    addCompensated(acc, 0, v0[i]! * v0[i]!);
+    addCompensated(acc, 2, v1[i]! * v1[i]!);
+    addCompensated(acc, 4, v0[i]! * v1[i]!);
   }
-  const [s0, s1] = slerpFactors(t, n0, n1, dot);
+  const [s0, s1] = slerpFactors(t, acc[0]! + acc[1]!, acc[2]! + acc[3]!, acc[4]! + acc[5]!);
   const out = new Float32Array(v0.length);
   for (let i = 0; i < v0.length; i++) out[i] = s0 * v0[i]! + s1 * v1[i]!;
   return out;
@@ -87,7 +119,7 @@ export function nuslerpT(w0: number, w1: number): number {
 
 /**
  * mergekit's nuslerp factors: cos = v0·v1 / (max(‖v0‖, 1e-7)·max(‖v1‖, 1e-7)) clamped to
- * [−1, 1]; θ = acos(cos); |sin θ| < 1e-8 → lerp (1 − t, t); else
+ * [−1, 1]; θ = acos(cos); |sin θ| < 1e-8 (or |cos| > 1 − 1e-14, ours) → lerp (1 − t, t); else
  * (sin((1 − t)θ) / sin θ, sin(tθ) / sin θ).
  */
 export function nuslerpFactors(t: number, normSq0: number, normSq1: number, dot: number): [number, number] {
@@ -95,7 +127,7 @@ export function nuslerpFactors(t: number, normSq0: number, normSq1: number, dot:
   const cos = Math.min(1, Math.max(-1, dot / denom));
   const theta = Math.acos(cos);
   const sinTheta = Math.sin(theta);
-  if (Math.abs(sinTheta) < NUSLERP_EPS) return [1 - t, t];
+  if (Math.abs(sinTheta) < NUSLERP_EPS || Math.abs(cos) > 1 - NUSLERP_COS_ROUNDING) return [1 - t, t];
   return [Math.sin((1 - t) * theta) / sinTheta, Math.sin(t * theta) / sinTheta];
 }
 
@@ -143,14 +175,17 @@ export function nuslerp(t: number, v0: Float32Array, v1: Float32Array, shape: re
     d0[i] = v0[i]! - (base ? base[i]! : 0);
     d1[i] = v1[i]! - (base ? base[i]! : 0);
   }
-  const n0 = new Float64Array(vec.count), n1 = new Float64Array(vec.count), dot = new Float64Array(vec.count);
+  const acc = new Float64Array(6 * vec.count); // per vector: ‖d0‖², ‖d1‖², d0·d1 as compensated sums
   for (let i = 0; i < v0.length; i++) {
-    const k = vec.of(i);
-    n0[k] += d0[i]! * d0[i]!;
-    n1[k] += d1[i]! * d1[i]!;
-    dot[k] += d0[i]! * d1[i]!;
+    const k = 6 * vec.of(i);
+    addCompensated(acc, k, d0[i]! * d0[i]!);
+    addCompensated(acc, k + 2, d1[i]! * d1[i]!);
+    addCompensated(acc, k + 4, d0[i]! * d1[i]!);
   }
-  const factors = Array.from({ length: vec.count }, (_, k) => nuslerpFactors(t, n0[k]!, n1[k]!, dot[k]!));
+  const factors = Array.from({ length: vec.count }, (_, v) => {
+    const k = 6 * v;
+    return nuslerpFactors(t, acc[k]! + acc[k + 1]!, acc[k + 2]! + acc[k + 3]!, acc[k + 4]! + acc[k + 5]!);
+  });
   const out = new Float32Array(v0.length);
   for (let i = 0; i < v0.length; i++) {
     const [s0, s1] = factors[vec.of(i)]!;

@@ -4,10 +4,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Harness } from '../harness.ts';
-import { allClose } from '../util.ts';
+import { allClose, rng } from '../util.ts';
 import { reference } from 'merge-kernels';
 
-const { linear, slerp, nuslerp, nuslerpT, modelStock, modelStockRatio, karcher, metricsWeights, metricsWeightedAverage } = reference.modelInterpolation;
+const { addCompensated, linear, slerp, nuslerp, nuslerpT, modelStock, modelStockRatio, karcher, metricsWeights, metricsWeightedAverage } = reference.modelInterpolation;
 
 const f32 = (...v: number[]) => new Float32Array(v);
 const list = (a: ArrayLike<number>) => Array.from(a);
@@ -70,6 +70,24 @@ export default function (h: Harness) {
     allClose(nuslerp(0.25, f32(2, 4), f32(1, 2), [2]), [1.75, 3.5], TOL, 'parallel → lerp');
     // Antiparallel: cos = −1 → θ = π, sin π ≈ 1.2e-16 < 1e-8 → lerp: 0.5·(1, 0) + 0.5·(−3, 0).
     allClose(nuslerp(0.5, f32(1, 0), f32(-3, 0), [2]), [-1, 0], TOL, 'antiparallel → lerp');
+  });
+
+  test('nuslerp: antiparallel up to rounding interpolates linearly, not along a ~1e7-times amplified arc', () => {
+    // v1 = −3·v0 (rounded to float32): θ is π within rounding, so lerp: 0.7·v0 + 0.3·v1 = 0.7·v0 − 0.9·v0 = −0.2·v0.
+    // With plain float64 sums about one case in five passes |sin θ| < 1e-8 and is multiplied by 1/sin θ.
+    // The sums behind cos are compensated: 1 + ten times 1e-16 keeps 1 in acc[0] (as plain float64
+    // would, 1 + 1e-16 = 1) and the lost 10 × 1e-16 = 1e-15 in acc[1].
+    const acc = new Float64Array(2);
+    addCompensated(acc, 0, 1);
+    for (let i = 0; i < 10; i++) addCompensated(acc, 0, 1e-16);
+    assert.is(acc[0], 1);
+    allClose([acc[1]!], [1e-15], { rtol: 1e-9, atol: 0 }, 'compensated sum');
+    for (let seed = 1; seed <= 20; seed++) {
+      const next = rng(seed), n = 30 + seed;
+      const v0 = Float32Array.from({ length: n }, () => 2 * next() - 1);
+      const v1 = v0.map((x) => -3 * x);
+      allClose(nuslerp(0.3, v0, v1, [n]), v0.map((x) => -0.2 * x), { rtol: 1e-6, atol: 1e-7 }, `seed ${seed}`);
+    }
   });
 
   test('nuslerp: per row (last dimension) and per first-dimension vector (row_wise)', () => {

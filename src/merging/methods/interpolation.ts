@@ -121,20 +121,22 @@ function pairMerge(
 ): TensorMerge {
   const vectors = ref.vectorIndex(layout, info.shape);
   const row = layout === 'rows' ? lastDim(info) : 1;
-  const stats = layout === 'rows' ? new Float64Array(3) : new Float64Array(3 * vectors.count);
+  // Per vector ‖a‖², ‖b‖², a·b as compensated sums (value + error): six float64s.
+  const stats = layout === 'rows' ? new Float64Array(6) : new Float64Array(6 * vectors.count);
   let factors: Float64Array | undefined;
 
   function accumulate(into: Float64Array, k: number, v0: Float32Array, v1: Float32Array, anchor: Float32Array | undefined, i: number): void {
     const a = v0[i]! - (anchor ? anchor[i]! : 0), b = v1[i]! - (anchor ? anchor[i]! : 0);
-    into[3 * k] += a * a;
-    into[3 * k + 1] += b * b;
-    into[3 * k + 2] += a * b;
+    ref.addCompensated(into, 6 * k, a * a);
+    ref.addCompensated(into, 6 * k + 2, b * b);
+    ref.addCompensated(into, 6 * k + 4, a * b);
   }
   function factorsFrom(s: Float64Array, count: number): Float64Array {
     const f = new Float64Array(2 * count);
     for (let k = 0; k < count; k++) {
-      if (!Number.isFinite(s[3 * k]! + s[3 * k + 1]! + s[3 * k + 2]!)) throw nonFinite(method, info);
-      [f[2 * k], f[2 * k + 1]] = factorsOf(t, s[3 * k]!, s[3 * k + 1]!, s[3 * k + 2]!);
+      const n0 = s[6 * k]! + s[6 * k + 1]!, n1 = s[6 * k + 2]! + s[6 * k + 3]!, dot = s[6 * k + 4]! + s[6 * k + 5]!;
+      if (!Number.isFinite(n0 + n1 + dot)) throw nonFinite(method, info);
+      [f[2 * k], f[2 * k + 1]] = factorsOf(t, n0, n1, dot);
     }
     return f;
   }
