@@ -125,11 +125,31 @@ function pairMerge(
   const stats = layout === 'rows' ? new Float64Array(6) : new Float64Array(6 * vectors.count);
   let factors: Float64Array | undefined;
 
+  /** Adds entry i to vector k's sums (first-dimension layout: each entry of a row goes to another vector). */
   function accumulate(into: Float64Array, k: number, v0: Float32Array, v1: Float32Array, anchor: Float32Array | undefined, i: number): void {
     const a = v0[i]! - (anchor ? anchor[i]! : 0), b = v1[i]! - (anchor ? anchor[i]! : 0);
     ref.addCompensated(into, 6 * k, a * a);
     ref.addCompensated(into, 6 * k + 2, b * b);
     ref.addCompensated(into, 6 * k + 4, a * b);
+  }
+  /** Adds entries [from, to) to vector k's sums: ref.addCompensated inlined on locals, 3-4× faster. */
+  function accumulateRange(into: Float64Array, k: number, v0: Float32Array, v1: Float32Array, anchor: Float32Array | undefined, from: number, to: number): void {
+    const o = 6 * k;
+    let s0 = into[o]!, c0 = into[o + 1]!, s1 = into[o + 2]!, c1 = into[o + 3]!, s2 = into[o + 4]!, c2 = into[o + 5]!;
+    for (let i = from; i < to; i++) {
+      const z = anchor ? anchor[i]! : 0;
+      const a = v0[i]! - z, b = v1[i]! - z;
+      let x = a * a, u = s0 + x;
+      c0 += Math.abs(s0) >= Math.abs(x) ? s0 - u + x : x - u + s0;
+      s0 = u;
+      x = b * b; u = s1 + x;
+      c1 += Math.abs(s1) >= Math.abs(x) ? s1 - u + x : x - u + s1;
+      s1 = u;
+      x = a * b; u = s2 + x;
+      c2 += Math.abs(s2) >= Math.abs(x) ? s2 - u + x : x - u + s2;
+      s2 = u;
+    }
+    into[o] = s0; into[o + 1] = c0; into[o + 2] = s1; into[o + 3] = c1; into[o + 4] = s2; into[o + 5] = c2;
   }
   function factorsFrom(s: Float64Array, count: number): Float64Array {
     const f = new Float64Array(2 * count);
@@ -140,9 +160,11 @@ function pairMerge(
     }
     return f;
   }
-  function write(out: Float32Array, f: Float64Array, k: number, v0: Float32Array, v1: Float32Array, anchor: Float32Array | undefined, i: number): void {
-    const c = anchor ? anchor[i]! : 0;
-    out[i] = c + f[2 * k]! * (v0[i]! - c) + f[2 * k + 1]! * (v1[i]! - c);
+  function writeRange(out: Float32Array, f0: number, f1: number, v0: Float32Array, v1: Float32Array, anchor: Float32Array | undefined, from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      const z = anchor ? anchor[i]! : 0;
+      out[i] = z + f0 * (v0[i]! - z) + f1 * (v1[i]! - z);
+    }
   }
 
   return {
@@ -151,21 +173,33 @@ function pairMerge(
     async observe(_pass, chunk) {
       check(chunk);
       const { v0, v1, anchor } = pick(chunk);
-      for (let i = 0; i < chunk.length; i++) accumulate(stats, vectors.of(chunk.offset + i), v0, v1, anchor, i);
+      if (layout === 'flat') {
+        accumulateRange(stats, 0, v0, v1, anchor, 0, chunk.length);
+        return;
+      }
+      for (let i = 0, k = chunk.offset % vectors.count; i < chunk.length; i++, k = k + 1 === vectors.count ? 0 : k + 1) {
+        accumulate(stats, k, v0, v1, anchor, i);
+      }
     },
     async apply(chunk, out) {
       check(chunk);
       const { v0, v1, anchor } = pick(chunk);
-      if (layout !== 'rows') {
-        factors ??= factorsFrom(stats, vectors.count);
-        for (let i = 0; i < chunk.length; i++) write(out, factors, vectors.of(chunk.offset + i), v0, v1, anchor, i);
+      if (layout === 'rows') {
+        for (let start = 0; start < chunk.length; start += row) {
+          stats.fill(0);
+          accumulateRange(stats, 0, v0, v1, anchor, start, start + row);
+          const f = factorsFrom(stats, 1);
+          writeRange(out, f[0]!, f[1]!, v0, v1, anchor, start, start + row);
+        }
         return;
       }
-      for (let start = 0; start < chunk.length; start += row) {
-        stats.fill(0);
-        for (let i = start; i < start + row; i++) accumulate(stats, 0, v0, v1, anchor, i);
-        const f = factorsFrom(stats, 1);
-        for (let i = start; i < start + row; i++) write(out, f, 0, v0, v1, anchor, i);
+      factors ??= factorsFrom(stats, vectors.count);
+      if (layout === 'flat') {
+        writeRange(out, factors[0]!, factors[1]!, v0, v1, anchor, 0, chunk.length);
+        return;
+      }
+      for (let i = 0, k = chunk.offset % vectors.count; i < chunk.length; i++, k = k + 1 === vectors.count ? 0 : k + 1) {
+        writeRange(out, factors[2 * k]!, factors[2 * k + 1]!, v0, v1, anchor, i, i + 1);
       }
     },
   };
