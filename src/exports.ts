@@ -24,3 +24,5 @@ export type {
 export { MergePrimitives } from './merging/primitives.ts';
 export type { TiesMergeOptions } from './merging/primitives.ts';
 export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, TensorParams, Chunk, ParamValue } from './merging/types.ts';
+export { mergeTensor } from './merging/driver.ts';
+export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';

@@ -9,6 +9,8 @@ import safetensors from './suites/safetensors.ts';
 import bipartiteSoftMatchingReference from './suites/bipartite-soft-matching.ts';
 import tokenMergingVariants from './suites/token-merging-variants.ts';
 import tokenMergingVariantsReference from './suites/token-merging-variants-reference.ts';
+import modelInterpolation from './suites/model-interpolation.ts';
+import modelInterpolationReference from './suites/model-interpolation-reference.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -26,9 +28,13 @@ export interface Harness {
 }
 
 /** Suites applied to every backend. */
-const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging, tokenMergingVariants];
+const SUITES: Array<(h: Harness) => void> = [
+  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation,
+];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
-const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors];
+const REFERENCE_SUITES: Array<(h: Harness) => void> = [
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference,
+];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
 export async function run(runtime: Runtime, backend: string, gpu: GPU | undefined, print: (line: string) => void): Promise<number> {

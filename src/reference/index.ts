@@ -9,3 +9,4 @@ export {
 } from './token-merging-variants.ts';
 export type { Random2dOptions, ThresholdOptions, BatchLevelOptions, BatchLevelPlan, PitomeOptions } from './token-merging-variants.ts';
 export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts';
+export * as modelInterpolation from './model-interpolation.ts';
