@@ -69,6 +69,13 @@ export function absHistogram(x: usize, n: i32, hist: usize, level: i32, prefix: 
   return v > 0 ? 1 : v < 0 ? -1 : v != v ? NaN : 0;
 }
 
+/** Math.sign on four lanes, NaN for NaN. */
+// @ts-ignore: decorator
+@inline function signOf4(d: v128, zero: v128, one: v128, minusOne: v128, nan: v128): v128 {
+  const s = v128.or(v128.and(f32x4.gt(d, zero), one), v128.and(f32x4.lt(d, zero), minusOne));
+  return v128.or(s, v128.and(f32x4.ne(d, d), nan));
+}
+
 /** f32(lambda · m) with lambda a float64: the product rounded once, like the reference. */
 // @ts-ignore: decorator
 @inline function scaleScalar(m: f32, lambda: f64): f32 {
@@ -142,20 +149,21 @@ function tiesEntry(
  * TIES' fused trim + elect + disjoint merge over n entries of T models. `models` is a table of T
  * u32 pointers; weights f32[T], thr i32[T], budget f64[T] (updated in place), base 0 when absent;
  * vote 0 sum / 1 count / 2 none; merge 0 sum / 1 mean / 2 normalize / 3 max; output 0 merged /
- * 1 sign. `scratch` holds T·52 bytes.
+ * 1 sign. `scratch` holds T·68 bytes.
  *
- * Four entries at a time in f32x4; a group with an entry equal to a threshold whose model still
+ * Eight entries at a time in f32x4: D of every model (trim × weight) and the vote first, then the
+ * disjoint merge over the stored D. A group with an entry equal to a threshold whose model still
  * has budget goes through the scalar path instead, so budget is consumed in index order.
  */
 export function tiesMerge(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
   vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
 ): void {
-  // Scratch: D per model (v128), splatted weights, splatted thresholds, T floats for tiesEntry.
+  // Scratch: D per model (two v128), splatted weights, splatted thresholds, T floats for tiesEntry.
   const dv = scratch;
-  const wv = scratch + (<usize>T << 4);
-  const thv = scratch + (<usize>T << 5);
-  const ds = scratch + <usize>T * 48;
+  const wv = scratch + (<usize>T << 5);
+  const thv = scratch + <usize>T * 48;
+  const ds = scratch + (<usize>T << 6);
   for (let t = 0; t < T; t++) {
     v128.store(wv + (<usize>t << 4), f32x4.splat(load<f32>(weights + (<usize>t << 2))));
     v128.store(thv + (<usize>t << 4), i32x4.splat(load<i32>(thr + (<usize>t << 2))));
@@ -165,6 +173,7 @@ export function tiesMerge(
   const minusOne = f32x4.splat(-1);
   const nan = f32x4.splat(NaN);
   const allOnes = i32x4.splat(-1);
+  const oneI = i32x4.splat(1);
   const absMask = i32x4.splat(ABS_BITS);
   const zs = f32x4.splat(zeroSign);
   const eps = f32x4.splat(NORMALIZE_EPS);
@@ -175,58 +184,104 @@ export function tiesMerge(
   const lambda2 = f64x2.splat(lambda);
   let budgetLeft = anyBudgetLeft(budget, T);
 
+  // Eight entries (two vectors, h = 0 and 1) per step: the per-model loads of pointers, weights
+  // and thresholds and the option branches are paid once per eight entries.
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
+  for (; i + 8 <= n; i += 8) {
     const off = <usize>i << 2;
-    let total = zero;
+    let total0 = zero, total1 = zero;
     let tie = v128.splat<i32>(0);
     for (let t = 0; t < T; t++) {
       const tv = <usize>t << 4;
-      const v = v128.load(<usize>load<u32>(models + (<usize>t << 2)) + off);
-      const a = v128.and(v, absMask);
+      const src = <usize>load<u32>(models + (<usize>t << 2)) + off;
       const th = v128.load(thv + tv);
-      const d = v128.and(f32x4.mul(v, v128.load(wv + tv)), i32x4.gt_s(a, th));
-      if (budgetLeft && load<f64>(budget + (<usize>t << 3)) > 0) tie = v128.or(tie, i32x4.eq(a, th));
-      v128.store(dv + tv, d);
-      if (vote == VOTE_SUM) total = f32x4.add(total, d);
-      else if (vote == VOTE_COUNT) {
-        const s = v128.or(v128.and(f32x4.gt(d, zero), one), v128.and(f32x4.lt(d, zero), minusOne));
-        total = f32x4.add(total, v128.or(s, v128.and(f32x4.ne(d, d), nan)));
+      const w = v128.load(wv + tv);
+      const v0 = v128.load(src), v1 = v128.load(src, 16);
+      const a0 = v128.and(v0, absMask), a1 = v128.and(v1, absMask);
+      const d0 = v128.and(f32x4.mul(v0, w), i32x4.gt_s(a0, th));
+      const d1 = v128.and(f32x4.mul(v1, w), i32x4.gt_s(a1, th));
+      if (budgetLeft && load<f64>(budget + (<usize>t << 3)) > 0) tie = v128.or(tie, v128.or(i32x4.eq(a0, th), i32x4.eq(a1, th)));
+      const dt = dv + (<usize>t << 5);
+      v128.store(dt, d0);
+      v128.store(dt, d1, 16);
+      if (vote == VOTE_SUM) {
+        total0 = f32x4.add(total0, d0);
+        total1 = f32x4.add(total1, d1);
+      } else if (vote == VOTE_COUNT) {
+        total0 = f32x4.add(total0, signOf4(d0, zero, one, minusOne, nan));
+        total1 = f32x4.add(total1, signOf4(d1, zero, one, minusOne, nan));
       }
     }
     if (budgetLeft && v128.any_true(tie)) {
-      for (let k = 0; k < 4; k++) tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds);
+      for (let k = 0; k < 8; k++) tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds);
       budgetLeft = anyBudgetLeft(budget, T);
       continue;
     }
-    let sign = zero;
-    if (vote != VOTE_NONE) sign = v128.bitselect(one, v128.bitselect(minusOne, zs, f32x4.lt(total, zero)), f32x4.gt(total, zero));
-    if (output == OUTPUT_SIGN) { v128.store(out + off, sign); continue; }
+    let sign0 = zero, sign1 = zero;
+    if (vote != VOTE_NONE) {
+      sign0 = v128.bitselect(one, v128.bitselect(minusOne, zs, f32x4.lt(total0, zero)), f32x4.gt(total0, zero));
+      sign1 = v128.bitselect(one, v128.bitselect(minusOne, zs, f32x4.lt(total1, zero)), f32x4.gt(total1, zero));
+    }
+    if (output == OUTPUT_SIGN) {
+      v128.store(out + off, sign0);
+      v128.store(out + off, sign1, 16);
+      continue;
+    }
 
     // Disjoint merge. A disagreeing entry adds +0 instead of being skipped: the same, because a
     // float32 sum that starts at +0 is never -0.
-    let sum = zero, wsum = zero, peak = zero;
-    let count = v128.splat<i32>(0);
+    let sum0 = zero, sum1 = zero, acc0 = zero, acc1 = zero; // acc: Σw ('normalize'), -count ('mean') or peak ('max')
     for (let t = 0; t < T; t++) {
-      const tv = <usize>t << 4;
-      const d = v128.load(dv + tv);
-      const agree = vote == VOTE_NONE ? allOnes : f32x4.gt(f32x4.mul(d, sign), zero);
-      sum = f32x4.add(sum, v128.and(d, agree));
-      if (merge == MERGE_MEAN) count = i32x4.sub(count, v128.and(agree, f32x4.ne(d, zero)));
-      else if (merge == MERGE_NORMALIZE) wsum = f32x4.add(wsum, v128.and(v128.load(wv + tv), agree));
-      else if (merge == MERGE_MAX) peak = v128.bitselect(d, peak, v128.and(agree, f32x4.gt(f32x4.abs(d), f32x4.abs(peak))));
+      const dt = dv + (<usize>t << 5);
+      const d0 = v128.load(dt), d1 = v128.load(dt, 16);
+      let agree0 = allOnes, agree1 = allOnes;
+      if (vote != VOTE_NONE) {
+        agree0 = f32x4.gt(f32x4.mul(d0, sign0), zero);
+        agree1 = f32x4.gt(f32x4.mul(d1, sign1), zero);
+      }
+      sum0 = f32x4.add(sum0, v128.and(d0, agree0));
+      sum1 = f32x4.add(sum1, v128.and(d1, agree1));
+      if (merge == MERGE_MEAN) {
+        acc0 = i32x4.add(acc0, v128.and(agree0, f32x4.ne(d0, zero)));
+        acc1 = i32x4.add(acc1, v128.and(agree1, f32x4.ne(d1, zero)));
+      } else if (merge == MERGE_NORMALIZE) {
+        const w = v128.load(wv + (<usize>t << 4));
+        acc0 = f32x4.add(acc0, v128.and(w, agree0));
+        acc1 = f32x4.add(acc1, v128.and(w, agree1));
+      } else if (merge == MERGE_MAX) {
+        acc0 = v128.bitselect(d0, acc0, v128.and(agree0, f32x4.gt(f32x4.abs(d0), f32x4.abs(acc0))));
+        acc1 = v128.bitselect(d1, acc1, v128.and(agree1, f32x4.gt(f32x4.abs(d1), f32x4.abs(acc1))));
+      }
     }
-    let mix = sum;
-    if (merge == MERGE_MEAN) mix = f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.max_s(count, i32x4.splat(1))));
-    else if (merge == MERGE_NORMALIZE) {
-      const bad = vote == VOTE_NONE ? f32x4.le(f32x4.abs(wsum), eps) : f32x4.eq(wsum, zero);
-      mix = f32x4.div(sum, v128.bitselect(one, wsum, bad));
-    } else if (merge == MERGE_MAX) mix = peak;
-    let scaled = mix;
-    if (lambdaMode == 1) scaled = f32x4.mul(mix, lambda4);
-    else if (lambdaMode == 2) scaled = scaleF64(mix, lambda2);
+    let mix0 = sum0, mix1 = sum1;
+    if (merge == MERGE_MEAN) {
+      // acc holds -count (a true mask is -1).
+      mix0 = f32x4.div(sum0, f32x4.convert_i32x4_s(i32x4.max_s(i32x4.neg(acc0), oneI)));
+      mix1 = f32x4.div(sum1, f32x4.convert_i32x4_s(i32x4.max_s(i32x4.neg(acc1), oneI)));
+    } else if (merge == MERGE_NORMALIZE) {
+      const bad0 = vote == VOTE_NONE ? f32x4.le(f32x4.abs(acc0), eps) : f32x4.eq(acc0, zero);
+      const bad1 = vote == VOTE_NONE ? f32x4.le(f32x4.abs(acc1), eps) : f32x4.eq(acc1, zero);
+      mix0 = f32x4.div(sum0, v128.bitselect(one, acc0, bad0));
+      mix1 = f32x4.div(sum1, v128.bitselect(one, acc1, bad1));
+    } else if (merge == MERGE_MAX) {
+      mix0 = acc0;
+      mix1 = acc1;
+    }
+    if (lambdaMode == 1) {
+      mix0 = f32x4.mul(mix0, lambda4);
+      mix1 = f32x4.mul(mix1, lambda4);
+    } else if (lambdaMode == 2) {
+      mix0 = scaleF64(mix0, lambda2);
+      mix1 = scaleF64(mix1, lambda2);
+    }
     // base + scaled, with base 0 when absent (0 + -0 = +0, as in the reference).
-    v128.store(out + off, f32x4.add(base ? v128.load(base + off) : zero, scaled));
+    let b0 = zero, b1 = zero;
+    if (base) {
+      b0 = v128.load(base + off);
+      b1 = v128.load(base + off, 16);
+    }
+    v128.store(out + off, f32x4.add(b0, mix0));
+    v128.store(out + off, f32x4.add(b1, mix1), 16);
   }
   for (; i < n; i++) tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, ds);
 }

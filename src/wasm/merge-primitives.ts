@@ -4,10 +4,11 @@ import type { WasmRuntime } from './runtime.ts';
 /**
  * Thin wrappers over assembly/merge-primitives.ts. Inputs go through wasm memory in slices of
  * SLICE entries: wasm memory stays small whatever the chunk size, and a slice copied in is still
- * in cache when the kernel reads it. State that spans slices (histogram, tie budgets) stays in
- * wasm memory until the call ends.
+ * in cache when the kernel reads it (T + 2 slices of 64 KiB fit in L2; 2^14 was no slower than
+ * 2^13..2^20 in bench/merge-primitives.mjs). State that spans slices (histogram, tie budgets)
+ * stays in wasm memory until the call ends.
  */
-const SLICE = 1 << 16;
+const SLICE = 1 << 14;
 
 const VOTE = { sum: 0, count: 1, none: 2 } as const;
 const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
@@ -46,7 +47,7 @@ export function tiesMerge(
   const pBudget = rt.alloc(T * 8, 'tie budgets');
   const pBase = base ? rt.alloc(size * 4, 'a slice of base') : 0;
   const pOut = rt.alloc(size * 4, 'a slice of out');
-  const pScratch = rt.alloc(T * 52, 'scratch');
+  const pScratch = rt.alloc(T * 68, 'scratch');
   const mem = rt.memory.buffer;
   new Uint32Array(mem, pTable, T).set(pm);
   new Float32Array(mem, pw, T).set(weights);
