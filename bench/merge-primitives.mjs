@@ -89,7 +89,6 @@ const thrMs = await best(thresholds, 2);
 const fusedMs = await best(() => fused(thr, budget), 3);
 
 // The bare kernel on one chunk already in wasm memory (no copies), for the copy's share.
-const rt = mk.primitives; void rt;
 const pm = [], n = CHUNK;
 const need = heap + (T + 1) * n * 4 + 4096;
 if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
