@@ -11,6 +11,7 @@ import tokenMergingVariants from './suites/token-merging-variants.ts';
 import tokenMergingVariantsReference from './suites/token-merging-variants-reference.ts';
 import modelInterpolation from './suites/model-interpolation.ts';
 import modelInterpolationReference from './suites/model-interpolation-reference.ts';
+import mergePrimitives, { mergePrimitivesReference } from './suites/merge-primitives.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -29,11 +30,11 @@ export interface Harness {
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation,
+  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives,
 ];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
