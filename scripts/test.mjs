@@ -32,7 +32,7 @@ mkdirSync(outdir, { recursive: true });
 // uvu must not auto-run: the harness calls exec() once the backend is resolved. The flag is set
 // in a banner because a side-effect-only import would be dropped ("sideEffects": false).
 const common = { bundle: true, format: 'esm', target: 'es2022', alias: { 'merge-kernels': r('dist', 'index.js') }, logLevel: 'warning', banner: { js: 'globalThis.UVU_DEFER = 1;' } };
-await esbuild.build({ ...common, platform: 'node', entryPoints: [r('test', 'runtimes', 'node.ts')], outfile: join(outdir, 'node.js'), external: ['webgpu'] });
+await esbuild.build({ ...common, platform: 'node', entryPoints: [r('test', 'runtimes', 'node.ts')], outfile: join(outdir, 'node.js'), external: ['webgpu', 'yaml'] });
 await esbuild.build({ ...common, platform: 'neutral', entryPoints: [r('test', 'runtimes', 'deno.ts')], outfile: join(outdir, 'deno.js') });
 await esbuild.build({ ...common, platform: 'browser', entryPoints: [r('test', 'runtimes', 'browser.ts')], outfile: join(outdir, 'browser.js') });
 writeFileSync(join(outdir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>merge-kernels tests</title><script type="module" src="./browser.js"></script>\n');
