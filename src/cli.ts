@@ -2,7 +2,9 @@
 // picks a backend, runs mergeModelFiles with a progress bar, prints a summary. Returns the exit
 // code instead of exiting, so tests can call it in-process.
 import cliProgress from 'cli-progress';
-import { init, MergeKernelsError, type MergeKernels, type MethodSpec } from './index.ts';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { checkConfigAgainst, init, MergeKernelsError, parseMergeConfig, type MergeKernels, type MethodSpec } from './index.ts';
 import { mergeModelFiles } from './node/index.ts';
 
 const HELP = `Usage: merge-kernels merge <config.yml> -o <out-dir> [options]
@@ -142,6 +144,14 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
   let bar: cliProgress.SingleBar | undefined;
   const t0 = performance.now();
   try {
+    // The config is checked before a backend (possibly a GPU) is set up, so its errors come first.
+    let text: string;
+    try {
+      text = await readFile(args.config, 'utf8');
+    } catch (e) {
+      throw new MergeKernelsError('INVALID_OPTION', `cannot read the config ${args.config}: ${(e as Error).message}`, 'config', { cause: e });
+    }
+    checkConfigAgainst(parseMergeConfig(text), methods);
     const ctx = await createContext(args.backend);
     mk = ctx.mk;
     if (args.progress && (io.stderr as { isTTY?: boolean }).isTTY) {
@@ -153,7 +163,7 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     }
     let started = false;
     const result = await mergeModelFiles({
-      configPath: args.config, outDir: args.out, methods, backend: mk,
+      config: text, baseDir: dirname(resolve(args.config)), outDir: args.out, methods, backend: mk,
       chunkSize: args.chunkSize, maxShardSize: args.maxShardSize, seed: args.seed,
       onProgress: (p) => {
         if (!bar) return;

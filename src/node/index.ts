@@ -47,7 +47,7 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
         return await openModelPath(path);
       } catch (e) {
         if (e instanceof MergeKernelsError && e.code === 'INVALID_OPTION' && e.argument === 'path') {
-          throw new MergeKernelsError('INVALID_OPTION', `model "${model}": ${e.message} (model paths are relative to ${configPath !== undefined ? 'the config file' : 'baseDir'}; only local safetensors checkpoints are read, nothing is downloaded)`, model, { cause: e });
+          throw new MergeKernelsError('INVALID_OPTION', `model "${model}": ${e.message} (model paths are relative to ${configPath !== undefined ? 'the config file' : `${root}`}; only local safetensors checkpoints are read, nothing is downloaded)`, model, { cause: e });
         }
         throw e;
       }
