@@ -75,12 +75,17 @@ export interface MergeModelsOptions {
   backend: MergeKernels | Backend;
   /** Where the files go; default: Blobs in the result. */
   output?: OutputTarget;
-  /** Bytes of float32 per input per chunk (default 64 MiB); a chunk always holds at least one of the method's rows. */
+  /**
+   * Bytes of float32 per input per chunk (default 64 MiB); a chunk always holds at least one of
+   * the method's rows. Peak memory is about (2 × inputs + 1) chunks: each input's bytes and
+   * their float32 values, and the output chunk.
+   */
   chunkSize?: number;
   /** Largest output file in bytes before the model is sharded (default 5e9, mergekit's). */
   maxShardSize?: number;
   /** Seed of the methods' random streams (DARE, DELLA). Default 0. */
   seed?: number;
+  /** Called after every chunk written (and every chunk read by a model pass). */
   onProgress?: (p: MergeProgress) => void;
 }
 
@@ -105,6 +110,20 @@ const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16'])
 const OUT_DTYPE: Record<ConfigDtype, 'F32' | 'F16' | 'BF16'> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 // Embeddings that a model with tied word embeddings uses as its output layer (HF's tie_word_embeddings).
 const TIED_INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\.weight$/;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Decodes a chunk; F32 on a little-endian host takes one copy instead of decodeToFloat32's two. */
+function toFloat32(dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array {
+  if (dtype === 'F32' && LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4).slice();
+  return decodeToFloat32(dtype, bytes);
+}
+
+/** Encodes an output chunk; F32 on a little-endian host is the chunk's own bytes (each chunk is a fresh array). */
+function fromFloat32(dtype: 'F32' | 'F16' | 'BF16', x: Float32Array): Uint8Array {
+  if (dtype === 'F32' && LITTLE_ENDIAN) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  return encodeFromFloat32(dtype, x);
+}
 
 /** One tensor of one input: where its bytes are. */
 interface Located { file: ByteSource; dataOffset: number; info: SafetensorsTensorInfo }
@@ -364,7 +383,7 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
         const bytes = length === 0 ? new Uint8Array(0) : await s.file.read(at, at + length * size);
         if (bytes.length !== length * size) throw new MergeKernelsError('INVALID_SAFETENSORS', `model "${models[i]!.label}": reading tensor "${p.name}" from ${s.file.name} gave ${bytes.length} of ${length * size} bytes: the file changed or is truncated`, p.name);
         stats.bytesRead += bytes.length;
-        let x = decodeToFloat32(s.info.dtype, bytes);
+        let x = toFloat32(s.info.dtype, bytes);
         if (roundTo) x = decodeToFloat32(roundTo, encodeFromFloat32(roundTo, x));
         const bad = await backend.findNonFinite(x);
         if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `model "${models[i]!.label}", tensor "${p.name}": ${x[bad]} at index ${offset + bad}; merging needs finite values`, p.name);
@@ -396,8 +415,9 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
       const write = async (bytes: Uint8Array) => { await file.write(bytes); stats.bytesWritten += bytes.length; };
       await write(header);
       for (const p of shard) {
-        if (p.kind === 'copy') await copyTensor(p, chunkBytes, write, stats);
-        else await mergeOne(method, p, paramsOf(p), chunkEntries, readChunk, write);
+        const written = async (bytes: Uint8Array) => { await write(bytes); progress('merge', p, index); };
+        if (p.kind === 'copy') await copyTensor(p, chunkBytes, written, stats);
+        else await mergeOne(method, p, paramsOf(p), chunkEntries, readChunk, written);
         progress('merge', p, index++);
       }
       await file.close();
@@ -440,7 +460,7 @@ async function mergeOne(
     const chunk = await readChunk(p, offset, length);
     const out = new Float32Array(length);
     await plan.apply(chunk, out);
-    if (length > 0) await write(encodeFromFloat32(p.outDtype as 'F32' | 'F16' | 'BF16', out));
+    if (length > 0) await write(fromFloat32(p.outDtype as 'F32' | 'F16' | 'BF16', out));
   }
 }
 
