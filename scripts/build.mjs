@@ -58,12 +58,26 @@ writeAtomic(r('src', 'gen', 'wgsl.ts'), header + wgslFiles.map((f) =>
   `export const ${camel(f)} = ${JSON.stringify(withIncludes(f))};\n`).join(''));
 
 // 3. Bundles. Both entries are platform-neutral ESM: nothing runs on import.
-const common = { bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', sourcemap: true, logLevel: 'warning' };
+// yaml (configs) is a dependency, resolved by the user's runtime or bundler, not inlined.
+const common = { bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', sourcemap: true, logLevel: 'warning', external: ['yaml'] };
 await esbuild.build({ ...common, entryPoints: [r('src', 'index.ts')], outfile: r('dist', 'index.js') });
-await esbuild.build({ ...common, entryPoints: [r('src', 'index.workerd.ts')], outfile: r('dist', 'index.workerd.js'), external: ['./kernels.wasm'] });
+await esbuild.build({ ...common, entryPoints: [r('src', 'index.workerd.ts')], outfile: r('dist', 'index.workerd.js'), external: ['./kernels.wasm', 'yaml'] });
+// Node-only entries: merge-kernels/node (files) and the CLI. They import the default entry
+// (and each other) as separate files, so a context from init() is the same class in all of them.
+const siblings = { name: 'siblings', setup(b) {
+  const entries = { [r('src', 'index.ts')]: './index.js', [r('src', 'node', 'index.ts')]: './node.js' };
+  b.onResolve({ filter: /index\.ts$/ }, (a) => {
+    const to = a.kind === 'entry-point' ? undefined : entries[join(a.resolveDir, a.path)];
+    return to ? { path: to, external: true } : undefined;
+  });
+} };
+const nodeCommon = { ...common, platform: 'node', plugins: [siblings], external: ['yaml', 'cli-progress', 'webgpu'] };
+await esbuild.build({ ...nodeCommon, entryPoints: [r('src', 'node', 'index.ts')], outfile: r('dist', 'node.js') });
+await esbuild.build({ ...nodeCommon, entryPoints: [r('src', 'cli.ts')], outfile: r('dist', 'cli.js') });
 copyFileSync(r('build', 'kernels.wasm'), r('dist', 'kernels.wasm'));
 
 // 4. Declarations.
 execFileSync(bin('tsc'), ['-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+execFileSync(bin('tsc'), ['-p', 'tsconfig.node.json'], { cwd: root, stdio: 'inherit' });
 
 console.log(`build: dist/ written in ${((performance.now() - t0) / 1000).toFixed(1)} s (wasm ${wasm.length} bytes, ${wgslFiles.length} WGSL files)`);

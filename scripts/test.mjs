@@ -32,9 +32,13 @@ mkdirSync(outdir, { recursive: true });
 // uvu must not auto-run: the harness calls exec() once the backend is resolved. The flag is set
 // in a banner because a side-effect-only import would be dropped ("sideEffects": false).
 const common = { bundle: true, format: 'esm', target: 'es2022', alias: { 'merge-kernels': r('dist', 'index.js') }, logLevel: 'warning', banner: { js: 'globalThis.UVU_DEFER = 1;' } };
-await esbuild.build({ ...common, platform: 'node', entryPoints: [r('test', 'runtimes', 'node.ts')], outfile: join(outdir, 'node.js'), external: ['webgpu'] });
+await esbuild.build({ ...common, platform: 'node', entryPoints: [r('test', 'runtimes', 'node.ts')], outfile: join(outdir, 'node.js'), external: ['webgpu', 'yaml'] });
 await esbuild.build({ ...common, platform: 'neutral', entryPoints: [r('test', 'runtimes', 'deno.ts')], outfile: join(outdir, 'deno.js') });
 await esbuild.build({ ...common, platform: 'browser', entryPoints: [r('test', 'runtimes', 'browser.ts')], outfile: join(outdir, 'browser.js') });
+// Node-only tests (files, the CLI): the package and its Node entries stay external, so the test,
+// the CLI and merge-kernels/node share one dist/index.js (one MergeKernels class).
+const distCli = { name: 'dist-cli', setup(b) { b.onResolve({ filter: /src[\\/]cli\.ts$/ }, () => ({ path: r('dist', 'cli.js'), external: true })); } };
+await esbuild.build({ bundle: true, format: 'esm', target: 'es2022', logLevel: 'warning', platform: 'node', entryPoints: [r('test', 'node', 'cli.test.ts')], outfile: join(outdir, 'node-cli.js'), external: ['merge-kernels', 'merge-kernels/node', 'yaml', 'cli-progress', 'webgpu'], plugins: [distCli] });
 writeFileSync(join(outdir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>merge-kernels tests</title><script type="module" src="./browser.js"></script>\n');
 
 const results = []; // { runtime, backend, passed, failed, skipped, note }
@@ -96,6 +100,13 @@ if (want('node')) {
     const { code, output } = await runProcess('node', process.execPath, [join(outdir, 'node.js'), backend], env);
     tally('node', backend, output, code);
   }
+}
+
+// Node only: file output, model folders and the merge-kernels command.
+if (want('node')) {
+  console.log('\n━━ node / files + cli');
+  const { code, output } = await runProcess('node', process.execPath, [join(outdir, 'node-cli.js')]);
+  tally('node', 'cli', output, code);
 }
 
 // Deno: built-in navigator.gpu (wgpu) on Mesa's lavapipe, or SwiftShader when only that is present.

@@ -48,6 +48,11 @@ export class MergeKernels {
     return this.#impl;
   }
 
+  /** @internal The backend of a context, for the file runner (src/merging/runner.ts); throws DISPOSED after dispose(). */
+  static backendOf(mk: MergeKernels): Backend {
+    return mk.#backend;
+  }
+
   /** The streaming model-merging primitives on this context's backend (see src/reference/merge-primitives.ts). */
   readonly primitives = new MergePrimitives(() => this.#backend);
 

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'OUT_OF_MEMORY'         // wasm memory could not grow to the size the call needs
   | 'TOO_LARGE'             // the problem exceeds a hard limit of the backend even after splitting
   | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule
+  | 'MISSING_TENSOR'        // a tensor is in some of the models to merge but not in others
   | 'GPU_ERROR'             // WebGPU reported a validation or internal error (a bug: please report)
   | 'WASM_ABORT';           // the wasm module aborted (a bug: please report)
 

@@ -26,3 +26,8 @@ export type { TiesMergeOptions } from './merging/primitives.ts';
 export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, TensorParams, Chunk, ParamValue } from './merging/types.ts';
 export { mergeTensor } from './merging/driver.ts';
 export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';
+export { parseSafetensorsHeaderFromReader, encodeSafetensorsHeader } from './safetensors.ts';
+export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, evaluateSetting, layerPositions } from './merging/config.ts';
+export type { MergeConfig, ModelEntry, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';
+export { mergeModels, blobOutput } from './merging/runner.ts';
+export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsOptions, MergeModelsResult } from './merging/runner.ts';

@@ -128,12 +128,25 @@ export async function parseSafetensorsHeaderFromBlob(blob: Blob): Promise<Safete
   if (typeof Blob === 'undefined' || !(blob instanceof Blob)) {
     throw new MergeKernelsError('INVALID_TYPE', `blob: expected a Blob, got ${describe(blob)}`, 'blob');
   }
-  const size = blob.size;
+  return parseSafetensorsHeaderFromReader(blob.size, async (begin, end) => new Uint8Array(await blob.slice(begin, end).arrayBuffer()));
+}
+
+/**
+ * Parses and validates the header of a file of `size` bytes that can be read by byte range
+ * (`read(begin, end)` resolves with bytes [begin, end) of the file): a Node FileHandle, an HTTP
+ * range request. Reads the first 8 bytes, checks the header length against `size`, then reads
+ * the header; the data is not read.
+ */
+export async function parseSafetensorsHeaderFromReader(size: number, read: (begin: number, end: number) => Promise<Uint8Array>): Promise<SafetensorsHeader> {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    throw new MergeKernelsError('INVALID_TYPE', `size: expected a file size in bytes, got ${describe(size)}`, 'size');
+  }
   if (size < 8) fail('FILE_TOO_SHORT', `the file has ${size} bytes; a safetensors file starts with an 8-byte header length`);
-  const first = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
+  const first = await read(0, 8);
   // Check N against the file size before reading N bytes.
   const n = headerLengthField(first, size);
-  const prefix = new Uint8Array(await blob.slice(0, 8 + n).arrayBuffer());
+  const prefix = await read(0, 8 + n);
+  if (prefix.length !== 8 + n) fail('HEADER_OUT_OF_BOUNDS', `reading the ${n}-byte header gave ${prefix.length - 8} bytes: the file is truncated`);
   return parseHeader(prefix, size);
 }
 
@@ -496,8 +509,29 @@ const utf8Encoder = new TextEncoder();
  * INVALID_OPTION naming the offending tensor, and TOO_LARGE for a header over the 100 MB limit.
  */
 export function writeSafetensors(tensors: readonly SafetensorsTensorInput[], metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
+  const { header, dataLength } = buildHeader(tensors, metadata, true);
+  const file = alloc(header.length + dataLength, (k) => new Uint8Array(k));
+  file.set(header);
+  let at = header.length;
+  for (const t of tensors) {
+    file.set(t.data, at);
+    at += t.data.length;
+  }
+  return file;
+}
+
+/**
+ * The first 8 + N bytes of a safetensors file holding `tensors` in this order (the header length
+ * and the space-padded header, exactly as writeSafetensors writes them), and the length of the
+ * data buffer that must follow: for writers that stream each tensor's bytes after the header.
+ */
+export function encodeSafetensorsHeader(tensors: readonly Omit<SafetensorsTensorInput, 'data'>[], metadata?: Record<string, string>): { header: Uint8Array<ArrayBuffer>; dataLength: number } {
+  return buildHeader(tensors, metadata, false);
+}
+
+function buildHeader(tensors: readonly Partial<SafetensorsTensorInput>[], metadata: Record<string, string> | undefined, withData: boolean): { header: Uint8Array<ArrayBuffer>; dataLength: number } {
   if (!Array.isArray(tensors)) {
-    throw new MergeKernelsError('INVALID_TYPE', `tensors: expected an array of { name, dtype, shape, data }, got ${describe(tensors)}`, 'tensors');
+    throw new MergeKernelsError('INVALID_TYPE', `tensors: expected an array of { name, dtype, shape${withData ? ', data' : ''} }, got ${describe(tensors)}`, 'tensors');
   }
   // The header is assembled as text, not via an object, so its order is exactly the given order
   // (an object would move integer-like names such as "0" to the front).
@@ -530,7 +564,7 @@ export function writeSafetensors(tensors: readonly SafetensorsTensorInput[], met
     names.add(name);
     const size = dtypeSize(dtype);
     if (size === undefined) throw new MergeKernelsError('INVALID_OPTION', `tensor ${quote(name)}: unknown dtype ${describe(dtype)}; known: ${Object.keys(ELEMENT_SIZE).join(' ')}`, arg);
-    if (!(data instanceof Uint8Array)) throw new MergeKernelsError('INVALID_TYPE', `tensor ${quote(name)}: data must be a Uint8Array, got ${describe(data)}`, arg);
+    if (withData && !(data instanceof Uint8Array)) throw new MergeKernelsError('INVALID_TYPE', `tensor ${quote(name)}: data must be a Uint8Array, got ${describe(data)}`, arg);
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: shape must be an array of non-negative integers, got ${describe(shape)}`, arg);
     }
@@ -540,8 +574,8 @@ export function writeSafetensors(tensors: readonly SafetensorsTensorInput[], met
       // The same limit as the reader's, so everything written here can be read back.
       if (byteCount > Number.MAX_SAFE_INTEGER) throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: shape [${shape.join(', ')}] × ${size} bytes overflows 2^53`, arg);
     }
-    if (byteCount !== data.length) {
-      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: ${dtype} [${shape.join(', ')}] needs ${byteCount} bytes but data has ${data.length}`, arg);
+    if (withData && byteCount !== data!.length) {
+      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: ${dtype} [${shape.join(', ')}] needs ${byteCount} bytes but data has ${data!.length}`, arg);
     }
     const shapeText = (shape as number[]).map((d) => d + 0).join(',');
     parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shapeText}],"data_offsets":[${offset},${offset + byteCount}]}`);
@@ -553,17 +587,11 @@ export function writeSafetensors(tensors: readonly SafetensorsTensorInput[], met
   if (n > MAX_HEADER_LENGTH) {
     throw new MergeKernelsError('TOO_LARGE', `the header would be ${n} bytes; readers refuse more than ${MAX_HEADER_LENGTH}`, 'tensors');
   }
-  const file = alloc(8 + n + offset, (k) => new Uint8Array(k));
-  const view = new DataView(file.buffer);
-  view.setUint32(0, n, true); // n < 2^32: the high half stays 0
-  file.set(header, 8);
-  file.fill(0x20, 8 + header.length, 8 + n);
-  let at = 8 + n;
-  for (const t of tensors) {
-    file.set(t.data, at);
-    at += t.data.length;
-  }
-  return file;
+  const prefix = new Uint8Array(8 + n);
+  new DataView(prefix.buffer).setUint32(0, n, true); // n < 2^32: the high half stays 0
+  prefix.set(header, 8);
+  prefix.fill(0x20, 8 + header.length, 8 + n);
+  return { header: prefix, dataLength: offset };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import tokenMergingVariantsReference from './suites/token-merging-variants-refer
 import modelInterpolation from './suites/model-interpolation.ts';
 import modelInterpolationReference from './suites/model-interpolation-reference.ts';
 import mergePrimitives, { mergePrimitivesReference } from './suites/merge-primitives.ts';
+import mergeRunner from './suites/merge-runner.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -33,8 +34,13 @@ const SUITES: Array<(h: Harness) => void> = [
   context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives,
 ];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
+/** Suites applied to every backend. */
+const SUITES: Array<(h: Harness) => void> = [
+  ,
+];
+/** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference, mergeRunner,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */

@@ -1,0 +1,195 @@
+// The `merge-kernels` command: `merge-kernels merge config.yml -o out/`. Parses the command line,
+// picks a backend, runs mergeModelFiles with a progress bar, prints a summary. Returns the exit
+// code instead of exiting, so tests can call it in-process.
+import cliProgress from 'cli-progress';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { checkConfigAgainst, init, MergeKernelsError, parseMergeConfig, type MergeKernels, type MethodSpec } from './index.ts';
+import { mergeModelFiles } from './node/index.ts';
+
+const HELP = `Usage: merge-kernels merge <config.yml> -o <out-dir> [options]
+
+Merges safetensors checkpoints as a mergekit YAML config describes (merge_method, base_model,
+models with parameters, parameters, dtype, out_dtype), streaming tensor by tensor. Model paths
+in the config are relative to the config file: a .safetensors file, or a folder with
+model.safetensors or model.safetensors.index.json.
+
+Options:
+  -o, --out <dir>           output folder (model.safetensors, or shards + index)
+  --chunk-size <size>       bytes of float32 per input per chunk [64MiB]
+  --backend <name>          auto | wasm | webgpu | js [auto: WebGPU on a hardware
+                            adapter when the optional 'webgpu' package is installed, else wasm]
+  --seed <n>                seed of random methods (DARE, DELLA) [0]
+  --max-shard-size <size>   largest output file before sharding [5GB]
+  --no-progress             no progress bar
+  -h, --help                this help
+Sizes: a byte count, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
+Exit codes: 0 merged, 1 the merge failed (the message says why), 2 bad command line.
+`;
+
+export interface CliIo {
+  stdout: { write(s: string): unknown };
+  stderr: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean };
+}
+
+class UsageError extends Error {}
+
+const UNITS: Record<string, number> = { '': 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+export function parseSize(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${option}: expected a size such as 64MiB or 5GB, got ${JSON.stringify(text)}`);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!(bytes > 0) || !Number.isSafeInteger(bytes)) throw new UsageError(`${option}: expected a positive size, got ${JSON.stringify(text)}`);
+  return bytes;
+}
+
+interface Args { config: string; out: string; chunkSize?: number; backend: string; seed?: number; maxShardSize?: number; progress: boolean }
+
+function parseArgs(argv: string[]): Args | 'help' {
+  if (argv.length === 0 || argv.includes('-h') || argv.includes('--help')) return 'help';
+  const [command, ...rest] = argv;
+  if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the command is: merge-kernels merge <config.yml> -o <out-dir>`);
+  const args: Partial<Args> = { backend: 'auto', progress: true };
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      const v = rest[++i];
+      if (v === undefined) throw new UsageError(`${flag}: expected a value`);
+      return v;
+    };
+    switch (flag) {
+      case '-o': case '--out': args.out = value(); break;
+      case '--chunk-size': args.chunkSize = parseSize(value(), flag); break;
+      case '--max-shard-size': args.maxShardSize = parseSize(value(), flag); break;
+      case '--backend': {
+        const b = value();
+        if (!['auto', 'wasm', 'webgpu', 'js'].includes(b)) throw new UsageError(`--backend: expected auto, wasm, webgpu or js, got ${JSON.stringify(b)}`);
+        args.backend = b;
+        break;
+      }
+      case '--seed': {
+        const v = value();
+        if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) throw new UsageError(`--seed: expected an integer in [0, 2^32), got ${JSON.stringify(v)}`);
+        args.seed = Number(v);
+        break;
+      }
+      case '--no-progress': args.progress = false; break;
+      default:
+        if (a.startsWith('-')) throw new UsageError(`unknown option ${a}; see --help`);
+        positional.push(a);
+    }
+  }
+  if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'expected the config file: merge-kernels merge <config.yml> -o <out-dir>' : `expected one config file, got ${positional.join(' ')}`);
+  if (!args.out) throw new UsageError('expected the output folder: -o <out-dir>');
+  return { ...args, config: positional[0]! } as Args;
+}
+
+/** A GPU from the optional `webgpu` package (Dawn), or the reason there is none. */
+async function nodeGpu(): Promise<GPU | string> {
+  try {
+    const webgpu = await import('webgpu');
+    Object.assign(globalThis, webgpu.globals);
+    return webgpu.create([]);
+  } catch (e) {
+    return `the optional package 'webgpu' is not installed (${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
+async function createContext(backend: string): Promise<{ mk: MergeKernels; note: string }> {
+  if (backend === 'js' || backend === 'wasm') return { mk: await init({ backend }), note: '' };
+  const gpu = await nodeGpu();
+  if (backend === 'webgpu') {
+    if (typeof gpu === 'string') throw new MergeKernelsError('BACKEND_UNAVAILABLE', `backend 'webgpu' is unavailable: ${gpu}`, 'backend');
+    return { mk: await init({ backend: 'webgpu', gpu }), note: '' };
+  }
+  // auto: a software adapter (SwiftShader, llvmpipe) is slower than wasm SIMD on the same CPU.
+  if (typeof gpu === 'string') return { mk: await init({ backend: 'wasm' }), note: `wasm (${gpu})` };
+  const adapter = await gpu.requestAdapter().catch(() => null);
+  const info = adapter?.info;
+  const software = !adapter || (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true
+    || /swiftshader|llvmpipe|lavapipe|software/i.test(`${info?.vendor} ${info?.architecture} ${info?.description} ${info?.device}`);
+  if (software) return { mk: await init({ backend: 'wasm' }), note: `wasm (${adapter ? `the WebGPU adapter is a software one: ${info?.description || info?.architecture}` : 'no WebGPU adapter'})` };
+  return { mk: await init({ backend: 'webgpu', gpu }), note: '' };
+}
+
+function formatBytes(n: number): string {
+  if (n < 1e3) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let u = -1;
+  do { n /= 1000; u++; } while (n >= 1000 && u < units.length - 1);
+  return `${n.toFixed(n < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+/** Runs the command line `argv` (without `node` and the script); returns the exit code. */
+export async function main(argv: string[], methods: Readonly<Record<string, MethodSpec>>, io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let args: Args | 'help';
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.stderr.write(`merge-kernels: ${e.message}\n`);
+    return 2;
+  }
+  if (args === 'help') {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  let mk: MergeKernels | undefined;
+  let bar: cliProgress.SingleBar | undefined;
+  const t0 = performance.now();
+  try {
+    // The config is checked before a backend (possibly a GPU) is set up, so its errors come first.
+    let text: string;
+    try {
+      text = await readFile(args.config, 'utf8');
+    } catch (e) {
+      throw new MergeKernelsError('INVALID_OPTION', `cannot read the config ${args.config}: ${(e as Error).message}`, 'config', { cause: e });
+    }
+    checkConfigAgainst(parseMergeConfig(text), methods);
+    const ctx = await createContext(args.backend);
+    mk = ctx.mk;
+    if (args.progress && (io.stderr as { isTTY?: boolean }).isTTY) {
+      bar = new cliProgress.SingleBar({
+        stream: io.stderr as NodeJS.WriteStream,
+        format: '{bar} {percentage}% | {written} | {speed} MB/s | {tensor}',
+        hideCursor: true, clearOnComplete: true, etaBuffer: 50,
+      }, cliProgress.Presets.shades_classic);
+    }
+    let started = false;
+    const result = await mergeModelFiles({
+      config: text, baseDir: dirname(resolve(args.config)), outDir: args.out, methods, backend: mk,
+      chunkSize: args.chunkSize, maxShardSize: args.maxShardSize, seed: args.seed,
+      onProgress: (p) => {
+        if (!bar) return;
+        if (!started) { bar.start(p.totalBytes, 0, { tensor: '', speed: '0', written: '' }); started = true; }
+        const seconds = (performance.now() - t0) / 1000;
+        bar.update(p.bytesWritten, { tensor: p.tensor.length > 48 ? `…${p.tensor.slice(-47)}` : p.tensor, speed: (p.bytesRead / 1e6 / Math.max(seconds, 1e-3)).toFixed(0), written: formatBytes(p.bytesWritten) });
+      },
+    });
+    bar?.stop();
+    const seconds = (performance.now() - t0) / 1000;
+    const lines = [
+      `merged ${result.tensorsMerged} tensors${result.tensorsCopied ? ` (and copied ${result.tensorsCopied} non-float tensors from the ${methods[result.method]?.needsBase ? 'base' : 'first'} model)` : ''} with ${result.method} on ${mk.backend}${ctx.note ? ` (auto chose ${ctx.note})` : ''}`,
+      `read ${formatBytes(result.bytesRead)} (${(result.bytesRead / 1e6 / Math.max(seconds, 1e-3)).toFixed(0)} MB/s), wrote ${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s`,
+      ...result.tied.map((t) => `tied weights: "${t.model}" has no ${t.tensor}; its ${t.from} was merged in its place`),
+      `output: ${result.outDir} (${result.files.map((f) => f.name).join(', ')})`,
+    ];
+    io.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  } catch (e) {
+    bar?.stop();
+    if (e instanceof MergeKernelsError) {
+      io.stderr.write(`merge-kernels: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    mk?.dispose();
+  }
+}

@@ -1,0 +1,122 @@
+// Node file access for the merge runner: checkpoints opened by path and read by byte range with
+// a FileHandle (never whole files), and an output folder whose files are written under temporary
+// names and renamed only when the whole merge succeeded. Node-only: the browser bundle
+// (dist/index.js) never imports this module.
+import { open, mkdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { MergeKernelsError, parseShardIndex, type ByteSource, type ModelSource, type OutputFile, type OutputTarget } from '../index.ts';
+
+function fileError(code: string | undefined, path: string, what: string, cause: unknown): MergeKernelsError {
+  const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'is not readable (permission denied)' : `could not be read (${(cause as Error)?.message ?? cause})`;
+  return new MergeKernelsError('INVALID_OPTION', `${what} ${path} ${why}`, 'path', { cause });
+}
+
+async function openFile(path: string, handles: FileHandle[]): Promise<ByteSource> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (e) {
+    throw fileError((e as NodeJS.ErrnoException).code, path, 'the file', e);
+  }
+  handles.push(handle);
+  const { size } = await handle.stat();
+  return {
+    name: path,
+    size,
+    async read(begin, end) {
+      const buffer = new Uint8Array(end - begin);
+      let done = 0;
+      while (done < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, begin + done);
+        if (bytesRead === 0) break; // the file shrank: the runner reports the short read
+        done += bytesRead;
+      }
+      return done === buffer.length ? buffer : buffer.subarray(0, done);
+    },
+  };
+}
+
+/**
+ * Opens a checkpoint by path: a `.safetensors` file, or a folder holding `model.safetensors`
+ * or `model.safetensors.index.json` and its shards. Only headers are read here.
+ */
+export async function openModelPath(path: string): Promise<ModelSource> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (e) {
+    throw fileError((e as NodeJS.ErrnoException).code, path, 'the model', e);
+  }
+  const handles: FileHandle[] = [];
+  const close = async () => { for (const h of handles.splice(0)) await h.close(); };
+  try {
+    if (!info.isDirectory()) return { files: [await openFile(path, handles)], close };
+    const indexPath = join(path, 'model.safetensors.index.json');
+    let indexText: string | undefined;
+    try {
+      indexText = await readFile(indexPath, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError((e as NodeJS.ErrnoException).code, indexPath, 'the shard index', e);
+    }
+    if (indexText === undefined) {
+      const single = join(path, 'model.safetensors');
+      try {
+        await stat(single);
+      } catch {
+        throw new MergeKernelsError('INVALID_OPTION', `the model folder ${path} has neither model.safetensors nor model.safetensors.index.json (only safetensors checkpoints can be merged)`, 'path');
+      }
+      return { files: [await openFile(single, handles)], close };
+    }
+    const index = parseShardIndex(indexText);
+    const shards = [...new Set(index.weightMap.values())];
+    const files = [];
+    for (const shard of shards) files.push(await openFile(join(path, shard), handles));
+    return { files, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * A folder as the merge's output. Each file is written to `.<name>.<pid>.tmp` in the folder and
+ * renamed to `<name>` in commit(), after every file is complete; abort() deletes the temporary
+ * files. A merge that fails (or is killed) never leaves a file under a final name, and an
+ * earlier model in the folder is replaced only by a complete new one.
+ */
+export function folderOutput(folder: string): OutputTarget {
+  const dir = resolve(folder);
+  const written: Array<{ tmp: string; final: string }> = [];
+  let current: FileHandle | undefined;
+  return {
+    async create(name: string): Promise<OutputFile> {
+      if (basename(name) !== name) throw new MergeKernelsError('INVALID_OPTION', `output file name ${JSON.stringify(name)} is not a plain file name`, 'output');
+      await mkdir(dir, { recursive: true });
+      const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+      const handle = await open(tmp, 'w');
+      current = handle;
+      written.push({ tmp, final: join(dir, name) });
+      return {
+        async write(bytes: Uint8Array) {
+          let done = 0;
+          while (done < bytes.length) done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
+        },
+        async close() {
+          await handle.sync();
+          await handle.close();
+          current = undefined;
+        },
+      };
+    },
+    async commit() {
+      for (const f of written) await rename(f.tmp, f.final);
+      // An index left by an earlier sharded merge would make loaders ignore a new single file.
+      const index = join(dir, 'model.safetensors.index.json');
+      if (!written.some((f) => f.final === index)) await unlink(index).catch(() => {});
+    },
+    async abort() {
+      if (current) await current.close().catch(() => {});
+      for (const f of written) await unlink(f.tmp).catch(() => {});
+    },
+  };
+}

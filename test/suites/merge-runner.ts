@@ -1,0 +1,365 @@
+// mergekit configs and the streaming merge runner over in-memory files (ArrayBuffer, Uint8Array,
+// Blob, shards, a custom ModelSource) with Blob output. Parameter resolution (filters, gradients,
+// layer positions) is checked against values worked out by hand from mergekit's rules; the
+// runner with the small methods of test/merge-methods.ts, whose results are written out here.
+// No file system: the same suite runs in Node, Deno and Chromium (test/node/ covers folders).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Harness } from '../harness.ts';
+import { allClose, rejects, rng } from '../util.ts';
+import { TEST_METHODS, linear } from '../merge-methods.ts';
+import {
+  blobOutput, checkConfigAgainst, encodeFromFloat32, evaluateSetting, layerPositions, mergeModels, parseMergeConfig,
+  parseShardIndex, readSafetensors, resolveTensorParams, writeSafetensors,
+  type ByteSource, type GradientSetting, type StepSetting, type MergeModelsOptions, type ModelSource, type OutputTarget, type SafetensorsDtype,
+} from 'merge-kernels';
+
+type T = [name: string, dtype: SafetensorsDtype, shape: number[], values: number[]];
+
+/** A safetensors file holding float tensors (encoded from the values) and I64 tensors. */
+function model(tensors: T[]): Uint8Array<ArrayBuffer> {
+  return writeSafetensors(tensors.map(([name, dtype, shape, values]) => {
+    if (dtype === 'I64') return { name, dtype, shape, data: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer) };
+    return { name, dtype, shape, data: encodeFromFloat32(dtype as 'F32' | 'F16' | 'BF16', new Float32Array(values)) };
+  }));
+}
+
+async function read(blob: Blob | undefined) {
+  assert.ok(blob instanceof Blob, 'the result has a Blob');
+  return readSafetensors(new Uint8Array(await blob!.arrayBuffer()));
+}
+
+function values(file: ReturnType<typeof readSafetensors>, name: string): number[] {
+  const t = file.tensors.get(name);
+  assert.ok(t, `tensor ${name} in the output`);
+  const { dtype, bytes } = t!;
+  if (dtype === 'F32') return Array.from(new Float32Array(bytes.slice().buffer));
+  if (dtype === 'I64') return Array.from(new BigInt64Array(bytes.slice().buffer), Number);
+  const u = new Uint16Array(bytes.slice().buffer);
+  if (dtype === 'BF16') return Array.from(u, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0]!);
+  // F16 → the values used here are exact halves: decode normal numbers by hand.
+  return Array.from(u, (h) => {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+  });
+}
+
+const LINEAR_YAML = `merge_method: linear
+models:
+  - model: a
+    parameters:
+      weight: 1
+  - model: b
+    parameters:
+      weight: [1, 3]   # a gradient over the two layers
+`;
+
+export default function (h: Harness): void {
+  const cfg = suite(`${h.runtime} / ${h.backend} / mergekit config`);
+
+  cfg('parses a TIES-style config; the base listed under models is the base, not a model', () => {
+    const c = parseMergeConfig(`
+merge_method: ties
+base_model: base
+models:
+  - model: base
+  - model: a
+    parameters: { density: 0.5, weight: 0.7 }
+  - model: b
+    parameters:
+      density: [1, 0.5]
+      weight: [{ filter: mlp, value: 0.5 }, { value: 1 }]
+parameters:
+  normalize: true
+dtype: bfloat16
+out_dtype: torch.float16
+`);
+    assert.is(c.mergeMethod, 'ties');
+    assert.is(c.baseModel, 'base');
+    assert.equal(c.models.map((m) => m.model), ['a', 'b']);
+    assert.equal(c.models[0]!.parameters.density, { kind: 'scalar', value: 0.5 });
+    assert.equal(c.models[1]!.parameters.density, { kind: 'gradient', values: [1, 0.5] });
+    assert.equal(c.models[1]!.parameters.weight, { kind: 'filters', conditions: [
+      { filter: 'mlp', value: { kind: 'scalar', value: 0.5 } }, { filter: undefined, value: { kind: 'scalar', value: 1 } }] });
+    assert.equal(c.parameters.normalize, { kind: 'scalar', value: true });
+    assert.is(c.dtype, 'bfloat16');
+    assert.is(c.outDtype, 'float16');
+    // The same config as a plain object.
+    const o = parseMergeConfig({ merge_method: 'linear', models: [{ model: 'x', parameters: { weight: 2 } }] });
+    assert.equal(o.models, [{ model: 'x', parameters: { weight: { kind: 'scalar', value: 2 } } }]);
+    assert.is(o.baseModel, undefined);
+  });
+
+  cfg('every unsupported key is an error naming the key and its line', async () => {
+    const base = 'merge_method: linear\nmodels:\n  - model: a\n';
+    for (const key of ['slices', 'modules', 'tokenizer_source', 'tokenizer', 'chat_template', 'allow_crimes']) {
+      await rejects(() => parseMergeConfig(`${base}${key}: x\n`), 'INVALID_OPTION', [`"${key}"`, 'line 4']);
+    }
+    await rejects(() => parseMergeConfig(`${base}    layer_range: [0, 4]\n`), 'INVALID_OPTION', ['"layer_range"', 'line 4']);
+    await rejects(() => parseMergeConfig(`${base}    parameters:\n      weight: [{ filter: mlp, value: 1, extra: 2 }]\n`), 'INVALID_OPTION', ['"extra"', 'line 5']);
+    await rejects(() => parseMergeConfig(`${base}merge_method: ties\n`), 'INVALID_OPTION', ['line 4']);
+    await rejects(() => parseMergeConfig('merge_method: [\n'), 'INVALID_OPTION', ['not valid YAML']);
+    await rejects(() => parseMergeConfig('models:\n  - model: a\n'), 'INVALID_OPTION', ['merge_method']);
+    await rejects(() => parseMergeConfig('merge_method: linear\n'), 'INVALID_OPTION', ['models']);
+    await rejects(() => parseMergeConfig(`${base}    parameters:\n      weight: { filter: mlp, value: 1 }\n`), 'INVALID_OPTION', ['written as a list']);
+    await rejects(() => parseMergeConfig(`${base}dtype: int8\n`), 'INVALID_OPTION', ['dtype', 'line 4']);
+    await rejects(() => parseMergeConfig(`merge_method: ties\nbase_model: a\nmodels:\n  - model: a\n`), 'INVALID_OPTION', ['nothing to merge']);
+    await rejects(() => parseMergeConfig(`merge_method: ties\nbase_model: a\nmodels:\n  - model: a\n    parameters: { weight: 1 }\n  - model: b\n`), 'INVALID_OPTION', ['base model "a" has parameters']);
+    await rejects(() => parseMergeConfig(42 as unknown as string), 'INVALID_TYPE', ['config']);
+  });
+
+  cfg('checks parameters against the method: unknown names, types, base model', async () => {
+    const check = (yaml: string) => checkConfigAgainst(parseMergeConfig(yaml), TEST_METHODS);
+    assert.is(check(LINEAR_YAML).name, 'linear');
+    await rejects(() => check('merge_method: nope\nmodels:\n  - model: a\n'), 'INVALID_OPTION', ['"nope"', 'linear, centered']);
+    await rejects(() => check('merge_method: linear\nmodels:\n  - model: a\nparameters:\n  density: 0.5\n'), 'INVALID_OPTION', ['parameters.density', 'weight']);
+    await rejects(() => check('merge_method: linear\nmodels:\n  - model: a\n    parameters: { normalize: false }\n'), 'INVALID_OPTION', ['models[0].parameters.normalize', 'global parameter']);
+    await rejects(() => check('merge_method: linear\nmodels:\n  - model: a\n    parameters: { weight: heavy }\n'), 'INVALID_OPTION', ['models[0].parameters.weight', 'number']);
+    await rejects(() => check('merge_method: linear\nmodels:\n  - model: a\nparameters:\n  normalize: [true, 1]\n'), 'INVALID_OPTION', ['parameters.normalize', 'boolean']);
+    await rejects(() => check('merge_method: centered\nmodels:\n  - model: a\n'), 'INVALID_OPTION', ['base_model', 'needs']);
+    await rejects(() => check('merge_method: linear\nbase_model: b\nmodels:\n  - model: a\n'), 'INVALID_OPTION', ['base_model', 'does not use']);
+  });
+
+  cfg('gradients interpolate over t as mergekit does; non-numeric lists step', () => {
+    const g: GradientSetting = { kind: 'gradient', values: [0, 1, 0.5] };
+    // t·(n−1) = 0.5 → halfway between 0 and 1; 1.5 → halfway between 1 and 0.5; t = 1 → the last.
+    assert.is(evaluateSetting(g, 'x', 0), 0);
+    assert.is(evaluateSetting(g, 'x', 0.25), 0.5);
+    assert.is(evaluateSetting(g, 'x', 0.75), 0.75);
+    assert.is(evaluateSetting(g, 'x', 1), 0.5);
+    const s: StepSetting = { kind: 'steps', values: ['a', 'b', 'c'] };
+    // index floor(t · 2): 0.49 → 0, 0.5 → 1, 0.99 → 1, 1 → 2.
+    assert.equal([0.49, 0.5, 0.99, 1].map((t) => evaluateSetting(s, 'x', t)), ['a', 'b', 'b', 'c']);
+  });
+
+  cfg('layer positions: i / (n − 1) per layer stack, 0 outside the layers, 1 for a single layer', () => {
+    const pos = layerPositions([
+      'model.embed_tokens.weight', 'model.layers.0.mlp.up_proj.weight', 'model.layers.1.self_attn.q_proj.weight',
+      'model.layers.3.mlp.experts.7.w1.weight', 'model.layers.2.input_layernorm.weight', 'model.norm.weight', 'lm_head.weight',
+      'vision.blocks.0.attn.weight', 'vision.blocks.1.attn.weight', 'solo.layers.0.weight', 'bias.0',
+    ]);
+    assert.is(pos.get('model.embed_tokens.weight'), 0);
+    assert.is(pos.get('model.layers.0.mlp.up_proj.weight'), 0);
+    assert.is(pos.get('model.layers.1.self_attn.q_proj.weight'), 1 / 3);
+    assert.is(pos.get('model.layers.2.input_layernorm.weight'), 2 / 3);
+    assert.is(pos.get('model.layers.3.mlp.experts.7.w1.weight'), 1); // the layer index, not the expert's
+    assert.is(pos.get('model.norm.weight'), 0);
+    assert.is(pos.get('lm_head.weight'), 0);
+    assert.is(pos.get('vision.blocks.1.attn.weight'), 1);
+    assert.is(pos.get('solo.layers.0.weight'), 1);
+    assert.is(pos.get('bias.0'), 0); // a trailing number is not a layer
+  });
+
+  cfg('per-tensor parameters: model setting, then global, then default; unmatched filters fall through', () => {
+    const c = parseMergeConfig(`
+merge_method: linear
+models:
+  - model: a
+    parameters:
+      weight: [{ filter: mlp, value: 2 }]
+  - model: b
+    parameters:
+      weight: [0, 1]
+parameters:
+  weight: 0.3
+  normalize: [{ filter: self_attn, value: false }, { filter: "*", value: true }]
+`);
+    const spec = checkConfigAgainst(c, TEST_METHODS);
+    // Three layers: layer 1 has t = 1/2, layer 2 has t = 1.
+    const attn = resolveTensorParams(c, spec, 'model.layers.1.self_attn.q_proj.weight', 0.5);
+    assert.equal(attn, { global: { normalize: false }, models: [{ weight: 0.3 }, { weight: 0.5 }] });
+    const mlp = resolveTensorParams(c, spec, 'model.layers.2.mlp.up_proj.weight', 1);
+    assert.equal(mlp, { global: { normalize: true }, models: [{ weight: 2 }, { weight: 1 }] });
+    // No setting anywhere: the method's default.
+    const d = parseMergeConfig('merge_method: linear\nmodels:\n  - model: a\n');
+    assert.equal(resolveTensorParams(d, checkConfigAgainst(d, TEST_METHODS), 'w', 0), { global: { normalize: true }, models: [{ weight: 1 }] });
+  });
+
+  cfg.run();
+
+  const run = suite(`${h.runtime} / ${h.backend} / merge runner`);
+  const opts = (o: Partial<MergeModelsOptions> & Pick<MergeModelsOptions, 'config' | 'inputs'>): MergeModelsOptions => ({ methods: TEST_METHODS, backend: h.mk, ...o });
+
+  // Model a and b of LINEAR_YAML: mixed float dtypes, an integer buffer, an empty tensor.
+  const A = model([
+    ['model.embed_tokens.weight', 'F16', [2, 2], [1, 2, -4, 0.5]],
+    ['model.layers.0.mlp.weight', 'F32', [4], [2, 4, 6, 8]],
+    ['model.layers.1.mlp.weight', 'F32', [4], [2, 4, 6, 8]],
+    ['position_ids', 'I64', [3], [0, 1, 2]],
+    ['empty', 'F32', [0, 3], []],
+  ]);
+  const B = model([
+    ['model.embed_tokens.weight', 'BF16', [2, 2], [5, -2, 0, 0.25]],
+    ['model.layers.0.mlp.weight', 'F16', [4], [4, 0, 2, 2]],
+    ['model.layers.1.mlp.weight', 'F16', [4], [4, 0, 2, 2]],
+    ['position_ids', 'I64', [3], [7, 8, 9]],
+    ['empty', 'BF16', [0, 3], []],
+  ]);
+
+  run('linear over mixed F16/BF16/F32 inputs: values worked by hand, integers copied, dtypes kept', async () => {
+    const result = await mergeModels(opts({ config: LINEAR_YAML, inputs: { a: A.buffer, b: new Blob([B]) } }));
+    const out = await read(result.blob);
+    assert.equal([...out.tensors.keys()], ['model.embed_tokens.weight', 'model.layers.0.mlp.weight', 'model.layers.1.mlp.weight', 'position_ids', 'empty']);
+    // Non-layer tensors have t = 0, so b's weight is 1 there: (a + b) / 2.
+    assert.equal(values(out, 'model.embed_tokens.weight'), [(1 + 5) / 2, (2 - 2) / 2, (-4 + 0) / 2, (0.5 + 0.25) / 2]);
+    assert.equal(values(out, 'model.layers.0.mlp.weight'), [(2 + 4) / 2, (4 + 0) / 2, (6 + 2) / 2, (8 + 2) / 2]);
+    // Layer 1 of 2 has t = 1: b's weight is 3, (a + 3b) / 4.
+    assert.equal(values(out, 'model.layers.1.mlp.weight'), [(2 + 12) / 4, (4 + 0) / 4, (6 + 6) / 4, (8 + 6) / 4]);
+    assert.equal(values(out, 'position_ids'), [0, 1, 2]);
+    assert.equal(out.tensors.get('empty')!.shape, [0, 3]);
+    // Output dtype: that of the first model's tensor.
+    assert.equal([...out.tensors.values()].map((t) => t.dtype), ['F16', 'F32', 'F32', 'I64', 'F32']);
+    assert.is(result.tensorsMerged, 4);
+    assert.is(result.tensorsCopied, 1);
+    assert.equal(result.files.map((f) => f.name), ['model.safetensors']);
+    assert.is(out.metadata.merge_method, 'linear');
+    assert.is(out.metadata.format, 'pt');
+    assert.ok(out.metadata.merge_config!.includes('"weight"'), out.metadata.merge_config);
+    assert.is(result.bytesWritten, result.blob!.size);
+  });
+
+  run('out_dtype and dtype: inputs rounded to bfloat16 first (ties to even), output in out_dtype', async () => {
+    const one = model([['w', 'F32', [3], [1 + 2 ** -10, 1 + 3 * 2 ** -8, 3]]]);
+    const yaml = 'merge_method: linear\nmodels:\n  - model: m\ndtype: bfloat16\nout_dtype: float32\n';
+    const out = await read((await mergeModels(opts({ config: yaml, inputs: { m: one } }))).blob);
+    // bfloat16 has a spacing of 2^-7 near 1: 1 + 2^-10 → 1; 1 + 1.5·2^-7 is a tie → the even 1 + 2^-6.
+    assert.equal(values(out, 'w'), [1, 1 + 2 ** -6, 3]);
+    assert.is(out.tensors.get('w')!.dtype, 'F32');
+    const bf = await read((await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\nout_dtype: bfloat16\n', inputs: { m: one } }))).blob);
+    assert.is(bf.tensors.get('w')!.dtype, 'BF16');
+  });
+
+  // A base and two models for the centered method (one observation pass, whole rows).
+  const next = rng(7);
+  const grid = (n: number) => Array.from({ length: n }, () => Math.round((next() * 8 - 4) * 64) / 64);
+  const base = grid(60), m1 = grid(60), m2 = grid(60), small = [grid(3), grid(3), grid(3)];
+  const files = {
+    base: model([['w', 'F32', [15, 4], base], ['v', 'F32', [3], small[0]!]]),
+    m1: model([['w', 'F32', [15, 4], m1], ['v', 'F32', [3], small[1]!]]),
+    m2: model([['w', 'BF16', [15, 4], m2], ['v', 'F16', [3], small[2]!]]),
+  };
+  const CENTERED = 'merge_method: centered\nbase_model: base\nmodels:\n  - model: m1\n    parameters: { weight: 0.5 }\n  - model: m2\n    parameters: { weight: 2 }\n';
+
+  run('a tensor-wide statistic over chunks: the same bytes for every chunk size, values as worked out', async () => {
+    const want = (b: number[], x: number[], y: number[]) => {
+      const mean = x.reduce((s, v, i) => s + (v - b[i]!), 0) / x.length;
+      return b.map((v, i) => v + 0.5 * (x[i]! - v) + 2 * (y[i]! - v) - mean);
+    };
+    const outputs: Uint8Array[] = [];
+    for (const chunkSize of [4, 16, 20, 100, 1 << 20]) {
+      const result = await mergeModels(opts({ config: CENTERED, inputs: files, chunkSize }));
+      outputs.push(new Uint8Array(await result.blob!.arrayBuffer()));
+    }
+    for (let i = 1; i < outputs.length; i++) assert.equal(outputs[i], outputs[0], `chunk size #${i} gives the same bytes`);
+    const out = readSafetensors(outputs[0] as Uint8Array<ArrayBuffer>);
+    allClose(values(out, 'w'), want(base, m1, m2), { atol: 1e-5 }, 'w'); // float32 output of float64 arithmetic
+    allClose(values(out, 'v'), want(small[0]!, small[1]!, small[2]!), { atol: 1e-5 }, 'v');
+  });
+
+  run('memory is bounded by the chunk: every read and write of tensor data is at most one chunk', async () => {
+    const reads: number[] = [];
+    const spy = (bytes: Uint8Array, name: string): ModelSource => {
+      // Header reads start at byte 0; tensor data starts after the header.
+      const file: ByteSource = { name, size: bytes.length, read: async (b, e) => { if (b > 0) reads.push(e - b); return bytes.subarray(b, e); } };
+      return { files: [file] };
+    };
+    const writes: number[] = [];
+    const blobs = blobOutput();
+    const target: OutputTarget = { ...blobs, create: async (name, size) => { const f = await blobs.create(name, size); return { write: async (b) => { writes.push(b.length); await f.write(b); }, close: () => f.close() }; } };
+    // 60 float32 entries per input (240 bytes) in chunks of 16 bytes = one row of 4.
+    await mergeModels(opts({ config: CENTERED, inputs: { base: spy(files.base, 'base'), m1: spy(files.m1, 'm1'), m2: spy(files.m2, 'm2') }, chunkSize: 16, output: target }));
+    assert.ok(reads.every((n) => n <= 16), `data reads ≤ 16 bytes: ${reads}`);
+    // w: 15 rows read twice (observe + apply) per input; v (3 entries): one chunk, twice.
+    assert.is(reads.length, 3 * (2 * 15 + 2));
+    assert.ok(writes.slice(1).every((n) => n <= 16), `writes after the header ≤ 16 bytes: ${writes}`);
+  });
+
+  run('a model pass sees every tensor before any is merged', async () => {
+    const m = model([['x', 'F32', [3], [1, 2, 3]], ['y', 'F16', [2], [4, 5]]]);
+    const out = await read((await mergeModels(opts({ config: 'merge_method: model_centered\nmodels:\n  - model: m\n', inputs: { m }, chunkSize: 4 }))).blob);
+    // Mean over the model: (1 + 2 + 3 + 4 + 5) / 5 = 3.
+    assert.equal(values(out, 'x'), [-2, -1, 0]);
+    assert.equal(values(out, 'y'), [1, 2]);
+  });
+
+  run('inputs: Uint8Array, ArrayBuffer, Blob, shards as an array of Blobs, a ModelSource', async () => {
+    const shard1 = model([['model.embed_tokens.weight', 'BF16', [2, 2], [5, -2, 0, 0.25]], ['position_ids', 'I64', [3], [7, 8, 9]]]);
+    const shard2 = model([['model.layers.0.mlp.weight', 'F16', [4], [4, 0, 2, 2]], ['model.layers.1.mlp.weight', 'F16', [4], [4, 0, 2, 2]], ['empty', 'BF16', [0, 3], []]]);
+    const source: ModelSource = { files: [{ name: 'a.safetensors', size: A.length, read: async (b, e) => A.subarray(b, e) }] };
+    const want = new Uint8Array(await (await mergeModels(opts({ config: LINEAR_YAML, inputs: { a: A, b: B } }))).blob!.arrayBuffer());
+    for (const inputs of [
+      { a: A.buffer, b: [new Blob([shard1]), new Blob([shard2])] },
+      { a: source, b: [shard1, shard2.buffer] },
+      (name: string) => (name === 'a' ? new Blob([A]) : B),
+    ]) {
+      const got = new Uint8Array(await (await mergeModels(opts({ config: LINEAR_YAML, inputs: inputs as MergeModelsOptions['inputs'] }))).blob!.arrayBuffer());
+      assert.equal(got, want);
+    }
+  });
+
+  run('sharded output: files under the size limit, an index that parses', async () => {
+    const m = model([['t0', 'F32', [4], [1, 2, 3, 4]], ['t1', 'F32', [4], [5, 6, 7, 8]], ['t2', 'F32', [4], [9, 10, 11, 12]]]);
+    const result = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\n', inputs: { m }, maxShardSize: 20 }));
+    assert.equal(result.files.map((f) => f.name), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json']);
+    assert.is(result.blob, undefined);
+    const index = parseShardIndex(await result.files[3]!.blob!.text());
+    assert.equal([...index.weightMap], [['t0', result.files[0]!.name], ['t1', result.files[1]!.name], ['t2', result.files[2]!.name]]);
+    assert.is(index.metadata.total_size, 48);
+    assert.equal(values(await read(result.files[2]!.blob), 't2'), [9, 10, 11, 12]);
+    // Two 16-byte tensors fit in 32 bytes: mergekit's rule fills a shard until the next would overflow it.
+    const two = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\n', inputs: { m }, maxShardSize: 32 }));
+    assert.equal(two.files.map((f) => f.name), ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+  });
+
+  run('models that disagree: missing tensors, shapes, dtypes; each named', async () => {
+    const b1 = model([['x', 'F32', [4], [1, 2, 3, 4]], ['y', 'F32', [2], [1, 2]]]);
+    const missing = model([['x', 'F32', [4], [1, 2, 3, 4]]]);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: missing } })), 'MISSING_TENSOR', ['"y"', '"one"', 'missing from "two"']);
+    const shape = model([['x', 'F32', [2, 2], [1, 2, 3, 4]], ['y', 'F32', [2], [1, 2]]]);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: shape } })), 'SHAPE_MISMATCH', ['"x"', '[4]', '[2, 2]', '"two"']);
+    const ints = model([['x', 'F32', [4], [1, 2, 3, 4]], ['y', 'I64', [2], [1, 2]]]);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: ints } })), 'SHAPE_MISMATCH', ['"y"', 'I64 in "two"']);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1 } })), 'INVALID_OPTION', ['"two"']);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1.subarray(0, 30) } })), 'INVALID_SAFETENSORS', ['"one"']);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1 }, chunkSize: 0 })), 'INVALID_OPTION', ['chunkSize']);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1 }, backend: {} as never })), 'INVALID_TYPE', ['backend']);
+  });
+
+  run('tied word embeddings: a model without lm_head gives its embedding in its place', async () => {
+    const untied = model([['model.embed_tokens.weight', 'F32', [2, 2], [1, 1, 1, 1]], ['lm_head.weight', 'F32', [2, 2], [3, 5, 7, 9]]]);
+    const tied = model([['model.embed_tokens.weight', 'F32', [2, 2], [1, 3, 5, 7]]]);
+    const result = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: u\n  - model: t\n', inputs: { u: untied, t: tied } }));
+    assert.equal(result.tied, [{ tensor: 'lm_head.weight', model: 't', from: 'model.embed_tokens.weight' }]);
+    const out = await read(result.blob);
+    assert.equal(values(out, 'lm_head.weight'), [(3 + 1) / 2, (5 + 3) / 2, (7 + 5) / 2, (9 + 7) / 2]);
+    // An embedding of another shape cannot stand in: a clear error.
+    const other = model([['model.embed_tokens.weight', 'F32', [2, 2], [1, 3, 5, 7]]]);
+    const wide = model([['model.embed_tokens.weight', 'F32', [2, 2], [1, 1, 1, 1]], ['lm_head.weight', 'F32', [4], [3, 5, 7, 9]]]);
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: u\n  - model: t\n', inputs: { u: wide, t: other } })), 'MISSING_TENSOR', ['"lm_head.weight"', 'tied word embeddings']);
+  });
+
+  run('a NaN or infinity in an input: NON_FINITE naming the model, tensor and index; the output is aborted', async () => {
+    const good = model([['a', 'F32', [2], [1, 2]], ['b', 'F32', [3], [1, 2, 3]]]);
+    const bad = model([['a', 'F32', [2], [1, 2]], ['b', 'F32', [3], [1, 2, Infinity]]]);
+    const calls: string[] = [];
+    const target: OutputTarget = {
+      create: async (name) => { calls.push(`create ${name}`); return { write: async () => { calls.push('write'); }, close: async () => { calls.push('close'); } }; },
+      commit: async () => { calls.push('commit'); },
+      abort: async () => { calls.push('abort'); },
+    };
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: good\n  - model: bad\n', inputs: { good, bad }, output: target })), 'NON_FINITE', ['"bad"', '"b"', 'index 2']);
+    assert.ok(calls.includes('abort') && !calls.includes('commit'), calls.join(', '));
+    // Disagreements are found before anything is created.
+    calls.length = 0;
+    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: good\n  - model: bad\n', inputs: { good, bad: model([['a', 'F32', [2], [1, 2]]]) }, output: target })), 'MISSING_TENSOR');
+    assert.equal(calls, ['abort']);
+  });
+
+  run('the config object form and linear without normalize', async () => {
+    const m = model([['w', 'F32', [2], [1, 2]]]);
+    const out = await read((await mergeModels({ config: { merge_method: 'linear', models: [{ model: 'x', parameters: { weight: 3 } }, { model: 'y', parameters: { weight: 0.5 } }], parameters: { normalize: false } }, inputs: { x: m, y: m }, methods: { linear }, backend: h.mk })).blob);
+    assert.equal(values(out, 'w'), [3 * 1 + 0.5 * 1, 3 * 2 + 0.5 * 2]);
+  });
+
+  run.run();
+}
