@@ -34,11 +34,6 @@ const SUITES: Array<(h: Harness) => void> = [
   context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives,
 ];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
-/** Suites applied to every backend. */
-const SUITES: Array<(h: Harness) => void> = [
-  ,
-];
-/** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
   bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference, mergeRunner,
 ];
