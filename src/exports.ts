@@ -21,3 +21,6 @@ export type {
 export { MergePrimitives } from './merging/primitives.ts';
 export type { TiesMergeOptions } from './merging/primitives.ts';
 export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, TensorParams, Chunk, ParamValue } from './merging/types.ts';
+export { METHODS } from './merging/registry.ts';
+export type { MergeTensorsOptions } from './merging/tensors.ts';
+export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';
