@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Harness } from '../harness.ts';
 import { allClose, randomTensor, rejects, rng } from '../util.ts';
-import { reference, type Tensor } from 'merge-kernels';
+import { METHODS, reference, type MethodContext, type Tensor } from 'merge-kernels';
 
 const R = reference.modelMerging;
 type GtaOptions = reference.modelMerging.GtaOptions;
@@ -95,6 +95,40 @@ export default function (h: Harness) {
         const scoped = await h.mk.mergeTensors('ties', { base, models, parameters: { semantics, scope: 'model' }, modelParameters, chunkSize });
         const [want] = R.generalizedTaskArithmeticModel([{ base: base.data, models: models.map((m) => m.data) }], o(semantics, false));
         allClose(scoped.data, want!, TOL, `scope model ${semantics} chunk ${chunkSize}`);
+      }
+    }
+  });
+
+  test('ties scope model over several tensors: the runner protocol (model passes, then tensor by tensor)', async () => {
+    // The file runner's protocol, driven here over in-memory tensors, with the context's checked
+    // primitives (mk.primitives has the Backend's merge-primitive signatures) as the backend.
+    const shapes = [[5], [3, 4], [1], [9]];
+    const tensors = shapes.map((shape, s) => ({ name: `t${s}`, shape, numel: shape.reduce((a, b) => a * b, 1), ...inputs(shape, 50 + s) }));
+    const densities = [0.3, 0.6];
+    for (const semantics of ['paper', 'mergekit'] as const) {
+      const want = R.generalizedTaskArithmeticModel(tensors.map((x) => ({ base: x.base.data, models: x.models.slice(0, 2).map((m) => m.data) })), {
+        sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale: false, lambda: 1, semantics,
+        models: densities.map((density) => ({ weight: 1, density, gamma: 0, epsilon: 0 })),
+      });
+      for (const size of [1, 7, 100]) {
+        const params = { global: { ...METHODS.ties!.globalParams, semantics, scope: 'model' }, models: densities.map((density) => ({ weight: 1, density })) };
+        const ctx: MethodContext = { models: 2, seed: 0, backend: h.mk.primitives as unknown as MethodContext['backend'], global: params.global };
+        const method = METHODS.ties!.create(ctx);
+        assert.is(method.modelPasses, semantics === 'paper' ? 3 : 2);
+        const chunks = function* (x: (typeof tensors)[number]) {
+          for (let offset = 0; offset < x.numel; offset += size) {
+            const end = Math.min(x.numel, offset + size);
+            yield { offset, length: end - offset, base: x.base.data.subarray(offset, end), models: x.models.slice(0, 2).map((m) => m.data.subarray(offset, end)) };
+          }
+        };
+        for (let pass = 0; pass < method.modelPasses; pass++) for (const x of tensors) for (const c of chunks(x)) await method.observeModel(pass, x, params, c);
+        for (const [s, x] of tensors.entries()) {
+          const plan = method.tensor(x, params);
+          assert.is(plan.passes, 0);
+          const out = new Float32Array(x.numel);
+          for (const c of chunks(x)) await plan.apply(c, out.subarray(c.offset, c.offset + c.length));
+          allClose(out, want[s]!, TOL, `${semantics} tensor ${x.name} chunk ${size}`);
+        }
       }
     }
   });
