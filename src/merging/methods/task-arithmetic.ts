@@ -127,6 +127,7 @@ class GtaMethod implements MergeMethod {
     const scope = this.#scope;
     if (!scope) return;
     const o = readOptions(this.kind, params);
+    this.#checkScope(o);
     const deltas = await taskVectors(this.ctx.backend, tensor.name, chunk, this.#scratch, pass === 0);
     const densities = o.models.map((m) => m.density);
     if (!scope.densities) scope.densities = densities;
@@ -150,10 +151,18 @@ class GtaMethod implements MergeMethod {
 
   tensor(info: TensorInfo, params: TensorParams): TensorMerge {
     const o = readOptions(this.kind, params);
+    this.#checkScope(o);
+    return new GtaTensor(this.ctx, info, o, this.#scope);
+  }
+
+  /** The model passes were planned from MethodContext.global: every tensor must agree with it. */
+  #checkScope(o: GtaOptions & { scope: 'tensor' | 'model' }): void {
     if (o.scope === 'model' && !this.#scope) {
       throw new MergeKernelsError('INVALID_OPTION', `scope: 'model' needs the model passes, but this ${this.name} merge was created without the global parameters (MethodContext.global) that request them`, 'scope');
     }
-    return new GtaTensor(this.ctx, info, o, this.#scope);
+    if (this.#scope && (o.scope !== 'model' || o.semantics !== (this.ctx.global?.semantics ?? 'paper'))) {
+      throw new MergeKernelsError('INVALID_OPTION', `scope: a ${this.name} merge with scope 'model' needs the same scope and semantics for every tensor, got scope '${o.scope}' and semantics '${o.semantics}'`, 'scope');
+    }
   }
 }
 
