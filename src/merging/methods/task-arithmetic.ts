@@ -326,11 +326,21 @@ class GtaTensor implements TensorMerge {
     out.fill(0);
     if (m.density <= 0) return;
     const { block, length, inner } = dellaLayout(this.info.shape);
+    // Ascending |δ|, equal magnitudes: the later entry first (as the reference). Rows shorter than
+    // 2^22 sort numeric keys |δ|bits·L + (L − 1 − r) natively (exact below 2^53); longer ones use a comparator.
+    const keys = length < 2 ** 22 ? new Float64Array(length) : undefined;
+    const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
     const row = new Array<number>(length);
     for (let start = 0; start < d.length; start += block) {
       for (let j = 0; j < inner; j++) {
-        for (let r = 0; r < length; r++) row[r] = start + j + r * inner;
-        row.sort((a, b) => Math.abs(d[a]!) - Math.abs(d[b]!) || b - a);
+        if (keys) {
+          for (let r = 0; r < length; r++) keys[r] = (bits[start + j + r * inner]! & 0x7fffffff) * length + (length - 1 - r);
+          keys.sort();
+          for (let q = 0; q < length; q++) row[q] = start + j + (length - 1 - (keys[q]! % length)) * inner;
+        } else {
+          for (let r = 0; r < length; r++) row[r] = start + j + r * inner;
+          row.sort((a, b) => Math.abs(d[a]!) - Math.abs(d[b]!) || b - a);
+        }
         for (let r = 0; r < length; r++) {
           const i = row[r]!;
           const p = dellaProbability(r + 1, length, m.density, m.epsilon);
