@@ -8,6 +8,8 @@ import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatc
 import * as variants from './token-merging-variants.ts';
 import type { BatchLevelMatchingOptions, BatchLevelMergePlan, PitomeMatchingOptions, Random2dMatchingOptions, ThresholdMatchingOptions, ThresholdMergePlan } from './token-merging-variants.ts';
 import { MergePrimitives } from './merging/primitives.ts';
+import * as merging from './merging/tensors.ts';
+import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './reference/model-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
 import { GpuRuntime, acquireDevice } from './webgpu/runtime.ts';
 
@@ -200,6 +202,30 @@ export class MergeKernels {
       n0 = s.shape[2]!;
     }
     return { data: tome.mergeSource(plan, source?.data, n0), shape: [plan.batch, plan.tokens - plan.r, n0] };
+  }
+
+  /**
+   * Merges one tensor with a registered method (mergekit's `merge_method` names: task_arithmetic,
+   * ties, dare_ties, dare_linear, breadcrumbs, breadcrumbs_ties, della, della_linear, sce; and
+   * consensus), streamed in chunks through the same code as the file runner. See MergeTensorsOptions.
+   */
+  async mergeTensors(method: string, options: merging.MergeTensorsOptions): Promise<Tensor> {
+    return merging.mergeTensors(this.#backend, method, options);
+  }
+
+  /** TIES' trim: keeps the top-`density` fraction of `x` by magnitude (convention 'paper' default, or 'mergekit'). */
+  async trimTopK(x: Tensor, options: { density: number; convention?: TrimConvention }): Promise<Tensor> {
+    return merging.trimTopK(this.#backend, x, options);
+  }
+
+  /** TIES' sign election over task vectors: ±1 per entry (method 'sum' default or 'count'; zeroSign 'paper' default or 'mergekit'). */
+  async electSign(deltas: Tensor[], options?: { method?: 'sum' | 'count'; zeroSign?: ZeroSignRule; weights?: number[] }): Promise<Tensor> {
+    return merging.electSign(this.#backend, deltas, options);
+  }
+
+  /** TIES' disjoint merge of task vectors (merge 'mean' default, 'normalize', 'sum', 'max'; method 'none' merges every entry). */
+  async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }): Promise<Tensor> {
+    return merging.disjointMerge(this.#backend, deltas, options);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

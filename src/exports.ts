@@ -31,3 +31,6 @@ export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, evaluateSett
 export type { MergeConfig, ModelEntry, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';
 export { mergeModels, blobOutput } from './merging/runner.ts';
 export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsOptions, MergeModelsResult } from './merging/runner.ts';
+export { METHODS } from './merging/registry.ts';
+export type { MergeTensorsOptions } from './merging/tensors.ts';
+export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';

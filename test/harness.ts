@@ -13,6 +13,8 @@ import modelInterpolation from './suites/model-interpolation.ts';
 import modelInterpolationReference from './suites/model-interpolation-reference.ts';
 import mergePrimitives, { mergePrimitivesReference } from './suites/merge-primitives.ts';
 import mergeRunner from './suites/merge-runner.ts';
+import modelMerging from './suites/model-merging.ts';
+import modelMergingReference from './suites/model-merging-reference.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -31,11 +33,11 @@ export interface Harness {
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives,
+  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives, modelMerging,
 ];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference, mergeRunner,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */

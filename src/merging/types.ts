@@ -70,6 +70,11 @@ export interface MethodContext {
   /** Seed of every random stream (DARE, DELLA); with the tensor name it fixes every mask. */
   seed: number;
   backend: Backend;
+  /**
+   * The run's resolved global parameters, for methods whose model passes depend on them (TIES with
+   * scope 'model'). A method that needs them and is created without them says so when a tensor asks.
+   */
+  global?: Readonly<Record<string, ParamValue>>;
 }
 
 /** Describes one method: its mergekit name, parameters it accepts (anything else is an error), and a factory. */

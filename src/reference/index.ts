@@ -10,3 +10,4 @@ export {
 export type { Random2dOptions, ThresholdOptions, BatchLevelOptions, BatchLevelPlan, PitomeOptions } from './token-merging-variants.ts';
 export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts';
 export * as modelInterpolation from './model-interpolation.ts';
+export * as modelMerging from './model-merging.ts';

@@ -1,0 +1,12 @@
+// The merge methods by mergekit's `merge_method` name (consensus is not in mergekit; its name is the
+// TALL-masks paper's). The file runner, the CLI and mk.mergeTensors look methods up here.
+import type { MethodSpec } from './types.ts';
+import { TASK_ARITHMETIC_METHODS } from './methods/task-arithmetic.ts';
+import { SCE } from './methods/sce.ts';
+import { CONSENSUS } from './methods/consensus.ts';
+
+export const METHODS: Record<string, MethodSpec> = {
+  ...TASK_ARITHMETIC_METHODS,
+  sce: SCE,
+  consensus: CONSENSUS,
+};

@@ -1,0 +1,242 @@
+// mk.mergeTensors and the TIES building blocks on the backend under test, against the whole-tensor
+// reference (itself checked by hand in model-merging-reference.ts), over shapes (1, odd, 4097, 2-D,
+// 3-D) and chunk sizes: the streamed result must not depend on how a tensor is cut.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Harness } from '../harness.ts';
+import { allClose, randomTensor, rejects, rng } from '../util.ts';
+import { METHODS, reference, type MethodContext, type Tensor } from 'merge-kernels';
+
+const R = reference.modelMerging;
+type GtaOptions = reference.modelMerging.GtaOptions;
+
+// Float32 throughout, and the same operation order as the reference; the only differences are the
+// rounding of a DARE survivor divided by p versus multiplied by 1/p (≤ 1 ulp), so 1e-6 relative
+// (plus 1e-6 absolute for results that cancel to near 0) is ample.
+const TOL = { rtol: 1e-6, atol: 1e-6 };
+
+interface Kind { sparsifier: GtaOptions['sparsifier']; vote: GtaOptions['vote']; normalize: boolean; rescale: boolean }
+/** mergekit's defaults table, written out independently of the registry. */
+const GTA: Record<string, Kind> = {
+  task_arithmetic: { sparsifier: 'none', vote: 'none', normalize: false, rescale: false },
+  ties: { sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale: false },
+  dare_ties: { sparsifier: 'random', vote: 'sum', normalize: false, rescale: true },
+  dare_linear: { sparsifier: 'random', vote: 'none', normalize: false, rescale: true },
+  breadcrumbs: { sparsifier: 'magnitude_outliers', vote: 'none', normalize: false, rescale: false },
+  breadcrumbs_ties: { sparsifier: 'magnitude_outliers', vote: 'sum', normalize: false, rescale: false },
+  della: { sparsifier: 'della_magprune', vote: 'sum', normalize: true, rescale: true },
+  della_linear: { sparsifier: 'della_magprune', vote: 'none', normalize: false, rescale: true },
+};
+
+/** Per-model parameters of three models: varied weights and densities (one at 1: untouched). */
+const MODEL_PARAMS = [
+  { weight: 0.6, density: 0.3, gamma: 0.05, epsilon: 0.1 },
+  { weight: 1.3, density: 0.55, gamma: 0.01, epsilon: 0.2 },
+  { weight: 0.9, density: 1, gamma: 0.01, epsilon: 0.1 },
+];
+
+/** A base and three fine-tuned tensors; some entries quantised so that exact magnitude ties occur. */
+function inputs(shape: number[], seed: number): { base: Tensor; models: Tensor[] } {
+  const base = randomTensor(shape, seed);
+  const models = [1, 2, 3].map((t) => {
+    const m = randomTensor(shape, seed * 10 + t);
+    const next = rng(seed * 100 + t);
+    for (let i = 0; i < m.data.length; i++) {
+      // A quarter of the task vectors take values in {±0.25, ±0.5} (ties), some exactly 0.
+      if (next() < 0.25) m.data[i] = base.data[i]! + Math.round((next() - 0.5) * 4) / 4;
+    }
+    return m;
+  });
+  return { base, models };
+}
+
+const SHAPES = [[1], [5], [13, 7], [3, 4, 5], [4097]];
+const chunkSizes = (n: number) => (n > 1000 ? [1000, n] : [1, 7, 1000, n]);
+
+export default function (h: Harness) {
+  const test = suite(`model merging [${h.backend}]`);
+
+  for (const [method, kind] of Object.entries(GTA)) {
+    test(`mergeTensors('${method}') equals the reference on every shape and chunk size, both semantics`, async () => {
+      for (const [s, shape] of SHAPES.entries()) {
+        const { base, models } = inputs(shape, 11 + s);
+        for (const semantics of ['paper', 'mergekit'] as const) {
+          const modelParameters = MODEL_PARAMS.map((m) => ({
+            weight: m.weight, density: m.density,
+            ...(kind.sparsifier === 'magnitude_outliers' ? { gamma: m.gamma } : {}),
+            ...(kind.sparsifier === 'della_magprune' ? { epsilon: m.epsilon } : {}),
+          }));
+          const want = R.generalizedTaskArithmetic(base.data, models.map((m) => m.data), shape, 'blk.0.w', 42, {
+            ...kind, lambda: 0.8, semantics, models: MODEL_PARAMS,
+          });
+          for (const chunkSize of chunkSizes(base.data.length)) {
+            const got = await h.mk.mergeTensors(method, { base, models, parameters: { semantics, lambda: 0.8 }, modelParameters, seed: 42, name: 'blk.0.w', chunkSize });
+            assert.equal(got.shape, shape);
+            allClose(got.data, want, TOL, `${method} ${semantics} [${shape}] chunk ${chunkSize}`);
+          }
+        }
+      }
+    });
+  }
+
+  test('ties: mergekit rescale (L1 matching) and scope model on one tensor equal the reference', async () => {
+    const shape = [13, 7];
+    const { base, models } = inputs(shape, 5);
+    const densities = [0.3, 0.55, 1];
+    const o = (semantics: 'paper' | 'mergekit', rescale: boolean): GtaOptions => ({
+      sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale, lambda: 1, semantics,
+      models: densities.map((density) => ({ weight: 1, density, gamma: 0, epsilon: 0 })),
+    });
+    const modelParameters = densities.map((density) => ({ density }));
+    for (const chunkSize of [1, 7, 91]) {
+      const l1 = await h.mk.mergeTensors('ties', { base, models, parameters: { semantics: 'mergekit', rescale: true }, modelParameters, chunkSize });
+      allClose(l1.data, R.generalizedTaskArithmetic(base.data, models.map((m) => m.data), shape, '', 0, o('mergekit', true)), TOL, `rescale chunk ${chunkSize}`);
+      for (const semantics of ['paper', 'mergekit'] as const) {
+        const scoped = await h.mk.mergeTensors('ties', { base, models, parameters: { semantics, scope: 'model' }, modelParameters, chunkSize });
+        const [want] = R.generalizedTaskArithmeticModel([{ base: base.data, models: models.map((m) => m.data) }], o(semantics, false));
+        allClose(scoped.data, want!, TOL, `scope model ${semantics} chunk ${chunkSize}`);
+      }
+    }
+  });
+
+  test('ties scope model over several tensors: the runner protocol (model passes, then tensor by tensor)', async () => {
+    // The file runner's protocol, driven here over in-memory tensors, with the context's checked
+    // primitives (mk.primitives has the Backend's merge-primitive signatures) as the backend.
+    const shapes = [[5], [3, 4], [1], [9]];
+    const tensors = shapes.map((shape, s) => ({ name: `t${s}`, shape, numel: shape.reduce((a, b) => a * b, 1), ...inputs(shape, 50 + s) }));
+    const densities = [0.3, 0.6];
+    for (const semantics of ['paper', 'mergekit'] as const) {
+      const want = R.generalizedTaskArithmeticModel(tensors.map((x) => ({ base: x.base.data, models: x.models.slice(0, 2).map((m) => m.data) })), {
+        sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale: false, lambda: 1, semantics,
+        models: densities.map((density) => ({ weight: 1, density, gamma: 0, epsilon: 0 })),
+      });
+      for (const size of [1, 7, 100]) {
+        const params = { global: { ...METHODS.ties!.globalParams, semantics, scope: 'model' }, models: densities.map((density) => ({ weight: 1, density })) };
+        const ctx: MethodContext = { models: 2, seed: 0, backend: h.mk.primitives as unknown as MethodContext['backend'], global: params.global };
+        const method = METHODS.ties!.create(ctx);
+        assert.is(method.modelPasses, semantics === 'paper' ? 3 : 2);
+        const chunks = function* (x: (typeof tensors)[number]) {
+          for (let offset = 0; offset < x.numel; offset += size) {
+            const end = Math.min(x.numel, offset + size);
+            yield { offset, length: end - offset, base: x.base.data.subarray(offset, end), models: x.models.slice(0, 2).map((m) => m.data.subarray(offset, end)) };
+          }
+        };
+        for (let pass = 0; pass < method.modelPasses; pass++) for (const x of tensors) for (const c of chunks(x)) await method.observeModel(pass, x, params, c);
+        for (const [s, x] of tensors.entries()) {
+          const plan = method.tensor(x, params);
+          assert.is(plan.passes, 0);
+          const out = new Float32Array(x.numel);
+          for (const c of chunks(x)) await plan.apply(c, out.subarray(c.offset, c.offset + c.length));
+          allClose(out, want[s]!, TOL, `${semantics} tensor ${x.name} chunk ${size}`);
+        }
+      }
+    }
+  });
+
+  test('DARE: the same seed and name give the same masks; another seed or name does not', async () => {
+    const shape = [4097];
+    const { base, models } = inputs(shape, 9);
+    const run = (seed: number, name: string, chunkSize: number) => h.mk.mergeTensors('dare_linear', { base, models, parameters: { density: 0.5 }, seed, name, chunkSize });
+    const a = await run(1, 'x', 4097);
+    assert.equal(Array.from((await run(1, 'x', 1000)).data), Array.from(a.data));
+    const differs = (b: Tensor) => b.data.some((v, i) => v !== a.data[i]);
+    assert.ok(differs(await run(2, 'x', 4097)), 'another seed changes the masks');
+    assert.ok(differs(await run(1, 'y', 4097)), 'another tensor name changes the masks');
+  });
+
+  test('sce and consensus equal the reference on every shape and chunk size', async () => {
+    for (const [s, shape] of SHAPES.entries()) {
+      const { base, models } = inputs(shape, 31 + s);
+      const data = models.map((m) => m.data);
+      for (const chunkSize of chunkSizes(base.data.length)) {
+        for (const topk of [1, 0.3, 0]) {
+          const got = await h.mk.mergeTensors('sce', { base, models, parameters: { select_topk: topk }, chunkSize });
+          allClose(got.data, R.sce(base.data, data, topk), TOL, `sce ${topk} [${shape}] chunk ${chunkSize}`);
+        }
+        for (const k of [0, 2]) {
+          const got = await h.mk.mergeTensors('consensus', {
+            base, models, parameters: { k, lambda: 0.7 }, chunkSize,
+            modelParameters: [{ density: 0.4, tall_mask_lambda: 0.3 }, { density: 1 }, { density: 0.8, tall_mask_lambda: 0.6 }],
+          });
+          allClose(got.data, R.consensus(base.data, data, [0.4, 1, 0.8], [0.3, 0.4, 0.6], k, 0.7), TOL, `consensus k ${k} [${shape}] chunk ${chunkSize}`);
+        }
+      }
+    }
+  });
+
+  test('a single model, an empty tensor and a scalar', async () => {
+    const base = { data: new Float32Array([1, 2, 3]), shape: [3] };
+    const one = [{ data: new Float32Array([2, 2, 1]), shape: [3] }];
+    // ties (paper, density 1): the single task is its own mean: base + δ = the model.
+    assert.equal(Array.from((await h.mk.mergeTensors('ties', { base, models: one })).data), [2, 2, 1]);
+    const empty = { data: new Float32Array(0), shape: [0, 4] };
+    for (const method of Object.keys(GTA).concat('sce', 'consensus')) {
+      const got = await h.mk.mergeTensors(method, { base: empty, models: [empty, empty], parameters: method === 'sce' ? { select_topk: 0.5 } : method === 'consensus' ? {} : { density: 0.5 } });
+      assert.equal(got.shape, [0, 4]);
+      assert.is(got.data.length, 0);
+    }
+    const scalar = await h.mk.mergeTensors('della', { base: { data: new Float32Array([1]), shape: [] }, models: [{ data: new Float32Array([3]), shape: [] }], parameters: { density: 1 } });
+    assert.equal(Array.from(scalar.data), [3]);
+  });
+
+  test('trimTopK, electSign, disjointMerge equal the reference (ties included)', async () => {
+    for (const shape of [[1], [6], [4097]]) {
+      const { models } = inputs(shape, 77);
+      // Task vectors rounded to quarters: many exact magnitude ties and zero totals.
+      const deltas = models.map((m) => ({ data: m.data.map((v) => Math.round(v * 4) / 4), shape }));
+      const data = deltas.map((d) => d.data);
+      for (const convention of ['paper', 'mergekit'] as const) {
+        for (const density of [0, 0.2, 0.5, 1]) {
+          const got = await h.mk.trimTopK(deltas[0]!, { density, convention });
+          assert.equal(Array.from(got.data), Array.from(R.trimTopK(data[0]!, density, convention)), `trimTopK ${convention} ${density} [${shape}]`);
+        }
+      }
+      const weights = [0.5, 1, 2];
+      for (const method of ['sum', 'count'] as const) {
+        for (const zeroSign of ['paper', 'mergekit'] as const) {
+          const signs = await h.mk.electSign(deltas, { method, zeroSign, weights });
+          const want = R.electSign(data, weights, method, zeroSign);
+          assert.equal(Array.from(signs.data), Array.from(want), `electSign ${method} ${zeroSign}`);
+          for (const merge of ['mean', 'normalize', 'sum', 'max'] as const) {
+            const got = await h.mk.disjointMerge(deltas, { method, merge, zeroSign, weights });
+            allClose(got.data, R.disjointMerge(data, weights, want, merge), TOL, `disjointMerge ${method} ${zeroSign} ${merge}`);
+          }
+        }
+      }
+      const all = await h.mk.disjointMerge(deltas, { method: 'none', merge: 'mean' });
+      allClose(all.data, R.disjointMerge(data, [1, 1, 1], undefined, 'mean'), TOL, 'disjointMerge none');
+    }
+  });
+
+  test('bad input: a MergeKernelsError naming the argument', async () => {
+    const shape = [4];
+    const { base, models } = inputs(shape, 3);
+    await rejects(() => h.mk.mergeTensors('tie', { base, models }), 'INVALID_OPTION', ['method', 'ties']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { densty: 0.5 } }), 'INVALID_OPTION', ['parameters.densty', 'density']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, modelParameters: [{}, { gamma: 0.1 }, {}] }), 'INVALID_OPTION', ['modelParameters[1].gamma']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, modelParameters: [{}] }), 'INVALID_OPTION', ['modelParameters', '3']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { density: 1.5 } }), 'INVALID_OPTION', ['density', '[0, 1]']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { density: '0.5' as unknown as number } }), 'INVALID_OPTION', ['parameters.density', 'number']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { semantics: 'torch' } }), 'INVALID_OPTION', ['semantics', 'paper']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { rescale: true } }), 'INVALID_OPTION', ['rescale', 'mergekit']);
+    await rejects(() => h.mk.mergeTensors('della', { base, models, parameters: { density: 0.9, epsilon: 0.15 } }), 'INVALID_OPTION', ['epsilon', '(0, 1)']);
+    await rejects(() => h.mk.mergeTensors('ties', { models }), 'INVALID_OPTION', ['base']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models: [] }), 'INVALID_TYPE', ['models']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models: [models[0]!, { data: new Float32Array(5), shape: [5] }] }), 'SHAPE_MISMATCH', ['models[1]', '[4]']);
+    await rejects(() => h.mk.mergeTensors('ties', { base: { data: new Float32Array(2), shape: [2] }, models }), 'SHAPE_MISMATCH', ['base']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, seed: -1 }), 'INVALID_OPTION', ['seed']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, chunkSize: 0 }), 'INVALID_OPTION', ['chunkSize']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, bogus: 1 } as never), 'INVALID_OPTION', ['bogus']);
+    const nan = { data: new Float32Array([0, 1, NaN, 2]), shape };
+    await rejects(() => h.mk.mergeTensors('dare_ties', { base, models: [models[0]!, nan], name: 'layers.3.mlp' }), 'NON_FINITE', ['models[1]', 'layers.3.mlp', 'index 2']);
+    await rejects(() => h.mk.mergeTensors('task_arithmetic', { base: nan, models }), 'NON_FINITE', ['base']);
+    const huge = { data: new Float32Array([3e38, 0, 0, 0]), shape };
+    await rejects(() => h.mk.mergeTensors('ties', { base: { data: new Float32Array([-3e38, 0, 0, 0]), shape }, models: [huge] }), 'NON_FINITE', ['models[0]', 'overflows']);
+    await rejects(() => h.mk.trimTopK(models[0]!, { density: -0.1 }), 'INVALID_OPTION', ['density']);
+    await rejects(() => h.mk.trimTopK(models[0]!, { density: 0.5, convention: 'torch' as never }), 'INVALID_OPTION', ['convention']);
+    await rejects(() => h.mk.electSign(models, { weights: [1, 2] }), 'INVALID_OPTION', ['weights', '3']);
+    await rejects(() => h.mk.disjointMerge(models, { merge: 'median' as never }), 'INVALID_OPTION', ['merge']);
+  });
+
+  test.run();
+}
