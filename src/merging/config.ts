@@ -297,7 +297,7 @@ export function checkConfigAgainst(config: MergeConfig, methods: Readonly<Record
     configError(`merge_method: unknown method "${config.mergeMethod}"; ${known.length ? `known: ${known.join(', ')}` : 'no methods are available in this build'}`, 'merge_method');
   }
   if (spec.needsBase && config.baseModel === undefined) configError(`base_model: method "${spec.name}" merges task vectors and needs a base_model`, 'base_model');
-  if (!spec.needsBase && config.baseModel !== undefined) configError(`base_model: method "${spec.name}" does not use a base model; remove base_model (or list it under models)`, 'base_model');
+  if (!spec.needsBase && !spec.optionalBase && config.baseModel !== undefined) configError(`base_model: method "${spec.name}" does not use a base model; remove base_model (or list it under models)`, 'base_model');
   const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
   for (const [key, setting] of Object.entries(config.parameters)) {
     const def = has(spec.globalParams, key) ? spec.globalParams[key] : has(spec.modelParams, key) ? spec.modelParams[key] : undefined;

@@ -371,7 +371,9 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
     const shards = planShards(plans, maxShard);
     const headers = shards.map((s) => encodeSafetensorsHeader(s.map((p) => ({ name: p.name, dtype: p.outDtype, shape: p.shape })), metadata));
     const totalBytes = headers.reduce((a, h) => a + h.header.length + h.dataLength, 0);
-    const method = spec.create({ models: config.models.length, seed, backend });
+    // Parameters that shape the whole run (TIES' scope and semantics) are read as set for no
+    // particular tensor.
+    const method = spec.create({ models: config.models.length, seed, backend, global: resolveTensorParams(config, spec, '', 0).global });
     const stats = { bytesRead: 0, bytesWritten: 0 };
     const roundTo = config.dtype === 'float16' ? 'F16' : config.dtype === 'bfloat16' ? 'BF16' : undefined;
 

@@ -81,6 +81,8 @@ export interface MethodContext {
 export interface MethodSpec {
   name: string;
   needsBase: boolean;
+  /** Whether a base is used when given although not required (nuslerp then interpolates task vectors). */
+  optionalBase?: boolean;
   /** Global parameters with their defaults (mergekit's names). */
   globalParams: Readonly<Record<string, ParamValue>>;
   /** Per-model parameters with their defaults. A value given globally applies to every model unless the model overrides it. */

@@ -110,6 +110,10 @@ export function tiesMerge(
 ): void {
   const T = models.length;
   const n = out.length;
+  // One weight, threshold and budget per model, exactly: the kernels rely on it.
+  if (weights.length !== T || thr.length !== T || tieBudget.length !== T) {
+    throw new RangeError(`tiesMerge: ${T} models but ${weights.length} weights, ${thr.length} thresholds, ${tieBudget.length} tie budgets`);
+  }
   const d = new Float32Array(T);
   for (let i = 0; i < n; i++) {
     // Trim, weight.

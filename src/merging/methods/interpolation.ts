@@ -394,6 +394,7 @@ const nuslerp: MethodSpec = {
   name: 'nuslerp',
   // The base is optional: when the runner supplies one, nuslerp interpolates task vectors.
   needsBase: false,
+  optionalBase: true,
   globalParams: { nuslerp_flatten: true, nuslerp_row_wise: false },
   modelParams: { weight: REQUIRED },
   create(ctx) {

@@ -246,7 +246,7 @@ class GtaTensor implements TensorMerge {
     } else {
       const inputs = await this.#sparsify(deltas, chunk.offset, step, false);
       const totals = scratch(this.#tmp, 1, chunk.length)[0]!;
-      this.#majority += await voteTotals(this.ctx, inputs, this.o, this.#thresholds(), this.#budget(step), totals);
+      this.#majority += await voteTotals(this.ctx, inputs, this.o, this.#thresholds(), this.#fusedBudget(step), totals);
     }
   }
 
@@ -258,12 +258,17 @@ class GtaTensor implements TensorMerge {
       vote: this.o.vote, zeroSign: this.o.semantics === 'paper' && majority <= 0 ? -1 : 1,
       merge: mergeRule(this.o), lambda: this.o.lambda, output: 'merged',
     };
-    await this.ctx.backend.tiesMerge(inputs, this.#weights, this.#thresholds(), this.#budget('apply'), chunk.base, out, options);
+    await this.ctx.backend.tiesMerge(inputs, this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, options);
   }
 
   /** Thresholds of the fused kernel: the magnitude trims when fused, else keep all (already sparsified). */
   #thresholds(): Int32Array {
     return this.#fused ? Int32Array.from(this.#trims!.trims(), (t) => t.thr) : new Int32Array(this.ctx.models).fill(-1);
+  }
+
+  /** Tie budgets of the fused kernel: the trims' when fused, else none (every threshold is -1). */
+  #fusedBudget(step: string): Float64Array {
+    return this.#fused ? this.#budget(step) : new Float64Array(this.ctx.models);
   }
 
   /** mergekit's L1 factors Σ|δ| / Σ|kept| per model (1 where either sum is below 1e-7), once the l1 pass is done. */
