@@ -1,7 +1,7 @@
 // What every bench shares: the timer, the machine's description and limits, the TensorFlow.js
 // peer's setup, and the atomic result writer.
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,9 +9,9 @@ import '@tensorflow/tfjs-backend-wasm';
 
 export const benchDir = dirname(fileURLToPath(import.meta.url));
 
-/** Median wall time in ms of `fn` over `reps` runs after one warm-up. */
-export async function time(fn, reps) {
-  await fn();
+/** Median and fastest wall time in ms of `fn` over `reps` runs after `warmups` untimed runs. */
+export async function timeStats(fn, reps, warmups = 1) {
+  for (let i = 0; i < warmups; i++) await fn();
   const t = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
@@ -19,7 +19,22 @@ export async function time(fn, reps) {
     t.push(performance.now() - t0);
   }
   t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
+  return { median: t[Math.floor(t.length / 2)], min: t[0] };
+}
+
+/** Median wall time in ms of `fn` over `reps` runs after one warm-up. */
+export async function time(fn, reps) {
+  return (await timeStats(fn, reps)).median;
+}
+
+/**
+ * Times a peer whose first (validating, warm-up) run took `onceMs`: up to `maxReps` more runs within
+ * about `budgetMs`; a peer slower than the budget is timed by that one run. Returns { median, min, runs }.
+ */
+export async function timePeer(fn, onceMs, maxReps, budgetMs) {
+  if (onceMs > budgetMs) return { median: onceMs, min: onceMs, runs: 1 };
+  const reps = Math.max(1, Math.min(maxReps, Math.floor(budgetMs / onceMs)));
+  return { ...(await timeStats(fn, reps, 0)), runs: reps };
 }
 
 /** Writes bench/results/<name>.json: to a temporary name, then renamed, so it is complete or absent. */
@@ -30,8 +45,9 @@ export function writeResult(name, value) {
   renameSync(`${path}.tmp`, path);
 }
 
+/** The machine, and how busy it was when the bench started (1-minute load average: other processes skew timings). */
 export function describeMachine() {
-  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, date: new Date().toISOString() };
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, date: new Date().toISOString(), loadAverage1m: loadavg()[0] };
 }
 
 /**
@@ -49,11 +65,12 @@ export async function measureLimits(quick) {
   const base = probe.heapBase();
   memory.grow(Math.ceil((base + 2 * COPY) / 65536) - memory.buffer.byteLength / 65536);
   new Uint8Array(memory.buffer, base, 2 * COPY).fill(1);
-  const copyMs = await time(() => probe.copyBytes(base + COPY, base, COPY), quick ? 3 : 7);
+  // A limit is the best the machine does: the fastest run counts (other processes only slow it down).
+  const copyMs = (await timeStats(() => probe.copyBytes(base + COPY, base, COPY), quick ? 3 : 7)).min;
 
-  // SIMD FLOP rate: 8 independent f32x4 multiply-add chains (64 flops per iteration).
+  // SIMD FLOP rate: a dot-product loop of 8 f32x4 accumulators (64 flops per iteration).
   const ITERS = quick ? 5e6 : 3e7;
-  const flopMs = await time(() => probe.simdFlopProbe(ITERS, 1.5), quick ? 3 : 5);
+  const flopMs = (await timeStats(() => probe.simdFlopProbe(ITERS, 1.5), quick ? 3 : 5)).min;
   return { copyBandwidthGBs: (2 * COPY) / (copyMs / 1e3) / 1e9, wasmSimdGflops: (ITERS * 64) / (flopMs / 1e3) / 1e9 };
 }
 

@@ -17,10 +17,10 @@ for (const name of named) {
 
 const machine = describeMachine();
 const limits = await measureLimits(quick);
-console.log(`merge-kernels bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.date.slice(0, 10)}${quick ? ' (--quick)' : ''}\n`);
-console.log('machine limits (one thread)');
+console.log(`merge-kernels bench — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ${machine.date.slice(0, 10)}, load average ${machine.loadAverage1m.toFixed(1)}${quick ? ' (--quick)' : ''}\n`);
+console.log('machine limits (one thread, fastest of the repeats)');
 console.log(`  memory copy bandwidth   ${limits.copyBandwidthGBs.toFixed(1)} GB/s   (wasm memory.copy of 256 MiB; read + write bytes)`);
-console.log(`  wasm SIMD f32 rate      ${limits.wasmSimdGflops.toFixed(1)} GFLOP/s (8 chains of f32x4 mul + add)\n`);
+console.log(`  wasm SIMD f32 rate      ${limits.wasmSimdGflops.toFixed(1)} GFLOP/s (8 f32x4 accumulators of products)\n`);
 
 const { tf, flags: tfFlags } = await loadTfWasm();
 const mk = await init({ backend: 'wasm' });

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reference } from '../dist/index.js';
-import { benchDir, time } from './lib.mjs';
+import { benchDir, time, timeStats, timePeer } from './lib.mjs';
 
 const SHAPES = [
   { label: 'ViT-B/16', B: 1, N: 197, C: 768, r: 16 },
@@ -15,6 +15,9 @@ const SHAPES = [
   { label: 'long sequence', B: 1, N: 4097, C: 1024, r: 1024 },
   { label: 'ViT-B/16, B=8', B: 8, N: 197, C: 768, r: 16 },
 ];
+/** The issue's PyTorch anchor runs 2 threads; 1 thread is shown too (this 2-core machine is shared, and OpenMP's
+ * spinning threads suffer when the other core is busy). */
+const TORCH_THREADS = [2, 1];
 /** Merged values: |Δ| ≤ ATOL on values in [-1, 1] (float32 sums in another order differ by ~1e-7). */
 const ATOL = 1e-5;
 
@@ -30,7 +33,7 @@ function rng(seed) {
   };
 }
 
-function inputs({ B, N, C }, seed) {
+export function inputs({ B, N, C }, seed) {
   const next = rng(seed);
   const metric = Float32Array.from({ length: B * N * C }, () => 2 * next() - 1);
   const x = Float32Array.from({ length: B * N * C }, () => 2 * next() - 1);
@@ -48,7 +51,7 @@ function ours(mk, { B, N, C, r }, { metric, x, size }) {
 }
 
 /** The same step written with TensorFlow.js ops, as a JS user would: no custom kernels. */
-function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
+export function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
   const nA = Math.ceil(N / 2), nB = Math.floor(N / 2);
   return tf.tidy(() => {
     const even = tf.range(0, N, 2, 'int32'), odd = tf.range(1, N, 2, 'int32');
@@ -61,14 +64,17 @@ function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
     const edges = tf.topk(nodeMax, nA).indices; // descending
     const srcIdx = tf.slice(edges, [0, 0], [B, r]);
     // With a class token the kept A tokens go back to position order: ascending = top-k of the negated indices.
-    const unmIdx = tf.neg(tf.topk(tf.neg(tf.slice(edges, [0, r], [B, nA - r])), nA - r).values);
-    const dstIdx = tf.gather(nodeIdx, srcIdx, 1, 1); // [B, r]
-    const scatterAt = tf.stack([tf.tile(tf.reshape(tf.range(0, B, 1, 'int32'), [B, 1]), [1, r]), dstIdx], -1); // [B, r, 2]
+    const unmIdx = tf.cast(tf.neg(tf.topk(tf.neg(tf.slice(edges, [0, r], [B, nA - r])), nA - r).values), 'int32');
+    // Per-batch gathers go through gatherND with (batch, index) pairs: tf.gather(…, batchDims = 1) on
+    // tfjs-backend-wasm 4.22 reads the wrong indices for B > 1 (tensorflow/tfjs#8658, found by this bench).
+    const perBatch = (idx, k) => tf.stack([tf.tile(tf.reshape(tf.range(0, B, 1, 'int32'), [B, 1]), [1, k]), idx], -1); // [B, k, 2]
+    const srcAt = perBatch(srcIdx, r), unmAt = perBatch(unmIdx, nA - r);
+    const dstIdx = tf.gatherND(nodeIdx, srcAt); // [B, r]
+    const dstAt = perBatch(dstIdx, r);
     const merge = (t, dim) => {
       const src = tf.gather(t, even, 1), dst = tf.gather(t, odd, 1);
-      const moved = tf.gather(src, srcIdx, 1, 1);
       // scatterND sums updates that land on the same index: scatter_reduce('sum') with the destination included.
-      return tf.concat([tf.gather(src, unmIdx, 1, 1), tf.add(dst, tf.scatterND(scatterAt, moved, [B, nB, dim]))], 1);
+      return tf.concat([tf.gatherND(src, unmAt), tf.add(dst, tf.scatterND(dstAt, tf.gatherND(src, srcAt), [B, nB, dim]))], 1);
     };
     const sz = tf.tensor3d(size, [B, N, 1]);
     const num = merge(tf.mul(tf.tensor3d(x, [B, N, C]), sz), C), den = merge(sz, 1);
@@ -80,7 +86,7 @@ function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
 }
 
 /** The same step in straightforward loops. */
-function plainJsToMe({ B, N, C, r }, { metric, x, size }) {
+export function plainJsToMe({ B, N, C, r }, { metric, x, size }) {
   const nA = Math.ceil(N / 2), nB = Math.floor(N / 2), M = N - r;
   const unit = new Float32Array(metric.length);
   for (let row = 0; row < B * N; row++) {
@@ -169,11 +175,23 @@ function findTorch() {
   return { reason: `no python3 with torch (${tried.join('; ')}); Debian: apt-get install -y python3-torch` };
 }
 
-/** Runs bench/tome_torch.py once for every shape; returns per shape { ms, msMatch, msMerge, result } or a reason. */
+/**
+ * Which BLAS torch's matmul uses: the libblas.so.3 it mapped. Debian's python3-torch takes whatever
+ * update-alternatives selects: the reference BLAS (libblas3) unless an optimised one is installed.
+ */
+function describeBlas(paths) {
+  const blas = paths.find((p) => /libblas\.so/.test(p));
+  if (!blas) return paths.join(', ') || 'none found';
+  if (blas.includes('openblas')) return `OpenBLAS (${blas})`;
+  if (blas.includes('/blas/')) return `the reference BLAS, unoptimised (${blas})`;
+  return blas;
+}
+
+/** Runs bench/tome_torch.py once for all shapes; returns per shape { timings: { threads: { ms, msMatch, msMerge } }, result } or a reason. */
 function runTorch(python, cases, reps) {
   const dir = mkdtempSync(join(tmpdir(), 'merge-kernels-bench-'));
   try {
-    const manifest = { reps, cases: cases.map(({ shape, data }, i) => {
+    const manifest = { reps, threads: TORCH_THREADS, cases: cases.map(({ shape, data }, i) => {
       const file = (name, a) => { const p = join(dir, `${i}-${name}.f32`); writeFileSync(p, new Uint8Array(a.buffer, a.byteOffset, a.byteLength)); return p; };
       return { B: shape.B, N: shape.N, C: shape.C, r: shape.r, class_token: true, metric: file('metric', data.metric), x: file('x', data.x), size: file('size', data.size), out: join(dir, `${i}-out.bin`), reps: shape.N > 2000 ? Math.min(reps, 5) : reps };
     }) };
@@ -181,14 +199,14 @@ function runTorch(python, cases, reps) {
     if (p.status !== 0) return { reason: `tome_torch.py failed: ${p.error?.message ?? p.stderr.trim().split('\n').slice(-3).join(' | ')}` };
     const report = JSON.parse(p.stdout);
     return {
-      version: `torch ${report.torch}, ${report.threads} threads`,
-      cases: report.cases.map((timing, i) => {
+      version: `torch ${report.torch}, BLAS: ${describeBlas(report.blas)}`,
+      cases: report.cases.map((timings, i) => {
         const { B, N, r } = cases[i].shape, nA = Math.ceil(N / 2), M = N - r, C = cases[i].shape.C;
         const buf = readFileSync(manifest.cases[i].out);
         const bytes = new Uint8Array(buf.byteLength); bytes.set(buf);
         let at = 0;
         const take = (Type, n) => { const a = new Type(bytes.buffer, at, n); at += n * 4; return a; };
-        return { ...timing, result: { unm: take(Int32Array, B * (nA - r)), src: take(Int32Array, B * r), dst: take(Int32Array, B * r), x: take(Float32Array, B * M * C), size: take(Float32Array, B * M) } };
+        return { timings, result: { unm: take(Int32Array, B * (nA - r)), src: take(Int32Array, B * r), dst: take(Int32Array, B * r), x: take(Float32Array, B * M * C), size: take(Float32Array, B * M) } };
       }),
     };
   } finally {
@@ -218,6 +236,7 @@ async function kernelOnlyMs({ B, N, C }, metric, reps) {
   return time(() => k.bestMatch(pa, pb, scratch, ps, pi, B, nA, nB, C, 1, 0), reps);
 }
 
+const stats = ({ median, min }) => ({ ms: median, msMin: min });
 const f = (ms) => (Number.isNaN(ms) ? '—' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
 
 /** Prints the tables and returns the result object for bench/results/token-merging.json. */
@@ -239,7 +258,6 @@ export default async function bench({ quick, limits, mk, tf, tfFlags }) {
     const { B, N, C, r } = shape;
     const nA = Math.ceil(N / 2), nB = Math.floor(N / 2);
     const simFlops = 2 * B * nA * nB * C;
-    const long = N > 2000;
     const wantPlan = reference.bipartiteSoftMatching(data.metric, B, N, C, { r, classToken: true });
     const want = reference.mergeWavg(wantPlan, data.x, C, data.size);
     const oursFns = ours(mk, shape, data);
@@ -250,34 +268,43 @@ export default async function bench({ quick, limits, mk, tf, tfFlags }) {
     const row = { shape: { ...shape }, simFlops, contenders: {} };
     row.contenders['merge-kernels wasm'] = {
       ...refCheck, checkedAgainst: 'js reference',
-      ms: await time(oursFns.run, reps),
+      ...stats(await timeStats(oursFns.run, reps)), runs: reps,
       msMatch: await time(oursFns.match, reps),
       msMerge: await time(() => oursFns.merge(plan), reps),
       msKernel: await kernelOnlyMs(shape, data.metric, reps),
     };
 
+    // The validating run is the peer's warm-up; then up to `reps` runs within ~3 s (the slow peers
+    // take seconds a run on the long sequence: there the validating run is the one timed run).
     const peer = async (name, fn, peerReps) => {
+      const t0 = performance.now();
       const check = compare(await fn(), mine, shape);
-      row.contenders[name] = { ...check, ms: check.valid ? await time(fn, peerReps) : NaN };
+      const once = performance.now() - t0;
+      const timing = check.valid ? await timePeer(fn, once, peerReps, quick ? 1000 : 3000) : { median: NaN, min: NaN, runs: 0 };
+      row.contenders[name] = { ...check, ...stats(timing), runs: timing.runs };
     };
-    await peer('tfjs wasm', async () => tfjsToMe(tf, shape, data), long ? (quick ? 1 : 3) : reps);
-    await peer('plain JS', async () => plainJsToMe(shape, data), long ? 1 : quick ? 1 : 3);
+    await peer('tfjs wasm', async () => tfjsToMe(tf, shape, data), reps);
+    await peer('plain JS', async () => plainJsToMe(shape, data), quick ? 1 : 3);
     if (torchRun.cases) {
       const t = torchRun.cases[i];
       const check = compare(t.result, mine, shape);
-      row.contenders['PyTorch CPU'] = { ...check, ms: check.valid ? t.ms : NaN, msMatch: t.msMatch, msMerge: t.msMerge };
+      for (const threads of TORCH_THREADS) {
+        const { ms, msMin, msMatch, msMerge } = t.timings[threads];
+        row.contenders[`PyTorch CPU ${threads}T`] = { ...check, ms: check.valid ? ms : NaN, msMin: check.valid ? msMin : NaN, msMatch, msMerge };
+      }
     }
     rows.push(row);
   }
 
-  console.log('\n  shape                               contender            ✔   total ms   match ms   merge ms   peer/ours');
+  console.log('\n  total = match + merge_wavg, median (fastest) of the repeats; match and merge medians timed apart');
+  console.log('  shape                               contender            ✔   total ms  (fastest)   match ms   merge ms   peer/ours');
   for (const row of rows) {
     const { label, B, N, C, r } = row.shape;
     const name = `${label} (B=${B} N=${N} C=${C} r=${r})`;
     const ourMs = row.contenders['merge-kernels wasm'].ms;
     for (const [who, c] of Object.entries(row.contenders)) {
-      const ratio = who === 'merge-kernels wasm' ? '' : `${(c.ms / ourMs).toFixed(1)}×`;
-      console.log(`  ${name.padEnd(36)}${who.padEnd(21)}${c.valid ? '✔' : '✘'}  ${f(c.ms).padStart(9)}  ${f(c.msMatch ?? NaN).padStart(9)}  ${f(c.msMerge ?? NaN).padStart(9)}   ${ratio.padStart(8)}${c.note ? `   (${c.note})` : ''}`);
+      const ratio = who === 'merge-kernels wasm' ? '' : Number.isNaN(c.ms) ? '—' : `${(c.ms / ourMs).toFixed(1)}×`;
+      console.log(`  ${name.padEnd(36)}${who.padEnd(21)}${c.valid ? '✔' : '✘'}  ${f(c.ms).padStart(9)}  ${`(${f(c.msMin)})`.padStart(9)}  ${f(c.msMatch ?? NaN).padStart(9)}  ${f(c.msMerge ?? NaN).padStart(9)}   ${ratio.padStart(8)}${c.note ? `   (${c.note})` : ''}`);
     }
   }
   if (!torchRun.cases) console.log(`  PyTorch CPU: skipped: ${torchRun.reason}`);
@@ -289,7 +316,7 @@ export default async function bench({ quick, limits, mk, tf, tfFlags }) {
     const pct = (ms) => (100 * row.simFlops / (ms / 1e3) / 1e9 / limits.wasmSimdGflops);
     o.simdLimitShareKernel = pct(o.msKernel) / 100;
     o.simdLimitShareMatch = pct(o.msMatch) / 100;
-    console.log(`  ${label.padEnd(36)} ${(row.simFlops / 1e9).toFixed(3).padStart(16)}   ${f(o.msKernel).padStart(9)}   ${pct(o.msKernel).toFixed(0).padStart(20)}%   ${pct(o.msMatch).toFixed(0).padStart(25)}%   ${f(o.msMatch - o.msKernel).padStart(21)}   ${f(o.msMerge).padStart(13)}`);
+    console.log(`  ${label.padEnd(36)} ${(row.simFlops / 1e9).toFixed(3).padStart(16)}   ${f(o.msKernel).padStart(9)}   ${pct(o.msKernel).toFixed(0).padStart(20)}%   ${pct(o.msMatch).toFixed(0).padStart(25)}%   ${(o.msMatch > o.msKernel ? f(o.msMatch - o.msKernel) : '~0 (noise)').padStart(21)}   ${f(o.msMerge).padStart(13)}`);
   }
   return { peers: { tfjs: tfFlags, torch: torchLine }, rows };
 }

@@ -1,11 +1,12 @@
 """PyTorch CPU anchor for bench/token-merging.mjs: ToMe's bipartite soft matching + merge_wavg
 (Bolya et al., "Token Merging: Your ViT but Faster", ICLR 2023, §3), written from the method's
-description in ../shared/METHODS.md, timed with torch.set_num_threads(2).
+description in ../shared/METHODS.md, timed with torch.set_num_threads(t) for each t in "threads".
 
-Reads a JSON manifest on stdin: {"reps": int, "cases": [{"B", "N", "C", "r", "class_token",
-"metric", "x", "size", "out"}]}, where metric, x ([B, N, C] float32) and size ([B, N, 1] float32)
-are raw little-endian files. For each case writes to "out": unm_idx, src_idx, dst_idx (int32),
-then the merged x and size (float32). Prints one JSON line: the median times in ms.
+Reads a JSON manifest on stdin: {"reps": int, "threads": [int], "cases": [{"B", "N", "C", "r",
+"class_token", "metric", "x", "size", "out", "reps"?}]}, where metric, x ([B, N, C] float32) and
+size ([B, N, 1] float32) are raw little-endian files. For each case writes to "out": unm_idx,
+src_idx, dst_idx (int32), then the merged x and size (float32). Prints one JSON line: the median
+(and fastest) times in ms per thread count, and the BLAS library the process loaded.
 """
 import json
 import math
@@ -63,18 +64,25 @@ def load(path, shape):
         return torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(shape)
 
 
-def median_ms(fn, reps):
-    fn()  # warm-up
+def time_ms(fn, reps):
+    """Median and fastest wall time in ms over reps runs after one warm-up."""
+    fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
+
+
+def blas_library():
+    """The BLAS shared library this process mapped (Debian picks it through update-alternatives)."""
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    return sorted(paths)
 
 
 def main():
-    torch.set_num_threads(2)
     spec = json.load(sys.stdin)
     results = []
     for case in spec["cases"]:
@@ -90,12 +98,18 @@ def main():
             for t in (merged, merged_size):
                 f.write(t.contiguous().numpy().tobytes())
         reps = case.get("reps", spec["reps"])
-        results.append({
-            "ms": median_ms(lambda: merge_wavg(bipartite_soft_matching(metric, r, cls)[0], x, size), reps),
-            "msMatch": median_ms(lambda: bipartite_soft_matching(metric, r, cls), reps),
-            "msMerge": median_ms(lambda: merge_wavg(merge, x, size), reps),
-        })
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": results}))
+        timings = {}
+        for threads in spec["threads"]:
+            torch.set_num_threads(threads)
+            ms, ms_min = time_ms(lambda: merge_wavg(bipartite_soft_matching(metric, r, cls)[0], x, size), reps)
+            timings[threads] = {
+                "ms": ms,
+                "msMin": ms_min,
+                "msMatch": time_ms(lambda: bipartite_soft_matching(metric, r, cls), reps)[0],
+                "msMerge": time_ms(lambda: merge_wavg(merge, x, size), reps)[0],
+            }
+        results.append(timings)
+    print(json.dumps({"torch": torch.__version__, "blas": blas_library(), "cases": results}))
 
 
 if __name__ == "__main__":
