@@ -1,6 +1,6 @@
 // ToMe's bipartite soft matching + merge_wavg (Bolya et al., ICLR 2023, §3; the timm patch: class
 // token protected, sizes carried between blocks) on our wasm backend, against the same algorithm
-// written with TensorFlow.js ops (wasm backend), in plain JS, and in PyTorch on the CPU (2 threads,
+// written with TensorFlow.js ops (wasm backend), in plain JS, and in PyTorch on the CPU (2 and 1 threads,
 // bench/tome_torch.py, run as a child process when a python3 with torch is found).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
@@ -33,7 +33,7 @@ function rng(seed) {
   };
 }
 
-export function inputs({ B, N, C }, seed) {
+function inputs({ B, N, C }, seed) {
   const next = rng(seed);
   const metric = Float32Array.from({ length: B * N * C }, () => 2 * next() - 1);
   const x = Float32Array.from({ length: B * N * C }, () => 2 * next() - 1);
@@ -51,7 +51,7 @@ function ours(mk, { B, N, C, r }, { metric, x, size }) {
 }
 
 /** The same step written with TensorFlow.js ops, as a JS user would: no custom kernels. */
-export function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
+function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
   const nA = Math.ceil(N / 2), nB = Math.floor(N / 2);
   return tf.tidy(() => {
     const even = tf.range(0, N, 2, 'int32'), odd = tf.range(1, N, 2, 'int32');
@@ -86,7 +86,7 @@ export function tfjsToMe(tf, { B, N, C, r }, { metric, x, size }) {
 }
 
 /** The same step in straightforward loops. */
-export function plainJsToMe({ B, N, C, r }, { metric, x, size }) {
+function plainJsToMe({ B, N, C, r }, { metric, x, size }) {
   const nA = Math.ceil(N / 2), nB = Math.floor(N / 2), M = N - r;
   const unit = new Float32Array(metric.length);
   for (let row = 0; row < B * N; row++) {
