@@ -151,7 +151,28 @@ export function bipartiteSoftMatching(
  * With a distillation token the order is [unm[0], dst[0], unm[1:], dst[1:]].
  */
 export function mergeTokens(plan: MergePlan, x: Float32Array, dim: number, mode: MergeMode): Float32Array {
-  return new Float32Array(mergeRows(plan, x, dim, mode));
+  const { offsets, members } = outputGroups(plan);
+  const out = new Float32Array((offsets.length - 1) * dim);
+  const acc = new Float64Array(dim);
+  for (let row = 0; row + 1 < offsets.length; row++) {
+    const first = offsets[row]!, end = offsets[row + 1]!;
+    if (end === first) continue; // no token lands here (a variant's dropped slot): 0
+    if (end - first === 1) {
+      // A token nothing merged into is its own output, in every mode.
+      const from = members[first]! * dim;
+      out.set(x.subarray(from, from + dim), row * dim);
+      continue;
+    }
+    acc.fill(mode === 'amax' ? -Infinity : 0);
+    for (let k = first; k < end; k++) {
+      const from = members[k]! * dim;
+      if (mode === 'amax') for (let d = 0; d < dim; d++) acc[d] = Math.max(acc[d]!, x[from + d]!);
+      else for (let d = 0; d < dim; d++) acc[d] += x[from + d]!;
+    }
+    const count = mode === 'mean' ? end - first : 1;
+    for (let d = 0; d < dim; d++) out[row * dim + d] = acc[d]! / count;
+  }
+  return out;
 }
 
 /**
@@ -188,14 +209,32 @@ export function ungroupRows(rowOf: Int32Array, batch: number, n: number, m: numb
 export function mergeWavg(
   plan: MergePlan, x: Float32Array, dim: number, size?: Float32Array,
 ): { x: Float32Array; size: Float32Array } {
-  const s = size ?? new Float32Array(plan.batch * plan.tokens).fill(1);
-  const weighted = new Float64Array(x.length); // x·size is exact in float64
-  for (let i = 0; i < x.length; i++) weighted[i] = x[i]! * s[Math.floor(i / dim)]!;
-  const num = mergeRows(plan, weighted, dim, 'sum');
-  const den = mergeRows(plan, s, 1, 'sum');
-  const out = new Float32Array(num.length);
-  for (let i = 0; i < num.length; i++) out[i] = num[i]! / den[Math.floor(i / dim)]!;
-  return { x: out, size: new Float32Array(den) };
+  const { offsets, members } = outputGroups(plan);
+  const rows = offsets.length - 1;
+  const out = new Float32Array(rows * dim), outSize = new Float32Array(rows);
+  const acc = new Float64Array(dim); // x·size is exact in float64
+  for (let row = 0; row < rows; row++) {
+    const first = offsets[row]!, end = offsets[row + 1]!;
+    if (end === first) continue; // no token lands here (a variant's dropped slot): 0
+    const w1 = size ? size[members[first]!]! : 1;
+    if (end - first === 1 && w1 !== 0 && Number.isFinite(w1)) {
+      // A lone token: (x·w)/w is exactly x for a finite non-zero float32 w (the product is exact in float64).
+      const from = members[first]! * dim;
+      out.set(x.subarray(from, from + dim), row * dim);
+      outSize[row] = w1;
+      continue;
+    }
+    acc.fill(0);
+    let den = 0;
+    for (let k = first; k < end; k++) {
+      const w = size ? size[members[k]!]! : 1, from = members[k]! * dim;
+      den += w;
+      for (let d = 0; d < dim; d++) acc[d] += w * x[from + d]!;
+    }
+    for (let d = 0; d < dim; d++) out[row * dim + d] = acc[d]! / den;
+    outSize[row] = den;
+  }
+  return { x: out, size: outSize };
 }
 
 /**
@@ -270,9 +309,27 @@ export function outputRows(plan: MergePlan): Int32Array {
   return rowOf;
 }
 
-/** mergeTokens in float64: reduces each group of tokens sharing an output row. */
-function mergeRows(plan: MergePlan, x: ArrayLike<number>, dim: number, mode: MergeMode): Float64Array {
-  return groupRows(outputRows(plan), plan.batch, plan.tokens, plan.tokens - plan.r, x, dim, mode);
+/**
+ * The tokens of every output row, as offsets into a list of members ([batch·m + 1] and the
+ * members as flat token indices t·N + token, ascending within a row; tokens whose row is -1 are
+ * dropped). merge and merge_wavg reduce each row's members; rows of one member (most of them)
+ * are plain copies, and a row no token lands in stays 0.
+ */
+function outputGroups(plan: MergePlan): { offsets: Int32Array; members: Int32Array } {
+  const { batch, tokens: n, r } = plan;
+  const m = n - r;
+  const rowOf = outputRows(plan);
+  const offsets = new Int32Array(batch * m + 1);
+  for (let t = 0; t < batch; t++) {
+    for (let tok = 0; tok < n; tok++) if (rowOf[t * n + tok]! >= 0) offsets[t * m + rowOf[t * n + tok]! + 1]++;
+  }
+  for (let row = 0; row < batch * m; row++) offsets[row + 1] += offsets[row]!;
+  const next = offsets.slice(0, batch * m);
+  const members = new Int32Array(offsets[batch * m]!);
+  for (let t = 0; t < batch; t++) {
+    for (let tok = 0; tok < n; tok++) if (rowOf[t * n + tok]! >= 0) members[next[t * m + rowOf[t * n + tok]!]!++] = t * n + tok;
+  }
+  return { offsets, members };
 }
 
 /**

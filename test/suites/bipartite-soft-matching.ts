@@ -214,6 +214,21 @@ export default function (h: Harness) {
     assert.equal(list(v.x), [0, 10, 1.5, 8.5, 3, 7, 4.5, 5.5]);
   });
 
+  test('mergeWavg: a lone token keeps its value exactly; a zero size gives NaN, as ToMe computes 0/0', () => {
+    // BASIC r = 2 groups {t0}, {t1, t2}, {t3}, {t4, t5}. t0 = (0.3, 0.7) with size 0.1: ToMe computes
+    // (x·0.1)/0.1, which is x again (the product is exact in float64). t3 has size 0: (x·0)/0 = NaN.
+    const p = bipartiteSoftMatching(BASIC, 1, 6, 3, { r: 2 });
+    const x = pairs(6);
+    x[0] = 0.3; x[1] = 0.7;
+    const w = mergeWavg(p, x, 2, new Float32Array([0.1, 1, 1, 0, 1, 1]));
+    assert.equal(list(w.x.subarray(0, 2)), [Math.fround(0.3), Math.fround(0.7)]);
+    assert.ok(Number.isNaN(w.x[4]!) && Number.isNaN(w.x[5]!), `t3 with size 0: expected NaN, got ${w.x[4]}, ${w.x[5]}`);
+    // {t1, t2} sizes 1 + 1: ((1 + 2)/2, (9 + 8)/2); {t4, t5}: (4.5, 5.5).
+    assert.equal(list(w.x.subarray(2, 4)), [1.5, 8.5]);
+    assert.equal(list(w.x.subarray(6, 8)), [4.5, 5.5]);
+    assert.equal(list(w.size), [Math.fround(0.1), 2, 0, 2]);
+  });
+
   test('mergeSource: one-hot columns, chained through two merges', () => {
     // BASIC r = 2: rows {t0}, {t1, t2}, {t3}, {t4, t5}.
     const p = bipartiteSoftMatching(BASIC, 1, 6, 3, { r: 2 });
