@@ -2,13 +2,14 @@
 // command line) against the peers a user would otherwise pick, in the same process. Every
 // contender is validated (✔/✘) before it is timed. Each bench's results are printed and written
 // to bench/results/<bench>.json (to a temporary name, then renamed).
-//   node bench/run.mjs [--quick] [cosine-similarity] [token-merging]
+//   node bench/run.mjs [--quick] [cosine-similarity] [token-merging] [model-merging]
 import { init } from '../dist/index.js';
 import { describeMachine, measureLimits, loadTfWasm, writeResult } from './lib.mjs';
 import cosineSimilarity from './cosine-similarity.mjs';
 import tokenMerging from './token-merging.mjs';
+import modelMerging from './model-merging.mjs';
 
-const BENCHES = { 'cosine-similarity': cosineSimilarity, 'token-merging': tokenMerging };
+const BENCHES = { 'cosine-similarity': cosineSimilarity, 'token-merging': tokenMerging, 'model-merging': modelMerging };
 const quick = process.argv.includes('--quick');
 const named = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 for (const name of named) {

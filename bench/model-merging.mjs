@@ -1,0 +1,347 @@
+// TIES merging (Yadav et al. 2023, §3 and Algorithm 1: trim to the top-density magnitudes, elect the
+// sign of the sum, disjoint mean) of T task vectors of N float32 values, the issue's case: 3 × 50M
+// at density 0.2, with the paper's semantics (keep |δ| ≥ the k-th magnitude, a zero sum takes the
+// majority sign). Contenders, fed the same seeded inputs:
+//  - ours, wasm, end to end: mk.mergeTensors('ties', { base, models, parameters: { density } }) with a
+//    real (random, non-zero) base, so the task vectors δ = x − base are formed inside;
+//  - ours, wasm, the primitives pipeline on the task vectors themselves, phase by phase (two
+//    histogram passes per model, selectThreshold, the majority pass, the fused trim/elect/merge);
+//  - plain JS: what a JS user writes (k-th magnitude by quickselect, then elect and disjoint mean);
+//  - the TIES reference in numpy and PyTorch (bench/ties_reference.py), child processes, when found;
+//  - the WebGPU backend when an adapter exists (here: software Vulkan, which says nothing of GPU speed).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { init, reference } from '../dist/index.js';
+import { benchDir, timeStats, timePeer } from './lib.mjs';
+
+const R = reference.mergePrimitives;
+const T = 3;
+const DENSITY = 0.2;
+/** Entries per chunk, for mergeTensors and the primitives pipeline (16 MiB per input). */
+const CHUNK = 1 << 22;
+/** Our result vs a peer's: |Δ| ≤ RTOL·|peer| (float32: the same operations in the same order give equal values). */
+const RTOL = 1e-6;
+
+/** mulberry32: a small seeded generator, so every run (and every peer) sees the same inputs. */
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A base (weights ~ N(0, 0.02²)) and T fine-tuned models x_t = base + δ_t, with δ_t ~ N(0, σ²),
+ * σ = 1e-3 (a sum of four uniforms, near-Gaussian), and heavier tails: 1% of the entries (the same
+ * for every task, as parameters that every fine-tune moves) have 10σ, so the trim matters.
+ * Returns the base, the models, and the task vectors as our code forms them, f32(x_t − base).
+ */
+function inputs(n, seed) {
+  const next = rng(seed);
+  const gauss = () => (next() + next() + next() + next() - 2) * Math.sqrt(3);
+  const base = new Float32Array(n);
+  const scale = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    base[i] = 0.02 * gauss();
+    scale[i] = next() < 0.01 ? 1e-2 : 1e-3;
+  }
+  const models = [], deltas = [];
+  for (let t = 0; t < T; t++) {
+    const x = new Float32Array(n), d = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      x[i] = base[i] + scale[i] * gauss();
+      d[i] = Math.fround(x[i] - base[i]);
+    }
+    models.push(x);
+    deltas.push(d);
+  }
+  return { base, models, deltas };
+}
+
+/** k-th smallest of `a` (0-based), reordering `a`: Hoare's quickselect with a median-of-three pivot. */
+function quickselect(a, k) {
+  let lo = 0, hi = a.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    const x = a[lo], y = a[mid], z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j; else if (k >= i) lo = i; else return a[k];
+  }
+  return a[k];
+}
+
+/** TIES as a JS user writes it, in float32 like the paper's code: k-th magnitude per task, trimmed sums, majority, disjoint mean. */
+function plainJsTies(deltas, density) {
+  const n = deltas[0].length;
+  const k = n - Math.floor(n * density); // the paper's cut: the k-th smallest magnitude (1-based)
+  const f = Math.fround;
+  const kth = deltas.map((d) => {
+    const mags = new Float32Array(n);
+    for (let i = 0; i < n; i++) mags[i] = Math.abs(d[i]);
+    return quickselect(mags, k - 1);
+  });
+  const signs = new Int8Array(n);
+  let majority = 0;
+  for (let i = 0; i < n; i++) {
+    let total = 0;
+    for (let t = 0; t < deltas.length; t++) { const v = deltas[t][i]; if (Math.abs(v) >= kth[t]) total = f(total + v); }
+    const s = Math.sign(total);
+    signs[i] = s;
+    majority += s;
+  }
+  const zeroSign = Math.sign(majority);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = signs[i] || zeroSign;
+    let sum = 0, count = 0;
+    for (let t = 0; t < deltas.length; t++) {
+      const v = deltas[t][i];
+      if (Math.abs(v) >= kth[t] && Math.sign(v) === s) { sum = f(sum + v); count++; }
+    }
+    out[i] = f(sum / Math.max(1, count));
+  }
+  return out;
+}
+
+/** The merged task vectors compared entry by entry: entries beyond RTOL, the worst relative gap and where. */
+function compare(got, want) {
+  if (got.length !== want.length) return { valid: false, mismatches: Infinity, note: `length ${got.length} ≠ ${want.length}` };
+  let mismatches = 0, worst = 0, at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i], w = want[i];
+    if (g === w) continue;
+    const rel = Math.abs(g - w) / Math.abs(w);
+    if (!(rel <= RTOL)) mismatches++;
+    if (!(rel <= worst)) { worst = rel; at = i; }
+  }
+  return { valid: mismatches === 0, mismatches, worstRelative: worst, note: mismatches ? `${mismatches} entries differ, worst at ${at}: ${got[at]} vs ${want[at]}` : '' };
+}
+
+/** The first python3 (of python3, /usr/bin/python3) that imports `module`, or the reason there is none. */
+function findPython(module) {
+  const tried = [];
+  for (const python of ['python3', '/usr/bin/python3']) {
+    const p = spawnSync(python, ['-c', `import numpy, ${module}; print(${module}.__version__)`], { encoding: 'utf8', timeout: 60_000 });
+    if (p.status === 0) return { python, version: `${module} ${p.stdout.trim()}` };
+    tried.push(`${python}: ${p.error ? p.error.message : (p.stderr.trim().split('\n').pop() || `exit ${p.status}`)}`);
+  }
+  return { reason: `no python3 with numpy and ${module} (${tried.join('; ')}); Debian: apt-get install -y python3-${module === 'numpy' ? 'numpy' : 'torch'}` };
+}
+
+/** Runs bench/ties_reference.py once: { seconds, threads, out } or { reason }. The task vectors go to a temp file, deleted after. */
+function runPythonTies(python, impl, deltas) {
+  const n = deltas[0].length;
+  const dir = mkdtempSync(join(tmpdir(), 'merge-kernels-ties-'));
+  try {
+    const tasks = join(dir, 'tasks.f32'), out = join(dir, 'out.f32');
+    const bytes = new Uint8Array(deltas.length * n * 4);
+    deltas.forEach((d, t) => bytes.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), t * n * 4));
+    writeFileSync(tasks, bytes);
+    const p = spawnSync(python, [join(benchDir, 'ties_reference.py'), impl, tasks, String(deltas.length), String(n), String(DENSITY), out], { encoding: 'utf8', timeout: 600_000 });
+    if (p.status !== 0) return { reason: `ties_reference.py ${impl} failed: ${p.error?.message ?? p.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+    const report = JSON.parse(p.stdout);
+    const buf = readFileSync(out);
+    const merged = new Float32Array(n);
+    new Uint8Array(merged.buffer).set(buf);
+    return { seconds: report.seconds, threads: report.threads, out: merged };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The chunks [start, end) of [0, n). */
+function chunks(n) {
+  const c = [];
+  for (let s = 0; s < n; s += CHUNK) c.push([s, Math.min(n, s + CHUNK)]);
+  return c;
+}
+
+/**
+ * The primitives pipeline on task vectors, phase by phase, as src/merging drives them: level-0 and
+ * level-1 histograms of every model, selectThreshold (paper: keep ≥ the (⌊d·n⌋+1)-th magnitude), the
+ * paper's majority pass (vote totals without the sign), the fused trim/elect/merge pass.
+ */
+function primitivesPipeline(p, deltas, out) {
+  const n = deltas[0].length;
+  const k = Math.floor(DENSITY * n) + 1;
+  const hist0 = deltas.map(() => new Uint32Array(R.LEVEL0_BINS));
+  const hist1 = deltas.map(() => new Uint32Array(R.LEVEL1_BINS));
+  const thr = new Int32Array(T);
+  const weights = new Float32Array(T).fill(1);
+  const totals = new Float32Array(CHUNK);
+  let zeroSign = 1;
+  return {
+    async level0() {
+      for (const h of hist0) h.fill(0);
+      for (const [s, e] of chunks(n)) for (let t = 0; t < T; t++) await p.absHistogram(deltas[t].subarray(s, e), hist0[t], 0);
+    },
+    async level1() {
+      const bins = hist0.map((h) => R.selectBin(h, k).bin);
+      for (const h of hist1) h.fill(0);
+      for (const [s, e] of chunks(n)) for (let t = 0; t < T; t++) await p.absHistogram(deltas[t].subarray(s, e), hist1[t], 1, bins[t]);
+      for (let t = 0; t < T; t++) thr[t] = R.selectThreshold(hist0[t], hist1[t], k).kthBits - 1;
+    },
+    async majority() {
+      let majority = 0;
+      for (const [s, e] of chunks(n)) {
+        const tot = totals.subarray(0, e - s);
+        await p.tiesMerge(deltas.map((d) => d.subarray(s, e)), weights, thr, new Float64Array(T), undefined, tot, { vote: 'none', zeroSign: 1, merge: 'sum', lambda: 1, output: 'merged' });
+        for (let i = 0; i < tot.length; i++) majority += Math.sign(tot[i]);
+      }
+      zeroSign = majority > 0 ? 1 : -1;
+    },
+    async fused() {
+      const o = { vote: 'sum', zeroSign, merge: 'mean', lambda: 1, output: 'merged' };
+      for (const [s, e] of chunks(n)) await p.tiesMerge(deltas.map((d) => d.subarray(s, e)), weights, thr, new Float64Array(T), undefined, out.subarray(s, e), o);
+    },
+  };
+}
+
+/** A WebGPU context, or the reason there is none. In Node: the npm package "webgpu" (Dawn). */
+async function webgpuContext() {
+  let gpu = globalThis.navigator?.gpu;
+  if (!gpu) {
+    try {
+      const webgpu = await import('webgpu');
+      Object.assign(globalThis, webgpu.globals);
+      gpu = webgpu.create([]);
+    } catch (e) {
+      return { reason: `no WebGPU in this runtime (${e.message})` };
+    }
+  }
+  let adapter;
+  try { adapter = await gpu.requestAdapter(); } catch (e) { return { reason: `requestAdapter threw: ${e.message}` }; }
+  if (!adapter) return { reason: 'no WebGPU adapter' };
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  try {
+    return { mk: await init({ backend: 'webgpu', gpu }), adapter: name, software: /swiftshader|llvmpipe|lavapipe|software/i.test(name) };
+  } catch (e) {
+    return { reason: `init failed on ${name}: ${e.message}` };
+  }
+}
+
+const stats = ({ median, min }) => ({ ms: median, msMin: min });
+const f = (ms) => (Number.isNaN(ms) ? '—' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+
+/** Prints the tables and returns the result object for bench/results/model-merging.json. */
+export default async function bench({ quick, limits, mk }) {
+  const N = quick ? 4_000_000 : 50_000_000;
+  const reps = quick ? 3 : 5;
+  process.stdout.write(`model merging: generating ${T} models of ${N / 1e6}M float32 values and a base…\n`);
+  const { base, models, deltas } = inputs(N, 2023);
+  const shape = [N];
+  const ties = () => mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY }, chunkSize: CHUNK });
+
+  // Ours end to end: validated below against numpy (or plain JS), timed here.
+  const first = (await ties()).data;
+  const e2e = await timeStats(ties, reps);
+  // Our merged task vector: out − base is not exact in float32, so the peers' results are compared
+  // after the same final step, f32(base + merged).
+  const withBase = (merged) => Float32Array.from(merged, (v, i) => base[i] + v);
+
+  // The primitives pipeline, phase by phase (on task vectors; no base).
+  const merged = new Float32Array(N);
+  const pipe = primitivesPipeline(mk.primitives, deltas, merged);
+  await pipe.level0(); await pipe.level1(); await pipe.majority(); await pipe.fused();
+  const phase = {
+    level0: stats(await timeStats(pipe.level0, reps, 0)),
+    level1: stats(await timeStats(pipe.level1, reps, 0)),
+    majority: stats(await timeStats(pipe.majority, reps, 0)),
+    fused: stats(await timeStats(pipe.fused, reps, 0)),
+  };
+  const pipelineMs = phase.level0.ms + phase.level1.ms + phase.majority.ms + phase.fused.ms;
+  const pipelineMinMs = phase.level0.msMin + phase.level1.msMin + phase.majority.msMin + phase.fused.msMin;
+  const e2eVsPipeline = compare(first, withBase(merged));
+
+  // Peers.
+  const contenders = {};
+  process.stdout.write('model merging: plain JS…\n');
+  let t0 = performance.now();
+  const js = plainJsTies(deltas, DENSITY);
+  const jsOnce = performance.now() - t0;
+  const jsTiming = await timePeer(() => plainJsTies(deltas, DENSITY), jsOnce, quick ? 1 : 2, quick ? 2000 : 1000);
+  contenders['plain JS'] = { ...compare(merged, js), ...stats(jsTiming), runs: jsTiming.runs };
+  let anchor = { name: 'plain JS', out: js };
+  for (const module of ['numpy', 'torch']) {
+    const py = findPython(module);
+    const name = module === 'numpy' ? 'numpy' : 'PyTorch CPU';
+    if (!py.python) { contenders[name] = { skipped: py.reason }; continue; }
+    process.stdout.write(`model merging: ${name} (${py.python}, ${py.version})…\n`);
+    const run = runPythonTies(py.python, module, deltas);
+    if (!run.out) { contenders[name] = { skipped: run.reason }; continue; }
+    contenders[name] = { ...compare(merged, run.out), ms: run.seconds * 1e3, msMin: run.seconds * 1e3, runs: 1, threads: run.threads, version: py.version, python: py.python };
+    if (module === 'numpy') anchor = { name: 'numpy', out: run.out };
+  }
+  const e2eCheck = compare(first, withBase(anchor.out));
+
+  // WebGPU, when an adapter exists.
+  const gpu = await webgpuContext();
+  let webgpu = { skipped: gpu.reason };
+  if (gpu.mk) {
+    process.stdout.write(`model merging: WebGPU (${gpu.adapter})…\n`);
+    const run = () => gpu.mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY }, chunkSize: CHUNK });
+    t0 = performance.now();
+    const out = (await run()).data;
+    const once = performance.now() - t0;
+    const timing = await timePeer(run, once, reps, quick ? 2000 : 5000);
+    webgpu = { adapter: gpu.adapter, software: gpu.software, ...compare(out, first), ...stats(timing), runs: timing.runs };
+    gpu.mk.dispose();
+  }
+
+  // Bandwidth of the fused pass: T task vectors read, one result written.
+  const fusedBytes = (T + 1) * N * 4;
+  const fusedGBs = fusedBytes / (phase.fused.ms / 1e3) / 1e9;
+  const fusedGBsBest = fusedBytes / (phase.fused.msMin / 1e3) / 1e9;
+  const ours = {
+    'merge-kernels wasm, mergeTensors': { ...e2eCheck, checkedAgainst: anchor.name, ...stats(e2e), runs: reps },
+    'merge-kernels wasm, primitives': { ...compare(merged, anchor.out), checkedAgainst: anchor.name, ms: pipelineMs, msMin: pipelineMinMs, runs: reps },
+  };
+
+  console.log(`\nTIES (paper semantics) of ${T} task vectors × ${N.toLocaleString('en')} float32, density ${DENSITY}; chunks of ${CHUNK} entries`);
+  console.log(`  mergeTensors: a real base (N(0, 0.02²) weights) and fine-tuned models x = base + δ; the others take δ = f32(x − base) directly`);
+  console.log(`  ours vs ${anchor.name}: compared as merged task vectors; mergeTensors as f32(base + merged); |Δ| ≤ ${RTOL}·|peer|`);
+  console.log('\n  contender                            ✔   median ms  (fastest)   runs   peer/ours (vs mergeTensors)   note');
+  const oursMs = ours['merge-kernels wasm, mergeTensors'].ms;
+  for (const [who, c] of Object.entries({ ...ours, ...contenders })) {
+    if (c.skipped) { console.log(`  ${who.padEnd(37)}skipped: ${c.skipped}`); continue; }
+    const ratio = who.startsWith('merge-kernels') ? '' : `${(c.ms / oursMs).toFixed(1)}×`;
+    const note = [c.note, c.checkedAgainst && `checked against ${c.checkedAgainst}`, c.threads && `${c.threads} threads`, c.version].filter(Boolean).join('; ');
+    console.log(`  ${who.padEnd(37)}${c.valid ? '✔' : '✘'}  ${f(c.ms).padStart(9)}  ${`(${f(c.msMin)})`.padStart(10)}  ${String(c.runs).padStart(5)}   ${ratio.padStart(27)}   ${note}`);
+  }
+  console.log(`  mergeTensors vs the primitives pipeline: ${e2eVsPipeline.valid ? '✔ equal' : `✘ ${e2eVsPipeline.note}`}`);
+  console.log(`  WebGPU: ${webgpu.skipped ? `skipped: ${webgpu.skipped}` : `${webgpu.valid ? '✔' : '✘'} ${f(webgpu.ms)} ms (${f(webgpu.msMin)}) on ${webgpu.adapter}${webgpu.software ? ' — a software Vulkan adapter on the CPU: says nothing about GPU speed' : ''}`}`);
+
+  console.log('\n  primitives pipeline, phase by phase      median ms  (fastest)');
+  for (const [name, label] of [['level0', `histogram level 0, ${T} models`], ['level1', `histogram level 1, ${T} models`], ['majority', 'majority pass (paper zero sign)'], ['fused', 'fused trim/elect/merge pass']]) {
+    console.log(`  ${label.padEnd(40)} ${f(phase[name].ms).padStart(9)}  ${`(${f(phase[name].msMin)})`.padStart(10)}`);
+  }
+  console.log(`  fused pass: ${(fusedBytes / 1e9).toFixed(2)} GB moved (${T} reads + 1 write) at ${fusedGBs.toFixed(1)} GB/s (fastest run ${fusedGBsBest.toFixed(1)}) = ${(100 * fusedGBs / limits.copyBandwidthGBs).toFixed(0)}% (${(100 * fusedGBsBest / limits.copyBandwidthGBs).toFixed(0)}%) of the ${limits.copyBandwidthGBs.toFixed(1)} GB/s copy bandwidth`);
+
+  const numpyMs = contenders.numpy?.ms;
+  const verdict = {
+    under500ms: oursMs < 500,
+    vsNumpy: numpyMs ? numpyMs / oursMs : null,
+    fusedShareOfCopyBandwidth: fusedGBs / limits.copyBandwidthGBs,
+    fusedShareOfCopyBandwidthFastest: fusedGBsBest / limits.copyBandwidthGBs,
+  };
+  console.log(`\n  targets: TIES under 0.5 s on wasm: ${verdict.under500ms ? '✔' : '✘'} ${f(oursMs)} ms (mergeTensors median); ≥ 20× numpy: ${numpyMs ? `${verdict.vsNumpy >= 20 ? '✔' : '✘'} ${verdict.vsNumpy.toFixed(1)}×` : 'numpy not run'}; fused pass ≥ 50% of copy bandwidth: ${verdict.fusedShareOfCopyBandwidth >= 0.5 ? '✔' : '✘'} ${(100 * verdict.fusedShareOfCopyBandwidth).toFixed(0)}%`);
+
+  return {
+    N, T, density: DENSITY, chunkSize: CHUNK, semantics: 'paper', base: 'real (random N(0, 0.02²) weights)',
+    contenders: { ...ours, ...Object.fromEntries(Object.entries(contenders).map(([k, v]) => [k, v])), webgpu },
+    phases: phase, fusedBytes, fusedGBs, fusedGBsBest, verdict,
+  };
+}
