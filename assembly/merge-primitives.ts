@@ -17,6 +17,7 @@ const MERGE_MEAN = 1;
 const MERGE_NORMALIZE = 2;
 const MERGE_MAX = 3;
 const OUTPUT_SIGN = 1;
+const OUTPUT_NONE = 2;
 
 /** f32(1e-8): the largest float32 below 1e-8, so `|w| <= NORMALIZE_EPS` in float32 is `|w| < 1e-8` in float64. */
 const NORMALIZE_EPS: f32 = 9.99999993922529e-9;
@@ -63,6 +64,22 @@ export function absHistogram(x: usize, n: i32, hist: usize, level: i32, prefix: 
   }
 }
 
+/**
+ * x[i] = x[i] - base[i] over n floats, in place: task vectors δ = f32(x − base) formed in wasm
+ * memory, where the next kernel reads them while they are still in cache.
+ */
+export function subtractInPlace(x: usize, base: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    v128.store(x + off, f32x4.sub(v128.load(x + off), v128.load(base + off)));
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    store<f32>(x + off, load<f32>(x + off) - load<f32>(base + off));
+  }
+}
+
 /** Math.sign in float32, NaN for NaN: the vote 'count' term. */
 // @ts-ignore: decorator
 @inline function signOf(v: f32): f32 {
@@ -98,12 +115,13 @@ function anyBudgetLeft(budget: usize, T: i32): bool {
 
 /**
  * Entry i, scalar, exactly as the reference: used where a tie might consume budget (the order of
- * consumption is the index order) and for the tail. `d` holds T floats of scratch.
+ * consumption is the index order) and for the tail. `d` holds T floats of scratch. Returns the
+ * sign of the vote total (0 when it is 0 or there is no vote), for the majority count.
  */
 function tiesEntry(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, i: i32,
   vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, d: usize,
-): void {
+): i32 {
   const off = <usize>i << 2;
   let total: f32 = 0;
   for (let t = 0; t < T; t++) {
@@ -123,7 +141,9 @@ function tiesEntry(
   }
   let sign: f32 = 0;
   if (vote != VOTE_NONE) sign = total > 0 ? 1 : total < 0 ? -1 : zeroSign;
-  if (output == OUTPUT_SIGN) { store<f32>(out + off, sign); return; }
+  const vs: i32 = vote == VOTE_NONE ? 0 : total > 0 ? 1 : total < 0 ? -1 : 0;
+  if (output == OUTPUT_NONE) return vs;
+  if (output == OUTPUT_SIGN) { store<f32>(out + off, sign); return vs; }
   let sum: f32 = 0, wsum: f32 = 0, peak: f32 = 0;
   let count = 0;
   for (let t = 0; t < T; t++) {
@@ -143,13 +163,16 @@ function tiesEntry(
   } else if (merge == MERGE_MAX) mix = peak;
   const b: f32 = base ? load<f32>(base + off) : 0;
   store<f32>(out + off, b + scaleScalar(mix, lambda));
+  return vs;
 }
 
 /**
  * TIES' fused trim + elect + disjoint merge over n entries of T models. `models` is a table of T
  * u32 pointers; weights f32[T], thr i32[T], budget f64[T] (updated in place), base 0 when absent;
  * vote 0 sum / 1 count / 2 none; merge 0 sum / 1 mean / 2 normalize / 3 max; output 0 merged /
- * 1 sign. `scratch` holds T·68 bytes.
+ * 1 sign / 2 none (nothing written). `scratch` holds T·68 bytes. Returns the number of entries
+ * whose vote total is > 0 minus those whose total is < 0 (0 without a vote): the TIES paper's
+ * majority sign is the sign of its sum over the whole vector.
  *
  * Eight entries at a time in f32x4: D of every model (trim × weight) and the vote first, then the
  * disjoint merge over the stored D. A group with an entry equal to a threshold whose model still
@@ -158,7 +181,7 @@ function tiesEntry(
 export function tiesMerge(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
   vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
-): void {
+): i32 {
   // Scratch: D per model (two v128), splatted weights, splatted thresholds, T floats for tiesEntry.
   const dv = scratch;
   const wv = scratch + (<usize>T << 5);
@@ -183,6 +206,9 @@ export function tiesMerge(
   const lambda4 = f32x4.splat(lambdaF32);
   const lambda2 = f64x2.splat(lambda);
   let budgetLeft = anyBudgetLeft(budget, T);
+  // Σ sign(total), lane-wise: a true comparison mask is -1, so (lt masks) − (gt masks).
+  let votes = i32x4.splat(0);
+  let votesScalar: i32 = 0;
 
   // Eight entries (two vectors, h = 0 and 1) per step: the per-model loads of pointers, weights
   // and thresholds and the option branches are paid once per eight entries.
@@ -213,15 +239,19 @@ export function tiesMerge(
       }
     }
     if (budgetLeft && v128.any_true(tie)) {
-      for (let k = 0; k < 8; k++) tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds);
+      for (let k = 0; k < 8; k++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds);
       budgetLeft = anyBudgetLeft(budget, T);
       continue;
     }
     let sign0 = zero, sign1 = zero;
     if (vote != VOTE_NONE) {
-      sign0 = v128.bitselect(one, v128.bitselect(minusOne, zs, f32x4.lt(total0, zero)), f32x4.gt(total0, zero));
-      sign1 = v128.bitselect(one, v128.bitselect(minusOne, zs, f32x4.lt(total1, zero)), f32x4.gt(total1, zero));
+      const gt0 = f32x4.gt(total0, zero), lt0 = f32x4.lt(total0, zero);
+      const gt1 = f32x4.gt(total1, zero), lt1 = f32x4.lt(total1, zero);
+      votes = i32x4.add(votes, i32x4.sub(i32x4.add(lt0, lt1), i32x4.add(gt0, gt1)));
+      sign0 = v128.bitselect(one, v128.bitselect(minusOne, zs, lt0), gt0);
+      sign1 = v128.bitselect(one, v128.bitselect(minusOne, zs, lt1), gt1);
     }
+    if (output == OUTPUT_NONE) continue;
     if (output == OUTPUT_SIGN) {
       v128.store(out + off, sign0);
       v128.store(out + off, sign1, 16);
@@ -283,7 +313,8 @@ export function tiesMerge(
     v128.store(out + off, f32x4.add(b0, mix0));
     v128.store(out + off, f32x4.add(b1, mix1), 16);
   }
-  for (; i < n; i++) tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, ds);
+  for (; i < n; i++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, ds);
+  return votesScalar + i32x4.extract_lane(votes, 0) + i32x4.extract_lane(votes, 1) + i32x4.extract_lane(votes, 2) + i32x4.extract_lane(votes, 3);
 }
 
 /** murmur3's 32-bit finaliser on four lanes. */

@@ -171,7 +171,7 @@ function chunks(n) {
 /**
  * The primitives pipeline on task vectors, phase by phase, as src/merging drives them: level-0 and
  * level-1 histograms of every model, selectThreshold (paper: keep ≥ the (⌊d·n⌋+1)-th magnitude), the
- * paper's majority pass (vote totals without the sign), the fused trim/elect/merge pass.
+ * paper's majority pass (the kernel's vote count, nothing written), the fused trim/elect/merge pass.
  */
 function primitivesPipeline(p, deltas, out) {
   const n = deltas[0].length;
@@ -180,7 +180,7 @@ function primitivesPipeline(p, deltas, out) {
   const hist1 = deltas.map(() => new Uint32Array(R.LEVEL1_BINS));
   const thr = new Int32Array(T);
   const weights = new Float32Array(T).fill(1);
-  const totals = new Float32Array(CHUNK);
+  const unused = new Float32Array(CHUNK);
   let zeroSign = 1;
   return {
     async level0() {
@@ -194,11 +194,10 @@ function primitivesPipeline(p, deltas, out) {
       for (let t = 0; t < T; t++) thr[t] = R.selectThreshold(hist0[t], hist1[t], k).kthBits - 1;
     },
     async majority() {
+      // The vote count the kernel returns (entries with total > 0 minus < 0); nothing is written.
       let majority = 0;
       for (const [s, e] of chunks(n)) {
-        const tot = totals.subarray(0, e - s);
-        await p.tiesMerge(deltas.map((d) => d.subarray(s, e)), weights, thr, new Float64Array(T), undefined, tot, { vote: 'none', zeroSign: 1, merge: 'sum', lambda: 1, output: 'merged' });
-        for (let i = 0; i < tot.length; i++) majority += Math.sign(tot[i]);
+        majority += await p.tiesMerge(deltas.map((d) => d.subarray(s, e)), weights, thr, new Float64Array(T), undefined, unused.subarray(0, e - s), { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'none' });
       }
       zeroSign = majority > 0 ? 1 : -1;
     },

@@ -3,7 +3,7 @@
 import * as ref from './reference/cosine-similarity.ts';
 import * as refMatch from './reference/bipartite-soft-matching.ts';
 import * as refMerge from './reference/merge-primitives.ts';
-import type { TiesMergeOptions } from './reference/merge-primitives.ts';
+import type { HistogramRequest, TiesMergeOptions } from './reference/merge-primitives.ts';
 import * as wasm from './wasm/cosine-similarity.ts';
 import * as wasmMatch from './wasm/best-match.ts';
 import * as wasmMerge from './wasm/merge-primitives.ts';
@@ -25,8 +25,10 @@ export interface Backend {
   /** Each A row's best cosine match in B (score, lowest index on ties); see reference/bipartite-soft-matching.ts. */
   bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   // Model-merging primitives over one chunk of a tensor; see reference/merge-primitives.ts.
-  absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): Promise<void>;
-  tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<void>;
+  /** Every requested histogram over one chunk of T models (minus `base` when given), reading the chunk once. */
+  absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): Promise<void>;
+  /** Returns the vote count Σ sign(total) (see the reference). */
+  tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<number>;
   dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]>;
   findNonFinite(x: Float32Array): Promise<number>;
   dispose(): void;
@@ -41,11 +43,11 @@ export class JsBackend implements Backend {
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
-  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
-    refMerge.absHistogram(x, hist, level, prefix);
+  async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
+    refMerge.absHistograms(models, base, requests);
   }
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
-    refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+    return refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
     return refMerge.dropAndRescale(x, offset, key, p, scale, out);
@@ -66,11 +68,11 @@ export class WasmBackend implements Backend {
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return wasmMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
-  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
-    wasmMerge.absHistogram(this.runtime, x, hist, level, prefix);
+  async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
+    wasmMerge.absHistograms(this.runtime, models, base, requests);
   }
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
-    wasmMerge.tiesMerge(this.runtime, models, weights, thr, tieBudget, base, out, o);
+    return wasmMerge.tiesMerge(this.runtime, models, weights, thr, tieBudget, base, out, o);
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
     return wasmMerge.dropAndRescale(this.runtime, x, offset, key, p, scale, out);
@@ -96,11 +98,11 @@ export class WebGpuBackend implements Backend {
     return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   // TODO(kernels): wasm/WebGPU primitives; until then the reference runs here.
-  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
-    refMerge.absHistogram(x, hist, level, prefix);
+  async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
+    refMerge.absHistograms(models, base, requests);
   }
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
-    refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+    return refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
     return refMerge.dropAndRescale(x, offset, key, p, scale, out);

@@ -3,13 +3,13 @@
 // are checked here, once; the semantics are those of src/reference/merge-primitives.ts.
 import type { Backend } from '../backends.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
-import { LEVEL0_BINS, LEVEL1_BINS, type TiesMergeOptions } from '../reference/merge-primitives.ts';
+import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 
-export type { TiesMergeOptions };
+export type { HistogramRequest, TiesMergeOptions };
 
 const VOTES = ['sum', 'count', 'none'] as const;
 const MERGES = ['sum', 'mean', 'normalize', 'max'] as const;
-const OUTPUTS = ['merged', 'sign'] as const;
+const OUTPUTS = ['merged', 'sign', 'none'] as const;
 
 function f32(name: string, v: unknown, length?: number): Float32Array {
   if (!(v instanceof Float32Array)) throw new MergeKernelsError('INVALID_TYPE', `${name}: expected a Float32Array, got ${describe(v)}`, name);
@@ -29,6 +29,16 @@ function integer(name: string, v: unknown, lo: number, hi: number): number {
   return v;
 }
 
+/** A histogram argument: a Uint32Array of the level's bins and a level-0 bin as prefix. */
+function checkHistogram(at: string, hist: unknown, level: unknown, prefix: unknown): void {
+  if (level !== 0 && level !== 1) throw new MergeKernelsError('INVALID_OPTION', `${at}level: expected 0 or 1, got ${describe(level)}`, `${at}level`);
+  const bins = level === 0 ? LEVEL0_BINS : LEVEL1_BINS;
+  if (!(hist instanceof Uint32Array) || hist.length !== bins) {
+    throw new MergeKernelsError('INVALID_TYPE', `${at}hist: expected a Uint32Array of ${bins} bins for level ${level}, got ${describe(hist)}${hist instanceof Uint32Array ? ` of ${hist.length}` : ''}`, `${at}hist`);
+  }
+  integer(`${at}prefix`, prefix, 0, LEVEL0_BINS - 1);
+}
+
 export class MergePrimitives {
   readonly #backend: () => Backend;
 
@@ -40,28 +50,46 @@ export class MergePrimitives {
   /**
    * Accumulates the radix-select histogram of |x| into `hist`: level 0 has 65536 bins (the top
    * 16 bits of |x|'s float bits; bins ≥ 0xff00 count ±Inf/NaN), level 1 has 32768 bins (the low
-   * 15 bits) for the entries whose level-0 bin is `prefix`.
+   * 15 bits) for the entries whose level-0 bin is `prefix`. With `base` (the length of x), the
+   * histogram is that of the task vector |f32(x − base)|.
    */
-  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix = 0): Promise<void> {
+  async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix = 0, base?: Float32Array): Promise<void> {
     const backend = this.#backend();
     f32('x', x);
-    if (level !== 0 && level !== 1) throw new MergeKernelsError('INVALID_OPTION', `level: expected 0 or 1, got ${describe(level)}`, 'level');
-    const bins = level === 0 ? LEVEL0_BINS : LEVEL1_BINS;
-    if (!(hist instanceof Uint32Array) || hist.length !== bins) {
-      throw new MergeKernelsError('INVALID_TYPE', `hist: expected a Uint32Array of ${bins} bins for level ${level}, got ${describe(hist)}${hist instanceof Uint32Array ? ` of ${hist.length}` : ''}`, 'hist');
-    }
-    integer('prefix', prefix, 0, LEVEL0_BINS - 1);
-    await backend.absHistogram(x, hist, level, prefix);
+    if (base !== undefined) f32('base', base, x.length);
+    checkHistogram('', hist, level, prefix);
+    await backend.absHistograms([x], base, [{ model: 0, hist, level, prefix }]);
+  }
+
+  /**
+   * Several absHistogram requests over one chunk of T models at once (a backend reads the chunk
+   * once): request r counts |models[r.model]| (|f32(models[r.model] − base)| with `base`) into r.hist.
+   */
+  async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: HistogramRequest[]): Promise<void> {
+    const backend = this.#backend();
+    if (!Array.isArray(models) || models.length === 0) throw new MergeKernelsError('INVALID_TYPE', `models: expected a non-empty array of Float32Array, got ${describe(models)}`, 'models');
+    models.forEach((m, t) => f32(`models[${t}]`, m, models[0]!.length));
+    if (base !== undefined) f32('base', base, models[0]!.length);
+    if (!Array.isArray(requests)) throw new MergeKernelsError('INVALID_TYPE', `requests: expected an array of { model, hist, level, prefix }, got ${describe(requests)}`, 'requests');
+    const checked = requests.map((r, i) => {
+      if (r === null || typeof r !== 'object') throw new MergeKernelsError('INVALID_TYPE', `requests[${i}]: expected { model, hist, level, prefix }, got ${describe(r)}`, `requests[${i}]`);
+      integer(`requests[${i}].model`, r.model, 0, models.length - 1);
+      checkHistogram(`requests[${i}].`, r.hist, r.level, r.prefix);
+      return { model: r.model, hist: r.hist, level: r.level, prefix: r.prefix };
+    });
+    await backend.absHistograms(models, base, checked);
   }
 
   /**
    * One fused pass of TIES' trim, elect sign and disjoint merge over a chunk of task vectors
-   * (`models[t]` = δ_t, all the same length as `out`). `tieBudget` is updated in place.
+   * (`models[t]` = δ_t, all the same length as `out`; with `options.subtractBase`, fine-tuned
+   * tensors from which `base` is subtracted). `tieBudget` is updated in place. Returns the vote
+   * count: entries whose vote total is > 0 minus those < 0 (0 when vote is 'none').
    */
   async tiesMerge(
     models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
     base: Float32Array | undefined, out: Float32Array, options: TiesMergeOptions,
-  ): Promise<void> {
+  ): Promise<number> {
     const backend = this.#backend();
     f32('out', out);
     if (!Array.isArray(models) || models.length === 0) throw new MergeKernelsError('INVALID_TYPE', `models: expected a non-empty array of Float32Array, got ${describe(models)}`, 'models');
@@ -85,9 +113,11 @@ export class MergePrimitives {
       merge: oneOf('merge', options.merge, MERGES),
       lambda: options.lambda,
       output: oneOf('output', options.output ?? 'merged', OUTPUTS),
+      subtractBase: options.subtractBase ?? false,
     };
+    if (typeof o.subtractBase !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `subtractBase: expected a boolean, got ${describe(o.subtractBase)}`, 'subtractBase');
     if (typeof o.lambda !== 'number' || !Number.isFinite(o.lambda)) throw new MergeKernelsError('INVALID_OPTION', `lambda: expected a finite number, got ${describe(o.lambda)}`, 'lambda');
-    await backend.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+    return backend.tiesMerge(models, weights, thr, tieBudget, base, out, o);
   }
 
   /**

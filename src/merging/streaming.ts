@@ -3,7 +3,7 @@
 // as the fused kernel's (threshold, tie budget) pairs.
 import type { Backend } from '../backends.ts';
 import { MergeKernelsError } from '../errors.ts';
-import { LEVEL0_BINS, LEVEL1_BINS, selectBin, selectThreshold } from '../reference/merge-primitives.ts';
+import { LEVEL0_BINS, LEVEL1_BINS, NON_FINITE_BIN, selectBin, selectThreshold, type HistogramRequest } from '../reference/merge-primitives.ts';
 import type { TrimConvention } from '../reference/model-merging.ts';
 import type { Chunk } from './types.ts';
 
@@ -80,7 +80,22 @@ export class MagnitudeSelect {
   }
 
   async observe0(vector: number, x: Float32Array): Promise<void> {
-    if (this.needs[vector]) await this.backend.absHistogram(x, this.#hist0[vector]!, 0, 0);
+    if (this.needs[vector]) await this.backend.absHistograms([x], undefined, [{ model: 0, hist: this.#hist0[vector]!, level: 0, prefix: 0 }]);
+  }
+
+  /** observe0 of one chunk of every vector at once, δ = models − base (models without a base): one backend call. */
+  async observe0All(models: Float32Array[], base: Float32Array | undefined): Promise<void> {
+    const requests: HistogramRequest[] = [];
+    this.needs.forEach((need, t) => { if (need) requests.push({ model: t, hist: this.#hist0[t]!, level: 0, prefix: 0 }); });
+    await this.backend.absHistograms(models, base, requests);
+  }
+
+  /** How many NaN/±Infinity entries vector `vector`'s level-0 histogram has counted (its bins from NON_FINITE_BIN on). */
+  nonFinite(vector: number): number {
+    let count = 0;
+    const h = this.#hist0[vector]!;
+    for (let bin = NON_FINITE_BIN; bin < h.length; bin++) count += h[bin]!;
+    return count;
   }
 
   /** Fixes the requests (after every observe0) and prepares the level-1 histograms they need. */
@@ -93,7 +108,16 @@ export class MagnitudeSelect {
   }
 
   async observe1(vector: number, x: Float32Array): Promise<void> {
-    for (const [bin, hist] of this.#hist1[vector]!) await this.backend.absHistogram(x, hist, 1, bin);
+    const requests: HistogramRequest[] = [];
+    for (const [bin, hist] of this.#hist1[vector]!) requests.push({ model: 0, hist, level: 1, prefix: bin });
+    await this.backend.absHistograms([x], undefined, requests);
+  }
+
+  /** observe1 of one chunk of every vector at once, δ = models − base (models without a base): one backend call. */
+  async observe1All(models: Float32Array[], base: Float32Array | undefined): Promise<void> {
+    const requests: HistogramRequest[] = [];
+    this.#hist1.forEach((bins, t) => { for (const [bin, hist] of bins) requests.push({ model: t, hist, level: 1, prefix: bin }); });
+    await this.backend.absHistograms(models, base, requests);
   }
 
   /** Per request: the k-th largest magnitude's bits, how many are strictly larger, and how many equal it. */
@@ -159,11 +183,30 @@ export class TrimSet {
 
   async observe1(vector: number, x: Float32Array): Promise<void> {
     if (!this.#select.needs[vector]) return;
-    if (this.#requests === undefined) {
-      this.#requests = this.#slots!.flatMap((s) => (s.plan.kind === 'select' ? [{ vector: s.vector, k: s.plan.k }] : []));
-      this.#select.select(this.#requests);
-    }
+    this.#selectOnce();
     await this.#select.observe1(vector, x);
+  }
+
+  /** observe0 of a chunk of every vector (δ = models − base), in one backend call. */
+  observe0All(models: Float32Array[], base: Float32Array | undefined): Promise<void> {
+    return this.#select.observe0All(models, base);
+  }
+
+  /** observe1 of a chunk of every vector (δ = models − base), in one backend call. */
+  async observe1All(models: Float32Array[], base: Float32Array | undefined): Promise<void> {
+    this.#selectOnce();
+    await this.#select.observe1All(models, base);
+  }
+
+  /** Whether a level-0 histogram has counted a NaN or ±Infinity (in any vector that needs one). */
+  sawNonFinite(): boolean {
+    return this.#select.needs.some((need, t) => need && this.#select.nonFinite(t) > 0);
+  }
+
+  #selectOnce(): void {
+    if (this.#requests !== undefined) return;
+    this.#requests = this.#slots!.flatMap((s) => (s.plan.kind === 'select' ? [{ vector: s.vector, k: s.plan.k }] : []));
+    this.#select.select(this.#requests);
   }
 
   /** The trims, one per slot. */

@@ -36,14 +36,32 @@ export const NON_FINITE_BIN = 0xff00;
  * Radix-select histogram of |x| over its float bits, accumulated into `hist`.
  * Level 0: `hist[absBits >>> 15]++` for every entry. Level 1: for the entries whose
  * `absBits >>> 15 === prefix`, `hist[absBits & 0x7fff]++`. Two passes give the exact k-th
- * largest magnitude in linear time (selectThreshold).
+ * largest magnitude in linear time (selectThreshold). With `base`, the histogram is that of the
+ * task vector |f32(x − base)|.
  */
-export function absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): void {
+export function absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number, base?: Float32Array): void {
   for (let i = 0; i < x.length; i++) {
-    const a = absBits(x[i]!);
+    const a = absBits(base ? f(x[i]! - base[i]!) : x[i]!);
     if (level === 0) hist[a >>> 15]!++;
     else if (a >>> 15 === prefix) hist[a & 0x7fff]!++;
   }
+}
+
+/** One histogram to accumulate over a chunk of several models: which model, into which histogram, at which level. */
+export interface HistogramRequest {
+  model: number;
+  hist: Uint32Array;
+  level: 0 | 1;
+  /** The level-0 bin whose entries a level-1 histogram counts (ignored at level 0). */
+  prefix: number;
+}
+
+/**
+ * Several histograms over one chunk of T models in one call (one read of the chunk when a backend
+ * fuses them): for each request, absHistogram of models[r.model] (minus `base` when given).
+ */
+export function absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): void {
+  for (const r of requests) absHistogram(models[r.model]!, r.hist, r.level, r.prefix, base);
 }
 
 /** Where the k-th largest magnitude lies after a level-0 pass: its bin, and how many entries lie in higher bins. */
@@ -86,8 +104,13 @@ export interface TiesMergeOptions {
   merge: 'sum' | 'mean' | 'normalize' | 'max';
   /** Scale of the merged task vector: out = base + lambda · mix. */
   lambda: number;
-  /** 'merged' writes base + lambda·mix; 'sign' writes the elected sign (±1) instead, for mk.electSign. */
-  output: 'merged' | 'sign';
+  /** 'merged' writes base + lambda·mix; 'sign' writes the elected sign (±1) instead, for mk.electSign; 'none' writes nothing (only the returned vote count is wanted). */
+  output: 'merged' | 'sign' | 'none';
+  /**
+   * Whether `models` are fine-tuned tensors rather than task vectors: then δ_t = f32(models[t] − base)
+   * (models[t] itself without a base), so callers need not form the task vectors. Default false.
+   */
+  subtractBase?: boolean;
 }
 
 /**
@@ -103,11 +126,14 @@ export interface TiesMergeOptions {
  * Then with D_t = f32(w_t · kept_t): elected sign s from the vote, agreeing = sign(D_t) == s
  * (zeros never agree), and out[i] = f32(base[i] + lambda · mix) per `o.merge` (base 0 when absent).
  * Sums run over t = 0..T-1 in order, in float32.
+ *
+ * Returns the number of entries whose vote total is > 0 minus those whose total is < 0 (0 when
+ * vote is 'none'): the sign of its sum over a whole vector is the TIES paper's majority sign.
  */
 export function tiesMerge(
   models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
   base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
-): void {
+): number {
   const T = models.length;
   const n = out.length;
   // One weight, threshold and budget per model, exactly: the kernels rely on it.
@@ -115,10 +141,12 @@ export function tiesMerge(
     throw new RangeError(`tiesMerge: ${T} models but ${weights.length} weights, ${thr.length} thresholds, ${tieBudget.length} tie budgets`);
   }
   const d = new Float32Array(T);
+  const subtract = o.subtractBase === true && base !== undefined;
+  let votes = 0;
   for (let i = 0; i < n; i++) {
     // Trim, weight.
     for (let t = 0; t < T; t++) {
-      const v = models[t]![i]!;
+      const v = subtract ? f(models[t]![i]! - base[i]!) : models[t]![i]!;
       const a = absBits(v);
       let keep = a > thr[t]!;
       if (!keep && a === thr[t]! && tieBudget[t]! > 0) { keep = true; tieBudget[t]!--; }
@@ -130,7 +158,9 @@ export function tiesMerge(
       let total = 0;
       for (let t = 0; t < T; t++) total = f(total + (o.vote === 'sum' ? d[t]! : Math.sign(d[t]!)));
       sign = total > 0 ? 1 : total < 0 ? -1 : o.zeroSign;
+      votes += total > 0 ? 1 : total < 0 ? -1 : 0;
     }
+    if (o.output === 'none') continue;
     if (o.output === 'sign') { out[i] = sign; continue; }
     // Disjoint merge.
     let sum = 0, wsum = 0, count = 0, peak = 0;
@@ -157,6 +187,7 @@ export function tiesMerge(
     }
     out[i] = f((base ? base[i]! : 0) + f(o.lambda * mix));
   }
+  return votes;
 }
 
 /** murmur3's 32-bit finaliser: a bijective mix of a u32. */

@@ -1,4 +1,4 @@
-import type { TiesMergeOptions } from '../reference/merge-primitives.ts';
+import type { HistogramRequest, TiesMergeOptions } from '../reference/merge-primitives.ts';
 import type { WasmRuntime } from './runtime.ts';
 
 /**
@@ -12,30 +12,44 @@ const SLICE = 1 << 14;
 
 const VOTE = { sum: 0, count: 1, none: 2 } as const;
 const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
-const OUTPUT = { merged: 0, sign: 1 } as const;
+const OUTPUT = { merged: 0, sign: 1, none: 2 } as const;
 
-export function absHistogram(rt: WasmRuntime, x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): void {
-  const n = x.length;
+/**
+ * Every request's histogram over one chunk: each slice of the models the requests read (and of the
+ * base) is copied in once, turned into task vectors in place, then counted by every request.
+ */
+export function absHistograms(rt: WasmRuntime, models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): void {
+  if (requests.length === 0) return;
+  const n = models[0]!.length;
   const size = Math.min(n, SLICE);
+  const used = models.map((_, t) => requests.some((r) => r.model === t));
   rt.reset();
-  const px = rt.alloc(size * 4, 'a slice of x');
-  const ph = rt.alloc(hist.byteLength, 'the histogram');
+  const pm = models.map((_, t) => (used[t] ? rt.alloc(size * 4, `a slice of models[${t}]`) : 0));
+  const pBase = base ? rt.alloc(size * 4, 'a slice of base') : 0;
+  const ph = requests.map((r, i) => rt.alloc(r.hist.byteLength, `histogram ${i}`));
   // Views only after the last alloc: growing memory detaches them.
-  const xs = rt.f32(px, size);
-  const hs = new Uint32Array(rt.memory.buffer, ph, hist.length);
-  hs.set(hist);
+  const mem = rt.memory.buffer;
+  const ms = pm.map((p) => (p ? new Float32Array(mem, p, size) : undefined));
+  const bs = base ? new Float32Array(mem, pBase, size) : undefined;
+  const hs = requests.map((r, i) => new Uint32Array(mem, ph[i]!, r.hist.length));
+  requests.forEach((r, i) => hs[i]!.set(r.hist));
   for (let s = 0; s < n; s += size) {
     const len = Math.min(size, n - s);
-    xs.set(x.subarray(s, s + len));
-    rt.exports.absHistogram(px, len, ph, level, prefix);
+    bs?.set(base!.subarray(s, s + len));
+    for (let t = 0; t < models.length; t++) {
+      if (!used[t]) continue;
+      ms[t]!.set(models[t]!.subarray(s, s + len));
+      if (base) rt.exports.subtractInPlace(pm[t]!, pBase, len);
+    }
+    requests.forEach((r, i) => rt.exports.absHistogram(pm[r.model]!, len, ph[i]!, r.level, r.prefix));
   }
-  hist.set(hs);
+  requests.forEach((r, i) => r.hist.set(hs[i]!));
 }
 
 export function tiesMerge(
   rt: WasmRuntime, models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
   base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
-): void {
+): number {
   const T = models.length;
   const n = out.length;
   const size = Math.min(n, SLICE);
@@ -57,14 +71,20 @@ export function tiesMerge(
   const ms = pm.map((p) => new Float32Array(mem, p, size));
   const bs = base ? new Float32Array(mem, pBase, size) : undefined;
   const os = new Float32Array(mem, pOut, size);
+  const subtract = o.subtractBase === true && base !== undefined;
+  let votes = 0;
   for (let s = 0; s < n; s += size) {
     const len = Math.min(size, n - s);
-    for (let t = 0; t < T; t++) ms[t]!.set(models[t]!.subarray(s, s + len));
     bs?.set(base!.subarray(s, s + len));
-    rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], OUTPUT[o.output], o.zeroSign, o.lambda, pScratch);
-    out.set(len === size ? os : os.subarray(0, len), s);
+    for (let t = 0; t < T; t++) {
+      ms[t]!.set(models[t]!.subarray(s, s + len));
+      if (subtract) rt.exports.subtractInPlace(pm[t]!, pBase, len);
+    }
+    votes += rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], OUTPUT[o.output], o.zeroSign, o.lambda, pScratch);
+    if (o.output !== 'none') out.set(len === size ? os : os.subarray(0, len), s);
   }
   tieBudget.set(budget);
+  return votes;
 }
 
 export function dropAndRescale(rt: WasmRuntime, x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): [number, number] {

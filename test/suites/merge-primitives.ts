@@ -182,6 +182,66 @@ export default function (h: Harness) {
     }
   });
 
+  test('absHistogram with a base counts the task vector f32(x − base), at both levels, on every size', async () => {
+    for (const n of SIZES) {
+      const x = uniform(n, 300 + n), base = uniform(n, 400 + n, -0.5, 0.5);
+      for (let i = 0; i < n; i += 7) x[i] = base[i]!;                 // δ = 0 exactly
+      for (let i = 3; i < n; i += 11) x[i] = i % 2 ? Infinity : -Infinity;
+      const delta = Float32Array.from(x, (v, i) => v - base[i]!);
+      const got = new Uint32Array(LEVEL0_BINS), want = new Uint32Array(LEVEL0_BINS);
+      await p.absHistogram(x, got, 0, 0, base);
+      R.absHistogram(delta, want, 0, 0);
+      sameInts(got, want, `level 0 with base, n = ${n}`);
+      if (n === 0) continue;
+      const prefix = absBits(delta[n - 1]!) >>> 15;
+      const got1 = new Uint32Array(LEVEL1_BINS), want1 = new Uint32Array(LEVEL1_BINS);
+      await p.absHistogram(x, got1, 1, prefix, base);
+      R.absHistogram(delta, want1, 1, prefix);
+      sameInts(got1, want1, `level 1 with base, n = ${n}`);
+    }
+  });
+
+  test('absHistograms: several models and levels in one call equal one absHistogram each', async () => {
+    for (const n of [1, 5, 1023, 100003]) {
+      const models = [uniform(n, 600 + n), gridValues(n, 700 + n), uniform(n, 800 + n, -1e-3, 1e-3)];
+      for (const base of [undefined, uniform(n, 900 + n, -0.25, 0.25)]) {
+        const bin = absBits(base ? models[1]![0]! - base[0]! : models[1]![0]!) >>> 15;
+        const requests = [
+          { model: 0, hist: new Uint32Array(LEVEL0_BINS), level: 0 as const, prefix: 0 },
+          { model: 2, hist: new Uint32Array(LEVEL0_BINS).fill(3), level: 0 as const, prefix: 0 },
+          { model: 1, hist: new Uint32Array(LEVEL1_BINS), level: 1 as const, prefix: bin },
+          { model: 1, hist: new Uint32Array(LEVEL1_BINS), level: 1 as const, prefix: NON_FINITE_BIN },
+        ];
+        const want = requests.map((r) => { const h = r.hist.slice(); R.absHistogram(models[r.model]!, h, r.level, r.prefix, base); return h; });
+        await p.absHistograms(models, base, requests);
+        requests.forEach((r, i) => sameInts(r.hist, want[i]!, `n = ${n}, ${base ? 'base' : 'no base'}, request ${i}`));
+      }
+    }
+  });
+
+  test('tiesMerge with subtractBase equals tiesMerge on the task vectors formed first; the vote count equals the reference', async () => {
+    let combo = 0;
+    for (const n of SIZES) for (const T of [1, 3, 5]) {
+      combo++;
+      const c = tiesCase(n, T, 500 + combo, true);
+      // Fine-tuned x = δ + base (so x − base is δ up to rounding); the reference of record is the task vectors f32(x − base).
+      const xs = c.models.map((d) => Float32Array.from(d, (v, i) => v + c.base![i]!));
+      const deltas = xs.map((x) => Float32Array.from(x, (v, i) => v - c.base![i]!));
+      for (const output of ['merged', 'sign', 'none'] as const) {
+        const o: TiesMergeOptions = { vote: VOTES[combo % 3]!, merge: MERGES[combo % 4]!, output, zeroSign: combo % 2 ? 1 : -1, lambda: 0.75 };
+        const what = `n = ${n}, T = ${T}, ${o.vote}/${o.merge}/${output}`;
+        const want = new Float32Array(n).fill(7), wantBudget = c.tieBudget.slice();
+        const wantVotes = R.tiesMerge(deltas, c.weights, c.thr, wantBudget, c.base, want, o);
+        const out = new Float32Array(n).fill(7), budget = c.tieBudget.slice();
+        const votes = await p.tiesMerge(xs, c.weights, c.thr, budget, c.base, out, { ...o, subtractBase: true });
+        assert.is(votes, wantVotes, `${what}: vote count`);
+        sameInts(budget, wantBudget, `${what}: final tie budgets`);
+        if (output === 'none') sameInts(out, want, `${what}: nothing written`);
+        else tiesClose(out, want, o, what);
+      }
+    }
+  });
+
   test('two histogram passes on this backend give the k-th largest magnitude of a sort (selectThreshold)', async () => {
     for (const [n, seed] of [[1, 1], [7, 2], [1023, 3], [100003, 4]] as const) {
       // Half grid values (many ties), half continuous, a few zeros and subnormals.
@@ -368,6 +428,10 @@ export default function (h: Harness) {
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL0_BINS), 1, 3), 'INVALID_TYPE', ['hist', '32768']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL0_BINS), 2 as 0), 'INVALID_OPTION', ['level']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL1_BINS), 1, 65536), 'INVALID_OPTION', ['prefix']);
+    await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL0_BINS), 0, 0, new Float32Array(3)), 'SHAPE_MISMATCH', ['base']);
+    await rejects(() => p.absHistograms([x, new Float32Array(3)], undefined, []), 'SHAPE_MISMATCH', ['models[1]']);
+    await rejects(() => p.absHistograms([x], undefined, [{ model: 1, hist: new Uint32Array(LEVEL0_BINS), level: 0, prefix: 0 }]), 'INVALID_OPTION', ['requests[0].model']);
+    await rejects(() => p.absHistograms([x], undefined, [{ model: 0, hist: new Uint32Array(LEVEL0_BINS), level: 1, prefix: 0 }]), 'INVALID_TYPE', ['requests[0].hist', '32768']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL1_BINS), 1, 1.5), 'INVALID_OPTION', ['prefix']);
 
     await rejects(() => ties({ models: [] }), 'INVALID_TYPE', ['models']);
@@ -480,6 +544,31 @@ export function mergePrimitivesReference(h: Harness) {
     assert.equal(run({ vote: 'none', merge: 'mean' }), [0.8125, -0.625, 0, Math.fround(0.5 / 3)]);
     // base + λ·mix with base [10, 20, 30, 40], λ = 0.5, 'mean': 10 + 1, 20 - 0.3125, 30, 40 + 1.
     assert.equal(run({ lambda: 0.5 }, new Float32Array([10, 20, 30, 40])), [11, 19.6875, 30, 41]);
+  });
+
+  test('tiesMerge returns the vote count; subtractBase forms δ = x − base; output none writes nothing', () => {
+    const d = [[0.5, -1.0, 0.25, 2.0], [-0.75, -0.5, 0.5, -1.0], [1.0, 0.25, -0.25, -0.5]];
+    const base = [10, 20, 30, 40];
+    const thr = new Int32Array([absBits(0.5), absBits(0.5), absBits(0.25)]);
+    const weights = new Float32Array([1, 0.5, 2]);
+    const run = (models: number[][], o: Partial<TiesMergeOptions>, out = new Float32Array(4)) => {
+      const votes = R.tiesMerge(models.map((m) => new Float32Array(m)), weights, thr, new Float64Array([0, 1, 0]), new Float32Array(base), out,
+        { vote: 'sum', merge: 'mean', output: 'merged', zeroSign: 1, lambda: 0.5, ...o });
+      return { votes, out: Array.from(out) };
+    };
+    // The same D as the hand-worked case above. Vote 'sum' totals 1.625, -1.25, 0, 0.5: two > 0,
+    // one < 0 → 2 - 1 = 1. Vote 'count' totals 0, -2, 0, -1 → 0 - 2 = -2. Vote 'none' → 0.
+    assert.is(run(d, {}).votes, 1);
+    assert.is(run(d, { vote: 'count' }).votes, -2);
+    assert.is(run(d, { vote: 'none' }).votes, 0);
+    // x = δ + base exactly (10.5, 19, 30.25, 42, ...): subtractBase gives back δ, so the merged
+    // values are the hand-worked ones: base + 0.5·mean = 11, 19.6875, 30, 41.
+    const x = d.map((row) => row.map((v, i) => v + base[i]!));
+    assert.equal(run(x, { subtractBase: true }), { votes: 1, out: [11, 19.6875, 30, 41] });
+    // Without subtractBase the same x are task vectors themselves: every |x| ≥ 10 is kept, all positive.
+    assert.is(run(x, {}).votes, 4);
+    // Output 'none': the count only, out untouched.
+    assert.equal(run(d, { output: 'none' }, new Float32Array([7, 7, 7, 7])), { votes: 1, out: [7, 7, 7, 7] });
   });
 
   test("tiesMerge: the paper's convention thr = kthBits - 1 keeps every entry tied with the k-th", () => {

@@ -232,6 +232,14 @@ export default function (h: Harness) {
     await rejects(() => h.mk.mergeTensors('task_arithmetic', { base: nan, models }), 'NON_FINITE', ['base']);
     const huge = { data: new Float32Array([3e38, 0, 0, 0]), shape };
     await rejects(() => h.mk.mergeTensors('ties', { base: { data: new Float32Array([-3e38, 0, 0, 0]), shape }, models: [huge] }), 'NON_FINITE', ['models[0]', 'overflows']);
+    // With a trim, ties finds non-finite task vectors through its level-0 histograms (the kernels
+    // form x − base themselves); the error still names the input, the tensor and the index, in any chunk.
+    for (const semantics of ['paper', 'mergekit']) {
+      const parameters = { density: 0.5, semantics };
+      await rejects(() => h.mk.mergeTensors('ties', { base, models: [models[0]!, nan], parameters, name: 'layers.4.attn', chunkSize: 3 }), 'NON_FINITE', ['models[1]', 'layers.4.attn', 'index 2']);
+      await rejects(() => h.mk.mergeTensors('ties', { base: nan, models, parameters }), 'NON_FINITE', ['base', 'index 2']);
+      await rejects(() => h.mk.mergeTensors('ties', { base: { data: new Float32Array([0, 0, 0, -3e38]), shape }, models: [{ data: new Float32Array([1, 2, 3, 3e38]), shape }], parameters, chunkSize: 2 }), 'NON_FINITE', ['models[0]', 'overflows', 'index 3']);
+    }
     await rejects(() => h.mk.trimTopK(models[0]!, { density: -0.1 }), 'INVALID_OPTION', ['density']);
     await rejects(() => h.mk.trimTopK(models[0]!, { density: 0.5, convention: 'torch' as never }), 'INVALID_OPTION', ['convention']);
     await rejects(() => h.mk.electSign(models, { weights: [1, 2] }), 'INVALID_OPTION', ['weights', '3']);

@@ -7,9 +7,10 @@
 // Per tensor: observation passes as needed (two histogram passes for exact top-k thresholds; one
 // for L1-rescale sums; one for the paper's zero-sign majority), then one apply pass that
 // sparsifies each chunk and runs the fused elect + disjoint-merge kernel. Magnitude trims (ties)
-// are fused into that kernel as (threshold, tie budget); other sparsifiers write the kept values
-// first and the kernel runs with threshold −1. Memory: a few chunk-sized scratch arrays per
-// model, 256 KiB of histogram per trimmed model.
+// are fused into that kernel as (threshold, tie budget), and then the kernels also form the task
+// vectors x − base themselves (every pass reads each chunk once, in one backend call); other
+// sparsifiers write the kept values first and the kernel runs with threshold −1. Memory: a few
+// chunk-sized scratch arrays per model, 256 KiB of histogram per trimmed model.
 import { MergeKernelsError } from '../../errors.ts';
 import {
   breadcrumbsCounts, dellaLayout, dellaProbability, keeps, mergeRule, modelStreamKey, rescaleRule,
@@ -144,8 +145,8 @@ class GtaMethod implements MergeMethod {
     } else {
       const trims = scope.trims.trims();
       scope.signBudgets ??= trimArrays(trims).budget;
-      const totals = scratch(this.#totals, 1, chunk.length)[0]!;
-      scope.majority += await voteTotals(this.ctx, deltas, o, Int32Array.from(trims, (t) => t.thr), scope.signBudgets, totals);
+      const unused = scratch(this.#totals, 1, chunk.length)[0]!;
+      scope.majority += await voteCount(this.ctx, deltas, undefined, o, Int32Array.from(trims, (t) => t.thr), scope.signBudgets, unused);
     }
   }
 
@@ -166,13 +167,13 @@ class GtaMethod implements MergeMethod {
   }
 }
 
-/** Σ over a chunk of sign(Σ_t D_t): the paper's zero-sign majority (the same float32 totals as the vote). */
-async function voteTotals(ctx: MethodContext, inputs: Float32Array[], o: GtaOptions, thr: Int32Array, budget: Float64Array, totals: Float32Array): Promise<number> {
+/**
+ * Σ over a chunk of sign(Σ_t D_t): the paper's zero-sign majority, from the kernel's vote count
+ * (nothing written to `unused`). With `base`, `inputs` are the models and the kernel subtracts it.
+ */
+async function voteCount(ctx: MethodContext, inputs: Float32Array[], base: Float32Array | undefined, o: GtaOptions, thr: Int32Array, budget: Float64Array, unused: Float32Array): Promise<number> {
   const weights = Float32Array.from(o.models, (m) => m.weight);
-  await ctx.backend.tiesMerge(inputs, weights, thr, budget, undefined, totals, { vote: 'none', zeroSign: 1, merge: 'sum', lambda: 1, output: 'merged' });
-  let majority = 0;
-  for (let i = 0; i < totals.length; i++) majority += Math.sign(totals[i]!);
-  return majority;
+  return ctx.backend.tiesMerge(inputs, weights, thr, budget, base, unused, { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'none', subtractBase: base !== undefined });
 }
 
 class GtaTensor implements TensorMerge {
@@ -206,8 +207,10 @@ class GtaTensor implements TensorMerge {
     if (magnitude && o.scope === 'tensor') {
       const slots = trimSlots(o, info.numel);
       const needs = Array.from({ length: T }, (_, t) => slots.some((s) => s.vector === t && s.plan.kind === 'select'));
-      this.#trims = new TrimSet(ctx.backend, needs, slots);
-      if (this.#trims.needsPasses) steps.push('hist0', 'hist1');
+      // A fused trim counts every model's task vector in pass 0: their non-finite bins are the finiteness check.
+      const histograms = needs.some(Boolean);
+      this.#trims = new TrimSet(ctx.backend, this.#fused && histograms ? needs.map(() => true) : needs, slots);
+      if (histograms) steps.push('hist0', 'hist1');
     } else if (magnitude) {
       this.#trims = scope!.trims ?? new TrimSet(ctx.backend, o.models.map(() => false), trimSlots(o, 0));
     }
@@ -226,8 +229,36 @@ class GtaTensor implements TensorMerge {
     return b;
   }
 
+  /**
+   * Whether this step lets the kernels form the task vectors (a fused trim): only where finiteness
+   * is checked anyway, by the level-0 histograms of pass 0 or by an earlier pass.
+   */
+  #direct(step: Step | 'apply', pass: number): boolean {
+    if (!this.#fused) return false;
+    if (step === 'hist0') return true;
+    return step === 'apply' ? this.passes > 0 || this.scope !== undefined : pass > 0;
+  }
+
+  async #observeDirect(step: Step, chunk: Chunk): Promise<void> {
+    const trims = this.#trims!;
+    if (step === 'hist0') {
+      await trims.observe0All([...chunk.models], chunk.base);
+      if (trims.sawNonFinite()) {
+        // The full check names the input and the index where it throws.
+        await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, true);
+        throw new MergeKernelsError('NON_FINITE', `models: tensor ${JSON.stringify(this.info.name)} has a non-finite task vector entry in [${chunk.offset}, ${chunk.offset + chunk.length})`, 'models');
+      }
+    } else if (step === 'hist1') {
+      await trims.observe1All([...chunk.models], chunk.base);
+    } else {
+      const unused = scratch(this.#tmp, 1, chunk.length)[0]!;
+      this.#majority += await voteCount(this.ctx, [...chunk.models], chunk.base, this.o, this.#thresholds(), this.#fusedBudget(step), unused);
+    }
+  }
+
   async observe(pass: number, chunk: Chunk): Promise<void> {
     const step = this.#steps[pass]!;
+    if (this.#direct(step, pass)) return this.#observeDirect(step, chunk);
     const deltas = await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, pass === 0);
     if (step === 'hist0') {
       for (let t = 0; t < deltas.length; t++) await this.#trims!.observe0(t, deltas[t]!);
@@ -245,19 +276,23 @@ class GtaTensor implements TensorMerge {
       }
     } else {
       const inputs = await this.#sparsify(deltas, chunk.offset, step, false);
-      const totals = scratch(this.#tmp, 1, chunk.length)[0]!;
-      this.#majority += await voteTotals(this.ctx, inputs, this.o, this.#thresholds(), this.#fusedBudget(step), totals);
+      const unused = scratch(this.#tmp, 1, chunk.length)[0]!;
+      this.#majority += await voteCount(this.ctx, inputs, undefined, this.o, this.#thresholds(), this.#fusedBudget(step), unused);
     }
   }
 
   async apply(chunk: Chunk, out: Float32Array): Promise<void> {
-    const deltas = await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, this.passes === 0);
-    const inputs = await this.#sparsify(deltas, chunk.offset, 'apply', false);
     const majority = this.scope ? this.scope.majority : this.#majority;
     const options: TiesMergeOptions = {
       vote: this.o.vote, zeroSign: this.o.semantics === 'paper' && majority <= 0 ? -1 : 1,
       merge: mergeRule(this.o), lambda: this.o.lambda, output: 'merged',
     };
+    if (this.#direct('apply', 0)) {
+      await this.ctx.backend.tiesMerge([...chunk.models], this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, { ...options, subtractBase: true });
+      return;
+    }
+    const deltas = await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, this.passes === 0);
+    const inputs = await this.#sparsify(deltas, chunk.offset, 'apply', false);
     await this.ctx.backend.tiesMerge(inputs, this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, options);
   }
 
