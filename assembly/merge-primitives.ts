@@ -30,10 +30,11 @@ const NORMALIZE_EPS: f32 = 9.99999993922529e-9;
 
 /**
  * Adds the radix-select histogram of |x| (n floats) into `hist` (u32 bins). Level 0: bin =
- * absBits >>> 15 (65536 bins). Level 1: bin = absBits & 0x7fff (32768 bins), for entries whose
- * level-0 bin is `prefix`.
+ * absBits >>> 15 (65536 bins). Level 1: bin = absBits − (prefix << 15) (span · 32768 bins), for
+ * entries whose level-0 bin lies in [prefix, prefix + span): the low 15 bits of `span`
+ * consecutive level-0 bins, side by side.
  */
-export function absHistogram(x: usize, n: i32, hist: usize, level: i32, prefix: i32): void {
+export function absHistogram(x: usize, n: i32, hist: usize, level: i32, prefix: i32, span: i32): void {
   const absMask = i32x4.splat(ABS_BITS);
   let i = 0;
   if (level == 0) {
@@ -47,20 +48,26 @@ export function absHistogram(x: usize, n: i32, hist: usize, level: i32, prefix: 
     for (; i < n; i++) bump(hist, (load<i32>(x + (<usize>i << 2)) & ABS_BITS) >>> 15);
     return;
   }
-  // Level 1: most entries lie outside the prefix bin, so test four at a time and skip.
-  const want = i32x4.splat(prefix);
+  // Level 1: most entries lie outside the prefix bins, so test four at a time and skip. An
+  // unsigned a − start < span·2^15 is "inside the window".
+  const start = prefix << 15;
+  const size = span << 15;
+  const startV = i32x4.splat(start);
+  // Biased by 2^31 so that the signed lane compare acts as an unsigned one.
+  const limitV = i32x4.splat(size ^ 0x80000000);
+  const bias = i32x4.splat(0x80000000);
   for (; i + 4 <= n; i += 4) {
-    const a = v128.and(v128.load(x + (<usize>i << 2)), absMask);
-    const hit = i32x4.eq(i32x4.shr_u(a, 15), want);
+    const a = i32x4.sub(v128.and(v128.load(x + (<usize>i << 2)), absMask), startV);
+    const hit = i32x4.lt_s(v128.xor(a, bias), limitV);
     if (!v128.any_true(hit)) continue;
-    if (i32x4.extract_lane(hit, 0)) bump(hist, i32x4.extract_lane(a, 0) & 0x7fff);
-    if (i32x4.extract_lane(hit, 1)) bump(hist, i32x4.extract_lane(a, 1) & 0x7fff);
-    if (i32x4.extract_lane(hit, 2)) bump(hist, i32x4.extract_lane(a, 2) & 0x7fff);
-    if (i32x4.extract_lane(hit, 3)) bump(hist, i32x4.extract_lane(a, 3) & 0x7fff);
+    if (i32x4.extract_lane(hit, 0)) bump(hist, i32x4.extract_lane(a, 0));
+    if (i32x4.extract_lane(hit, 1)) bump(hist, i32x4.extract_lane(a, 1));
+    if (i32x4.extract_lane(hit, 2)) bump(hist, i32x4.extract_lane(a, 2));
+    if (i32x4.extract_lane(hit, 3)) bump(hist, i32x4.extract_lane(a, 3));
   }
   for (; i < n; i++) {
-    const a = load<i32>(x + (<usize>i << 2)) & ABS_BITS;
-    if ((a >>> 15) == prefix) bump(hist, a & 0x7fff);
+    const a = (load<i32>(x + (<usize>i << 2)) & ABS_BITS) - start;
+    if (<u32>a < <u32>size) bump(hist, a);
   }
 }
 

@@ -222,7 +222,7 @@ async function webgpuContext() {
   }
   let adapter;
   try { adapter = await gpu.requestAdapter(); } catch (e) { return { reason: `requestAdapter threw: ${e.message}` }; }
-  if (!adapter) return { reason: 'no WebGPU adapter' };
+  if (!adapter) return { reason: 'no WebGPU adapter (Node without a GPU: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json gives Dawn the SwiftShader CPU adapter)' };
   const info = adapter.info ?? {};
   const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unknown adapter';
   try {
@@ -296,6 +296,7 @@ export default async function bench({ quick, limits, mk }) {
     const out = (await run()).data;
     const once = performance.now() - t0;
     const timing = await timePeer(run, once, reps, quick ? 2000 : 5000);
+    // Until the WebGPU merge kernels land, this backend runs the js reference primitives.
     webgpu = { adapter: gpu.adapter, software: gpu.software, ...compare(out, first), ...stats(timing), runs: timing.runs };
     gpu.mk.dispose();
   }

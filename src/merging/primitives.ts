@@ -29,14 +29,16 @@ function integer(name: string, v: unknown, lo: number, hi: number): number {
   return v;
 }
 
-/** A histogram argument: a Uint32Array of the level's bins and a level-0 bin as prefix. */
+/** A histogram argument: a Uint32Array of the level's bins (level 1: span × 32768) and a level-0 bin as prefix (level 1: the first of span bins). */
 function checkHistogram(at: string, hist: unknown, level: unknown, prefix: unknown): void {
   if (level !== 0 && level !== 1) throw new MergeKernelsError('INVALID_OPTION', `${at}level: expected 0 or 1, got ${describe(level)}`, `${at}level`);
-  const bins = level === 0 ? LEVEL0_BINS : LEVEL1_BINS;
-  if (!(hist instanceof Uint32Array) || hist.length !== bins) {
-    throw new MergeKernelsError('INVALID_TYPE', `${at}hist: expected a Uint32Array of ${bins} bins for level ${level}, got ${describe(hist)}${hist instanceof Uint32Array ? ` of ${hist.length}` : ''}`, `${at}hist`);
+  const ok = hist instanceof Uint32Array && (level === 0 ? hist.length === LEVEL0_BINS : hist.length > 0 && hist.length % LEVEL1_BINS === 0);
+  if (!ok) {
+    const expected = level === 0 ? `${LEVEL0_BINS} bins` : `${LEVEL1_BINS} bins (or a multiple, for consecutive level-0 bins)`;
+    throw new MergeKernelsError('INVALID_TYPE', `${at}hist: expected a Uint32Array of ${expected} for level ${level}, got ${describe(hist)}${hist instanceof Uint32Array ? ` of ${hist.length}` : ''}`, `${at}hist`);
   }
-  integer(`${at}prefix`, prefix, 0, LEVEL0_BINS - 1);
+  const span = level === 0 ? 1 : (hist as Uint32Array).length / LEVEL1_BINS;
+  integer(`${at}prefix`, prefix, 0, LEVEL0_BINS - span);
 }
 
 export class MergePrimitives {
@@ -50,7 +52,8 @@ export class MergePrimitives {
   /**
    * Accumulates the radix-select histogram of |x| into `hist`: level 0 has 65536 bins (the top
    * 16 bits of |x|'s float bits; bins ≥ 0xff00 count ±Inf/NaN), level 1 has 32768 bins (the low
-   * 15 bits) for the entries whose level-0 bin is `prefix`. With `base` (the length of x), the
+   * 15 bits) for the entries whose level-0 bin is `prefix` (span × 32768 bins for the span
+   * consecutive level-0 bins from `prefix`). With `base` (the length of x), the
    * histogram is that of the task vector |f32(x − base)|.
    */
   async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix = 0, base?: Float32Array): Promise<void> {

@@ -63,16 +63,27 @@ export function scratch(pool: Float32Array[], slots: number, n: number): Float32
   return pool.slice(0, slots).map((a) => a.subarray(0, n));
 }
 
+/** Level-0 bins on either side of the predicted one that a speculative level-1 window counts. */
+const WINDOW_BELOW = 2;
+const WINDOW_SPAN = 5;
+
 /**
  * Exact k-th largest magnitudes of several vectors streamed in chunks (radix select over the float
  * bits): `observe0` every chunk of the vectors that `needs`, then `select` the (vector, k) requests
  * (1 ≤ k ≤ the vector's length), `observe1` every chunk again, then `result`.
+ *
+ * Or in one pass (observe0All): after the first chunk, `speculate` predicts each request's level-0
+ * bin from that chunk and counts level 1 over a window of bins around it from then on; when the
+ * whole pass is seen, `resolve` finds every k-th magnitude inside its window (the usual case for a
+ * tensor whose chunks look alike) and the second pass is not needed, or gives up (exactly as if it
+ * never speculated: `select` and `observe1` follow).
  */
 export class MagnitudeSelect {
   readonly #hist0: Uint32Array[];
   readonly #hist1: Map<number, Uint32Array>[];
   #requests: ReadonlyArray<{ vector: number; k: number }> = [];
   #bins: number[] = [];
+  #windows: Array<{ vector: number; prefix: number; hist: Uint32Array }> | undefined;
 
   constructor(readonly backend: Backend, readonly needs: readonly boolean[]) {
     this.#hist0 = needs.map((need) => new Uint32Array(need ? LEVEL0_BINS : 0));
@@ -83,11 +94,46 @@ export class MagnitudeSelect {
     if (this.needs[vector]) await this.backend.absHistograms([x], undefined, [{ model: 0, hist: this.#hist0[vector]!, level: 0, prefix: 0 }]);
   }
 
-  /** observe0 of one chunk of every vector at once, δ = models − base (models without a base): one backend call. */
+  /** observe0 of one chunk of every vector at once (and the speculative windows), δ = models − base (models without a base): one backend call. */
   async observe0All(models: Float32Array[], base: Float32Array | undefined): Promise<void> {
     const requests: HistogramRequest[] = [];
     this.needs.forEach((need, t) => { if (need) requests.push({ model: t, hist: this.#hist0[t]!, level: 0, prefix: 0 }); });
+    for (const w of this.#windows ?? []) requests.push({ model: w.vector, hist: w.hist, level: 1, prefix: w.prefix });
     await this.backend.absHistograms(models, base, requests);
+  }
+
+  /**
+   * After observe0All of the first chunk only: predicts each request's level-0 bin from that
+   * chunk (its share of the k-th entry of `n`) and counts level 1 over a window of bins around it,
+   * starting with that same chunk.
+   */
+  async speculate(requests: ReadonlyArray<{ vector: number; k: number }>, n: number, models: Float32Array[], base: Float32Array | undefined): Promise<void> {
+    this.#requests = requests;
+    const seen = models[0]!.length;
+    this.#windows = requests.map((r) => {
+      const k = Math.min(seen, Math.max(1, Math.round((r.k * seen) / n)));
+      const prefix = Math.min(LEVEL0_BINS - WINDOW_SPAN, Math.max(0, selectBin(this.#hist0[r.vector]!, k).bin - WINDOW_BELOW));
+      return { vector: r.vector, prefix, hist: new Uint32Array(WINDOW_SPAN * LEVEL1_BINS) };
+    });
+    await this.backend.absHistograms(models, base, this.#windows.map((w) => ({ model: w.vector, hist: w.hist, level: 1, prefix: w.prefix })));
+  }
+
+  /** After the whole first pass: true when every k-th magnitude's bin lies in its window (result() is then ready). */
+  resolve(): boolean {
+    const windows = this.#windows;
+    this.#windows = undefined;
+    if (!windows) return false;
+    const bins = this.#requests.map((r) => selectBin(this.#hist0[r.vector]!, r.k).bin);
+    if (bins.some((bin, i) => bin < windows[i]!.prefix || bin >= windows[i]!.prefix + WINDOW_SPAN)) {
+      this.#requests = [];
+      return false;
+    }
+    this.#bins = bins;
+    bins.forEach((bin, i) => {
+      const w = windows[i]!, at = (bin - w.prefix) * LEVEL1_BINS;
+      this.#hist1[w.vector]!.set(bin, w.hist.subarray(at, at + LEVEL1_BINS));
+    });
+    return true;
   }
 
   /** How many NaN/±Infinity entries vector `vector`'s level-0 histogram has counted (its bins from NON_FINITE_BIN on). */
@@ -162,6 +208,7 @@ export class TrimSet {
   #slots: ReadonlyArray<{ vector: number; plan: TrimPlan }> | undefined;
   #trims: Trim[] | undefined;
   #requests: Array<{ vector: number; k: number }> | undefined;
+  #resolved = false;
 
   constructor(backend: Backend, needs: readonly boolean[], slots?: ReadonlyArray<{ vector: number; plan: TrimPlan }>) {
     this.#select = new MagnitudeSelect(backend, needs);
@@ -187,9 +234,27 @@ export class TrimSet {
     await this.#select.observe1(vector, x);
   }
 
-  /** observe0 of a chunk of every vector (δ = models − base), in one backend call. */
-  observe0All(models: Float32Array[], base: Float32Array | undefined): Promise<void> {
-    return this.#select.observe0All(models, base);
+  /**
+   * observe0 of a chunk of every vector (δ = models − base), in one backend call, for the chunks
+   * [offset, offset + length) of vectors of `n` entries streamed in order. Speculates on the
+   * level-1 bins from the first chunk on; `needsLevel1` says after the last chunk whether
+   * observe1 must still follow.
+   */
+  async observe0All(models: Float32Array[], base: Float32Array | undefined, offset: number, n: number): Promise<void> {
+    await this.#select.observe0All(models, base);
+    if (offset === 0 && this.#slots) {
+      const requests = this.#slots.flatMap((s) => (s.plan.kind === 'select' ? [{ vector: s.vector, k: s.plan.k }] : []));
+      if (requests.length > 0) await this.#select.speculate(requests, n, models, base);
+    }
+    if (offset + (models[0]?.length ?? 0) >= n && this.#select.resolve()) {
+      this.#requests = this.#slots!.flatMap((s) => (s.plan.kind === 'select' ? [{ vector: s.vector, k: s.plan.k }] : []));
+      this.#resolved = true;
+    }
+  }
+
+  /** Whether the thresholds still need the level-1 pass (false once observe0All's speculation found them all). */
+  get needsLevel1(): boolean {
+    return !this.#resolved;
   }
 
   /** observe1 of a chunk of every vector (δ = models − base), in one backend call. */

@@ -40,7 +40,10 @@ export interface Chunk {
 
 /** A method's work on one tensor. */
 export interface TensorMerge {
-  /** Observation passes over the tensor's chunks before apply (0 for element-wise methods). */
+  /**
+   * Observation passes over the tensor's chunks before apply (0 for element-wise methods). It may
+   * drop after a pass (a statistic found early), never grow: drivers read it again after each pass.
+   */
   readonly passes: number;
   /** Chunks hold whole rows of this many entries (1: any split). Row-wise methods set the last dimension. */
   readonly rowAlign: number;

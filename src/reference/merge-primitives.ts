@@ -27,7 +27,7 @@ export function fromBits(bits: number): number {
 
 /** Level-0 histogram: 65536 bins over the top 16 bits of |v|'s bits. Bins ≥ NON_FINITE_BIN hold ±Inf and NaN. */
 export const LEVEL0_BINS = 65536;
-/** Level-1 histogram: 32768 bins over the low 15 bits, for the entries of one level-0 bin. */
+/** Level-1 histogram: 32768 bins over the low 15 bits, for the entries of one level-0 bin (a multiple of it for several consecutive bins). */
 export const LEVEL1_BINS = 32768;
 /** The first level-0 bin of non-finite values (0x7f800000 >>> 15). */
 export const NON_FINITE_BIN = 0xff00;
@@ -36,14 +36,16 @@ export const NON_FINITE_BIN = 0xff00;
  * Radix-select histogram of |x| over its float bits, accumulated into `hist`.
  * Level 0: `hist[absBits >>> 15]++` for every entry. Level 1: for the entries whose
  * `absBits >>> 15 === prefix`, `hist[absBits & 0x7fff]++`. Two passes give the exact k-th
- * largest magnitude in linear time (selectThreshold). With `base`, the histogram is that of the
- * task vector |f32(x − base)|.
+ * largest magnitude in linear time (selectThreshold). A level-1 `hist` of span·32768 bins counts
+ * the span consecutive level-0 bins from `prefix` side by side (`hist[absBits − prefix·32768]++`),
+ * so that one pass can cover the bins where the k-th magnitude is expected. With `base`, the
+ * histogram is that of the task vector |f32(x − base)|.
  */
 export function absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number, base?: Float32Array): void {
   for (let i = 0; i < x.length; i++) {
     const a = absBits(base ? f(x[i]! - base[i]!) : x[i]!);
     if (level === 0) hist[a >>> 15]!++;
-    else if (a >>> 15 === prefix) hist[a & 0x7fff]!++;
+    else if (a >>> 15 >= prefix && (a >>> 15) - prefix < hist.length / LEVEL1_BINS) hist[a - prefix * LEVEL1_BINS]!++;
   }
 }
 

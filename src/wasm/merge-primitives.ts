@@ -1,4 +1,4 @@
-import type { HistogramRequest, TiesMergeOptions } from '../reference/merge-primitives.ts';
+import { LEVEL1_BINS, type HistogramRequest, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 import type { WasmRuntime } from './runtime.ts';
 
 /**
@@ -41,7 +41,7 @@ export function absHistograms(rt: WasmRuntime, models: Float32Array[], base: Flo
       ms[t]!.set(models[t]!.subarray(s, s + len));
       if (base) rt.exports.subtractInPlace(pm[t]!, pBase, len);
     }
-    requests.forEach((r, i) => rt.exports.absHistogram(pm[r.model]!, len, ph[i]!, r.level, r.prefix));
+    requests.forEach((r, i) => rt.exports.absHistogram(pm[r.model]!, len, ph[i]!, r.level, r.prefix, r.hist.length / LEVEL1_BINS));
   }
   requests.forEach((r, i) => r.hist.set(hs[i]!));
 }

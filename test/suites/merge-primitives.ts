@@ -242,6 +242,22 @@ export default function (h: Harness) {
     }
   });
 
+  test('absHistogram level 1 over several consecutive level-0 bins equals one level-1 histogram per bin, side by side', async () => {
+    for (const n of [1, 5, 1023, 100003]) {
+      const x = uniform(n, 1100 + n, -2, 2);
+      const first = absBits(x[0]!) >>> 15;
+      for (const [prefix, span] of [[first, 1], [Math.max(0, first - 2), 5], [LEVEL0_BINS - 3, 3], [0, 2]] as const) {
+        const got = new Uint32Array(span * LEVEL1_BINS);
+        await p.absHistogram(x, got, 1, prefix);
+        for (let b = 0; b < span; b++) {
+          const want = new Uint32Array(LEVEL1_BINS);
+          R.absHistogram(x, want, 1, prefix + b);
+          sameInts(got.subarray(b * LEVEL1_BINS, (b + 1) * LEVEL1_BINS), want, `n = ${n}, bins ${prefix}+${b} of ${span}`);
+        }
+      }
+    }
+  });
+
   test('two histogram passes on this backend give the k-th largest magnitude of a sort (selectThreshold)', async () => {
     for (const [n, seed] of [[1, 1], [7, 2], [1023, 3], [100003, 4]] as const) {
       // Half grid values (many ties), half continuous, a few zeros and subnormals.
@@ -425,13 +441,14 @@ export default function (h: Harness) {
 
     await rejects(() => p.absHistogram([1, 2] as unknown as Float32Array, new Uint32Array(LEVEL0_BINS), 0), 'INVALID_TYPE', ['x']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL1_BINS), 0), 'INVALID_TYPE', ['hist', '65536']);
-    await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL0_BINS), 1, 3), 'INVALID_TYPE', ['hist', '32768']);
+    await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL1_BINS + 1), 1, 3), 'INVALID_TYPE', ['hist', '32768']);
+    await rejects(() => p.absHistogram(x, new Uint32Array(2 * LEVEL1_BINS), 1, 65535), 'INVALID_OPTION', ['prefix', '65534']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL0_BINS), 2 as 0), 'INVALID_OPTION', ['level']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL1_BINS), 1, 65536), 'INVALID_OPTION', ['prefix']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL0_BINS), 0, 0, new Float32Array(3)), 'SHAPE_MISMATCH', ['base']);
     await rejects(() => p.absHistograms([x, new Float32Array(3)], undefined, []), 'SHAPE_MISMATCH', ['models[1]']);
     await rejects(() => p.absHistograms([x], undefined, [{ model: 1, hist: new Uint32Array(LEVEL0_BINS), level: 0, prefix: 0 }]), 'INVALID_OPTION', ['requests[0].model']);
-    await rejects(() => p.absHistograms([x], undefined, [{ model: 0, hist: new Uint32Array(LEVEL0_BINS), level: 1, prefix: 0 }]), 'INVALID_TYPE', ['requests[0].hist', '32768']);
+    await rejects(() => p.absHistograms([x], undefined, [{ model: 0, hist: new Uint32Array(LEVEL1_BINS + 5), level: 1, prefix: 0 }]), 'INVALID_TYPE', ['requests[0].hist', '32768']);
     await rejects(() => p.absHistogram(x, new Uint32Array(LEVEL1_BINS), 1, 1.5), 'INVALID_OPTION', ['prefix']);
 
     await rejects(() => ties({ models: [] }), 'INVALID_TYPE', ['models']);

@@ -79,6 +79,28 @@ export default function (h: Harness) {
     });
   }
 
+  test('ties: one histogram pass when the first chunk predicts the threshold, two when it does not; the same result', async () => {
+    // Pass 0 predicts each k-th magnitude's level-0 bin from the first chunk. Alike chunks: the
+    // prediction holds. First chunk 1000× smaller than the rest: it misses, and the level-1 pass runs.
+    const n = 3001, shape = [n];
+    const { base, models } = inputs(shape, 21);
+    const skewed = models.map((m) => ({ data: Float32Array.from(m.data, (v, i) => (i < 500 ? base.data[i]! + (v - base.data[i]!) * 1e-3 : v)), shape }));
+    const densities = [0.2, 0.5, 0.9];
+    const modelParameters = densities.map((density) => ({ density }));
+    for (const [what, ms] of [['alike chunks', models], ['skewed first chunk', skewed]] as const) {
+      for (const semantics of ['paper', 'mergekit'] as const) {
+        const want = R.generalizedTaskArithmetic(base.data, ms.map((m) => m.data), shape, '', 0, {
+          sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale: false, lambda: 1, semantics,
+          models: densities.map((density) => ({ weight: 1, density, gamma: 0, epsilon: 0 })),
+        });
+        for (const chunkSize of [500, 1024, n]) {
+          const got = await h.mk.mergeTensors('ties', { base, models: [...ms], parameters: { semantics }, modelParameters, chunkSize });
+          allClose(got.data, want, TOL, `${what}, ${semantics}, chunk ${chunkSize}`);
+        }
+      }
+    }
+  });
+
   test('ties: mergekit rescale (L1 matching) and scope model on one tensor equal the reference', async () => {
     const shape = [13, 7];
     const { base, models } = inputs(shape, 5);

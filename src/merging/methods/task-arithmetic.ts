@@ -177,7 +177,6 @@ async function voteCount(ctx: MethodContext, inputs: Float32Array[], base: Float
 }
 
 class GtaTensor implements TensorMerge {
-  readonly passes: number;
   readonly rowAlign: number;
   readonly #steps: Step[];
   readonly #rule: RescaleRule;
@@ -217,8 +216,12 @@ class GtaTensor implements TensorMerge {
     if (this.#rule === 'l1' && sparsified) steps.push('l1');
     if (o.vote !== 'none' && o.semantics === 'paper' && o.scope === 'tensor') steps.push('signs');
     this.#steps = steps;
-    this.passes = steps.length;
     if (this.#rule !== 'l1') this.#factors = o.models.map(() => 1);
+  }
+
+  /** The observation passes left to plan: the level-1 pass drops out when pass 0's speculation found every threshold. */
+  get passes(): number {
+    return this.#steps.length;
   }
 
   /** Fresh tie budgets for one pass over the tensor (scope 'model': the merge phase's running budgets). */
@@ -242,7 +245,8 @@ class GtaTensor implements TensorMerge {
   async #observeDirect(step: Step, chunk: Chunk): Promise<void> {
     const trims = this.#trims!;
     if (step === 'hist0') {
-      await trims.observe0All([...chunk.models], chunk.base);
+      await trims.observe0All([...chunk.models], chunk.base, chunk.offset, this.info.numel);
+      if (!trims.needsLevel1) this.#steps.splice(this.#steps.indexOf('hist1'), 1);
       if (trims.sawNonFinite()) {
         // The full check names the input and the index where it throws.
         await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, true);
