@@ -2,7 +2,10 @@
 // survivors. The draw for flat index i is a counter-based hash (murmur3's fmix32) of (key, i), so a
 // mask depends on neither backend, chunking nor thread order: kept iff uniform24(key, i) < p·2^24.
 // Also returns per-workgroup partial sums (Σ|x|, Σ|kept x|) for mergekit's L1-norm-matching
-// rescale; the host adds them in float64.
+// rescale, each a double-float (hi + lo, about 44 significant bits) so that they agree with the
+// reference's float64 sums to ~1e-12; the host adds them in float64.
+// `scale` is a float64 in the reference: it arrives as scaleHi + scaleLo, and v · scale is formed
+// exactly (Dekker's product) before its one rounding to float32.
 
 struct Params {
   n: u32,
@@ -10,7 +13,8 @@ struct Params {
   offsetLo: u32, // flat index of entry 0 in the tensor, low and high 32 bits (indices are 53-bit)
   offsetHi: u32,
   cut: u32,      // ceil(p·2^24): for an integer u, u < p·2^24 iff u < cut
-  scale: f32,
+  scaleHi: f32,  // f32(scale)
+  scaleLo: f32,  // f32(scale - scaleHi)
   gridX: u32,    // workgroups per row of the 2-D dispatch grid
   groups: u32,   // workgroups that hold entries (the grid may have more)
 }
@@ -18,9 +22,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial: array<vec2f>; // per workgroup: (Σ|x|, Σ|kept x|)
+// Per workgroup: Σ|x| as (hi, lo), then Σ|kept x| as (hi, lo).
+@group(0) @binding(3) var<storage, read_write> partial: array<vec4f>;
 
-var<workgroup> sums: array<vec2f, 256>;
+var<workgroup> sums: array<vec4f, 256>;
 
 fn fmix32(h0: u32) -> u32 {
   var h = h0;
@@ -32,11 +37,52 @@ fn fmix32(h0: u32) -> u32 {
   return h;
 }
 
+// a + b as an unevaluated pair (rounded sum, exact error): Knuth's TwoSum.
+fn twoSum(a: f32, b: f32) -> vec2f {
+  let s = a + b;
+  let bb = s - a;
+  return vec2f(s, (a - (s - bb)) + (b - bb));
+}
+
+fn isFinite(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// Double-float addition of (hi, lo) pairs. An infinite or NaN sum is kept as it is (hi, 0), as
+// float64 would (the error terms would turn ∞ into NaN).
+fn addDF(x: vec2f, y: vec2f) -> vec2f {
+  let s = twoSum(x.x, y.x);
+  if (!isFinite(s.x)) {
+    return vec2f(s.x, 0.0);
+  }
+  let e = s.y + (x.y + y.y);
+  let hi = s.x + e;
+  return vec2f(hi, e - (hi - s.x));
+}
+
+// The upper 12 significant bits of a, and the rest: both halves' products are exact in f32.
+fn split(a: f32) -> vec2f {
+  let hi = bitcast<f32>(bitcast<u32>(a) & 0xfffff000u);
+  return vec2f(hi, a - hi);
+}
+
+// f32(v · (scaleHi + scaleLo)) from the exact product v · scaleHi = p + err (Dekker).
+fn scaled(v: f32) -> f32 {
+  let p = v * params.scaleHi;
+  if (!isFinite(p)) {
+    return p;
+  }
+  let a = split(v);
+  let b = split(params.scaleHi);
+  let err = (((a.x * b.x - p) + a.x * b.y) + a.y * b.x) + a.y * b.y;
+  return p + (err + v * params.scaleLo);
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let group = wg.y * params.gridX + wg.x;
   let i = group * 256u + li;
-  var s = vec2f(0.0, 0.0);
+  var s = vec4f(0.0, 0.0, 0.0, 0.0);
   if (i < params.n) {
     let v = x[i];
     // 64-bit flat index: carry into the high word when the low word wraps inside this chunk.
@@ -44,14 +90,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let hi = params.offsetHi + select(0u, 1u, lo < params.offsetLo);
     let u = fmix32(fmix32(lo ^ params.key) + hi + 0x9e3779b9u) >> 8u;
     let kept = u < params.cut;
-    s = vec2f(abs(v), select(0.0, abs(v), kept));
-    out[i] = select(0.0, v * params.scale, kept);
+    s = vec4f(abs(v), 0.0, select(0.0, abs(v), kept), 0.0);
+    out[i] = select(0.0, scaled(v), kept);
   }
   sums[li] = s;
   workgroupBarrier();
   for (var half = 128u; half > 0u; half >>= 1u) {
     if (li < half) {
-      sums[li] += sums[li + half];
+      let x = sums[li];
+      let y = sums[li + half];
+      sums[li] = vec4f(addDF(x.xy, y.xy), addDF(x.zw, y.zw));
     }
     workgroupBarrier();
   }

@@ -148,8 +148,9 @@ export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: nu
   const n = x.length;
   // An integer draw u is below p·2^24 iff it is below the ceiling.
   const cut = Math.ceil(Math.fround(p) * 16777216);
-  // out and the per-workgroup partials (2 words per 256 entries) share one buffer.
-  const block = Math.floor(blockEntries(rt, 1, WG, 'x') / WG * 128 / 129) * WG;
+  // out and the per-workgroup partials (4 words per 256 entries) share one buffer.
+  const block = Math.floor(blockEntries(rt, 1, WG, 'x') / WG * 64 / 65) * WG;
+  const scaleHi = Math.fround(scale), scaleLo = Math.fround(scale - scaleHi);
   let sumAbs = 0, sumKept = 0;
   for (let start = 0; start < n; start += block) {
     const len = Math.min(block, n - start);
@@ -157,22 +158,24 @@ export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: nu
     const at = offset + start;
     const lo = at % 4294967296, hi = Math.floor(at / 4294967296);
     const g = grid(rt, groups);
-    const words = new Uint32Array([len, key >>> 0, lo, hi, cut, u32Of(scale), g[0], groups]);
+    const words = new Uint32Array([len, key >>> 0, lo, hi, cut, u32Of(scaleHi), u32Of(scaleLo), g[0], groups, 0, 0, 0]);
     const params = rt.uniform('dropAndRescale:params', words);
     const xs = rt.storage('dropAndRescale:x', len * 4, x.subarray(start, start + len));
-    const result = rt.storage('dropAndRescale:out', (len + 2 * groups) * 4);
-    const partial = rt.storage('dropAndRescale:partial', groups * 8);
+    const result = rt.storage('dropAndRescale:out', (len + 4 * groups) * 4);
+    const partial = rt.storage('dropAndRescale:partial', groups * 16);
     try {
       const got = await rt.submitAndRead('dropAndRescale', (encoder) => {
         const pass = encoder.beginComputePass({ label: 'merge-kernels:dropAndRescale:pass' });
         dispatch(rt, pass, 'dropAndRescale', [params, xs, { buffer: result, size: len * 4 }, partial], g);
         pass.end();
-        encoder.copyBufferToBuffer(partial, 0, result, len * 4, groups * 8);
-      }, result, (len + 2 * groups) * 4);
+        encoder.copyBufferToBuffer(partial, 0, result, len * 4, groups * 16);
+      }, result, (len + 4 * groups) * 4);
       out.set(got.subarray(0, len), start);
-      for (let w = 0; w < groups; w++) {
-        sumAbs += got[len + 2 * w]!;
-        sumKept += got[len + 2 * w + 1]!;
+      // hi + lo, or hi alone when it is ±∞ or NaN (its lo is then meaningless).
+      const pair = (hi: number, lo: number) => (Number.isFinite(hi) ? hi + lo : hi);
+      for (let w = len; w < len + 4 * groups; w += 4) {
+        sumAbs += pair(got[w]!, got[w + 1]!);
+        sumKept += pair(got[w + 2]!, got[w + 3]!);
       }
     } finally {
       for (const b of [params, xs, result, partial]) b.destroy();
