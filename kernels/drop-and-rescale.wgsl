@@ -6,6 +6,9 @@
 // reference's float64 sums to ~1e-12; the host adds them in float64.
 // `scale` is a float64 in the reference: it arrives as scaleHi + scaleLo, and v · scale is formed
 // exactly (Dekker's product) before its one rounding to float32.
+// These error-free transformations hold only if every operation is rounded as written: compilers
+// that simplify or fuse float arithmetic (lavapipe's did: the low words came out 0) cannot see
+// through `opaque`.
 
 struct Params {
   n: u32,
@@ -17,6 +20,7 @@ struct Params {
   scaleLo: f32,  // f32(scale - scaleHi)
   gridX: u32,    // workgroups per row of the 2-D dispatch grid
   groups: u32,   // workgroups that hold entries (the grid may have more)
+  zero: u32,     // always 0, unknown to the compiler: see opaque()
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -24,6 +28,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 // Per workgroup: Σ|x| as (hi, lo), then Σ|kept x| as (hi, lo).
 @group(0) @binding(3) var<storage, read_write> partial: array<vec4f>;
+
+const ITEMS: u32 = 16u; // entries per invocation: a workgroup covers 4096 entries
 
 var<workgroup> sums: array<vec4f, 256>;
 
@@ -37,11 +43,16 @@ fn fmix32(h0: u32) -> u32 {
   return h;
 }
 
+// A rounded float32 the compiler can neither fuse with nor cancel against later arithmetic.
+fn opaque(v: f32) -> f32 {
+  return bitcast<f32>(bitcast<u32>(v) | params.zero);
+}
+
 // a + b as an unevaluated pair (rounded sum, exact error): Knuth's TwoSum.
 fn twoSum(a: f32, b: f32) -> vec2f {
-  let s = a + b;
-  let bb = s - a;
-  return vec2f(s, (a - (s - bb)) + (b - bb));
+  let s = opaque(a + b);
+  let bb = opaque(s - a);
+  return vec2f(s, opaque(a - opaque(s - bb)) + opaque(b - bb));
 }
 
 fn isFinite(v: f32) -> bool {
@@ -55,51 +66,58 @@ fn addDF(x: vec2f, y: vec2f) -> vec2f {
   if (!isFinite(s.x)) {
     return vec2f(s.x, 0.0);
   }
-  let e = s.y + (x.y + y.y);
-  let hi = s.x + e;
-  return vec2f(hi, e - (hi - s.x));
+  let e = opaque(s.y + opaque(x.y + y.y));
+  let hi = opaque(s.x + e);
+  return vec2f(hi, e - opaque(hi - s.x));
 }
 
 // The upper 12 significant bits of a, and the rest: both halves' products are exact in f32.
 fn split(a: f32) -> vec2f {
   let hi = bitcast<f32>(bitcast<u32>(a) & 0xfffff000u);
-  return vec2f(hi, a - hi);
+  return vec2f(hi, opaque(a - hi));
 }
 
 // f32(v · (scaleHi + scaleLo)) from the exact product v · scaleHi = p + err (Dekker).
 fn scaled(v: f32) -> f32 {
-  let p = v * params.scaleHi;
+  let p = opaque(v * params.scaleHi);
   if (!isFinite(p)) {
     return p;
   }
   let a = split(v);
   let b = split(params.scaleHi);
-  let err = (((a.x * b.x - p) + a.x * b.y) + a.y * b.x) + a.y * b.y;
-  return p + (err + v * params.scaleLo);
+  let err = opaque(opaque(opaque(opaque(a.x * b.x) - p) + opaque(a.x * b.y)) + opaque(a.y * b.x)) + opaque(a.y * b.y);
+  return p + opaque(err + opaque(v * params.scaleLo));
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let group = wg.y * params.gridX + wg.x;
-  let i = group * 256u + li;
-  var s = vec4f(0.0, 0.0, 0.0, 0.0);
-  if (i < params.n) {
-    let v = x[i];
-    // 64-bit flat index: carry into the high word when the low word wraps inside this chunk.
-    let lo = params.offsetLo + i;
-    let hi = params.offsetHi + select(0u, 1u, lo < params.offsetLo);
-    let u = fmix32(fmix32(lo ^ params.key) + hi + 0x9e3779b9u) >> 8u;
-    let kept = u < params.cut;
-    s = vec4f(abs(v), 0.0, select(0.0, abs(v), kept), 0.0);
-    out[i] = select(0.0, scaled(v), kept);
+  var sumAbs = vec2f(0.0, 0.0);
+  var sumKept = vec2f(0.0, 0.0);
+  for (var k = 0u; k < ITEMS; k++) {
+    // Consecutive invocations take consecutive entries.
+    let i = group * 256u * ITEMS + k * 256u + li;
+    if (i < params.n) {
+      let v = x[i];
+      // 64-bit flat index: carry into the high word when the low word wraps inside this chunk.
+      let lo = params.offsetLo + i;
+      let hi = params.offsetHi + select(0u, 1u, lo < params.offsetLo);
+      let u = fmix32(fmix32(lo ^ params.key) + hi + 0x9e3779b9u) >> 8u;
+      let kept = u < params.cut;
+      sumAbs = addDF(sumAbs, vec2f(abs(v), 0.0));
+      if (kept) {
+        sumKept = addDF(sumKept, vec2f(abs(v), 0.0));
+      }
+      out[i] = select(0.0, scaled(v), kept);
+    }
   }
-  sums[li] = s;
+  sums[li] = vec4f(sumAbs, sumKept);
   workgroupBarrier();
   for (var half = 128u; half > 0u; half >>= 1u) {
     if (li < half) {
-      let x = sums[li];
-      let y = sums[li + half];
-      sums[li] = vec4f(addDF(x.xy, y.xy), addDF(x.zw, y.zw));
+      let a = sums[li];
+      let b = sums[li + half];
+      sums[li] = vec4f(addDF(a.xy, b.xy), addDF(a.zw, b.zw));
     }
     workgroupBarrier();
   }

@@ -7,6 +7,7 @@ import context from './suites/context.ts';
 import tokenMerging from './suites/token-merging.ts';
 import safetensors from './suites/safetensors.ts';
 import bipartiteSoftMatchingReference from './suites/bipartite-soft-matching.ts';
+import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -24,7 +25,7 @@ export interface Harness {
 }
 
 /** Suites applied to every backend. */
-const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging];
+const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging, mergePrimitivesGpu];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference, safetensors];
 

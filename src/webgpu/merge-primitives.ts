@@ -18,6 +18,7 @@ import type { GpuRuntime } from './runtime.ts';
 
 const WG = 256;           // workgroup size of every kernel here
 const TIE_TILE = 4096;    // entries per tile of ties-tie-count.wgsl (256 invocations × 16)
+const DROP_TILE = 4096;   // entries per workgroup of drop-and-rescale.wgsl (256 invocations × 16)
 const NO_HIT = 0xffffffff;
 
 interface Kernel {
@@ -148,13 +149,13 @@ export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: nu
   const n = x.length;
   // An integer draw u is below p·2^24 iff it is below the ceiling.
   const cut = Math.ceil(Math.fround(p) * 16777216);
-  // out and the per-workgroup partials (4 words per 256 entries) share one buffer.
-  const block = Math.floor(blockEntries(rt, 1, WG, 'x') / WG * 64 / 65) * WG;
+  // out and the per-workgroup partials (4 words per 4096 entries) share one buffer.
+  const block = Math.floor(blockEntries(rt, 1, DROP_TILE, 'x') / DROP_TILE * 1024 / 1025) * DROP_TILE;
   const scaleHi = Math.fround(scale), scaleLo = Math.fround(scale - scaleHi);
   let sumAbs = 0, sumKept = 0;
   for (let start = 0; start < n; start += block) {
     const len = Math.min(block, n - start);
-    const groups = Math.ceil(len / WG);
+    const groups = Math.ceil(len / DROP_TILE);
     const at = offset + start;
     const lo = at % 4294967296, hi = Math.floor(at / 4294967296);
     const g = grid(rt, groups);
