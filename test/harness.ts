@@ -7,6 +7,7 @@ import context from './suites/context.ts';
 import tokenMerging from './suites/token-merging.ts';
 import safetensors from './suites/safetensors.ts';
 import bipartiteSoftMatchingReference from './suites/bipartite-soft-matching.ts';
+import mergePrimitives, { mergePrimitivesReference } from './suites/merge-primitives.ts';
 import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
@@ -25,9 +26,9 @@ export interface Harness {
 }
 
 /** Suites applied to every backend. */
-const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging, mergePrimitivesGpu];
+const SUITES: Array<(h: Harness) => void> = [context, cosineSimilarity, tokenMerging, mergePrimitives, mergePrimitivesGpu];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
-const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference, safetensors];
+const REFERENCE_SUITES: Array<(h: Harness) => void> = [bipartiteSoftMatchingReference, safetensors, mergePrimitivesReference];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
 export async function run(runtime: Runtime, backend: string, gpu: GPU | undefined, print: (line: string) => void): Promise<number> {

@@ -10,6 +10,11 @@ export interface KernelExports {
   rowDots(a: number, b: number, out: number, m: number, n: number, c: number): void;
   cosineSimilarity(a: number, b: number, out: number, batch: number, m: number, n: number, c: number): void;
   bestMatch(a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, nA: number, nB: number, c: number, maskFirstA: number, maskFirstB: number): void;
+  absHistogram(x: number, n: number, hist: number, level: number, prefix: number): void;
+  tiesMerge(models: number, T: number, weights: number, thr: number, budget: number, base: number, out: number, n: number,
+    vote: number, merge: number, output: number, zeroSign: number, lambda: number, scratch: number): void;
+  dropAndRescale(x: number, n: number, offLo: number, offHi: number, key: number, cut: number, scale: number, out: number, sums: number): void;
+  findNonFinite(x: number, n: number): number;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
 }

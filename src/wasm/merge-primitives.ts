@@ -1,0 +1,110 @@
+import type { TiesMergeOptions } from '../reference/merge-primitives.ts';
+import type { WasmRuntime } from './runtime.ts';
+
+/**
+ * Thin wrappers over assembly/merge-primitives.ts. Inputs go through wasm memory in slices of
+ * SLICE entries: wasm memory stays small whatever the chunk size, and a slice copied in is still
+ * in cache when the kernel reads it (T + 2 slices of 64 KiB fit in L2; 2^14 was no slower than
+ * 2^13..2^20 in bench/merge-primitives.mjs). State that spans slices (histogram, tie budgets)
+ * stays in wasm memory until the call ends.
+ */
+const SLICE = 1 << 14;
+
+const VOTE = { sum: 0, count: 1, none: 2 } as const;
+const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
+const OUTPUT = { merged: 0, sign: 1 } as const;
+
+export function absHistogram(rt: WasmRuntime, x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): void {
+  const n = x.length;
+  const size = Math.min(n, SLICE);
+  rt.reset();
+  const px = rt.alloc(size * 4, 'a slice of x');
+  const ph = rt.alloc(hist.byteLength, 'the histogram');
+  // Views only after the last alloc: growing memory detaches them.
+  const xs = rt.f32(px, size);
+  const hs = new Uint32Array(rt.memory.buffer, ph, hist.length);
+  hs.set(hist);
+  for (let s = 0; s < n; s += size) {
+    const len = Math.min(size, n - s);
+    xs.set(x.subarray(s, s + len));
+    rt.exports.absHistogram(px, len, ph, level, prefix);
+  }
+  hist.set(hs);
+}
+
+export function tiesMerge(
+  rt: WasmRuntime, models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
+  base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
+): void {
+  const T = models.length;
+  const n = out.length;
+  const size = Math.min(n, SLICE);
+  rt.reset();
+  const pm = models.map((_, t) => rt.alloc(size * 4, `a slice of models[${t}]`));
+  const pTable = rt.alloc(T * 4, 'the model table');
+  const pw = rt.alloc(T * 4, 'weights');
+  const pThr = rt.alloc(T * 4, 'thresholds');
+  const pBudget = rt.alloc(T * 8, 'tie budgets');
+  const pBase = base ? rt.alloc(size * 4, 'a slice of base') : 0;
+  const pOut = rt.alloc(size * 4, 'a slice of out');
+  const pScratch = rt.alloc(T * 68, 'scratch');
+  const mem = rt.memory.buffer;
+  new Uint32Array(mem, pTable, T).set(pm);
+  new Float32Array(mem, pw, T).set(weights);
+  new Int32Array(mem, pThr, T).set(thr);
+  const budget = new Float64Array(mem, pBudget, T);
+  budget.set(tieBudget);
+  const ms = pm.map((p) => new Float32Array(mem, p, size));
+  const bs = base ? new Float32Array(mem, pBase, size) : undefined;
+  const os = new Float32Array(mem, pOut, size);
+  for (let s = 0; s < n; s += size) {
+    const len = Math.min(size, n - s);
+    for (let t = 0; t < T; t++) ms[t]!.set(models[t]!.subarray(s, s + len));
+    bs?.set(base!.subarray(s, s + len));
+    rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], OUTPUT[o.output], o.zeroSign, o.lambda, pScratch);
+    out.set(len === size ? os : os.subarray(0, len), s);
+  }
+  tieBudget.set(budget);
+}
+
+export function dropAndRescale(rt: WasmRuntime, x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): [number, number] {
+  const n = x.length;
+  const size = Math.min(n, SLICE);
+  // uniform24 < f32(p)·2^24 on integers is uniform24 < ceil(f32(p)·2^24).
+  const cut = Math.ceil(Math.fround(p) * 16777216);
+  rt.reset();
+  const px = rt.alloc(size * 4, 'a slice of x');
+  const pOut = rt.alloc(size * 4, 'a slice of out');
+  const pSums = rt.alloc(16, 'sums');
+  const xs = rt.f32(px, size);
+  const os = rt.f32(pOut, size);
+  const sums = new Float64Array(rt.memory.buffer, pSums, 2);
+  let sumAbs = 0, sumKept = 0;
+  for (let s = 0; s < n; s += size) {
+    const len = Math.min(size, n - s);
+    xs.set(x.subarray(s, s + len));
+    // The flat index as two u32 halves; the kernel carries a wrap of the low half within the slice.
+    const first = offset + s;
+    const lo = first % 4294967296;
+    rt.exports.dropAndRescale(px, len, lo, (first - lo) / 4294967296, key, cut, scale, pOut, pSums);
+    out.set(len === size ? os : os.subarray(0, len), s);
+    sumAbs += sums[0]!;
+    sumKept += sums[1]!;
+  }
+  return [sumAbs, sumKept];
+}
+
+export function findNonFinite(rt: WasmRuntime, x: Float32Array): number {
+  const n = x.length;
+  const size = Math.min(n, SLICE);
+  rt.reset();
+  const px = rt.alloc(size * 4, 'a slice of x');
+  const xs = rt.f32(px, size);
+  for (let s = 0; s < n; s += size) {
+    const len = Math.min(size, n - s);
+    xs.set(x.subarray(s, s + len));
+    const at = rt.exports.findNonFinite(px, len);
+    if (at >= 0) return s + at;
+  }
+  return -1;
+}
