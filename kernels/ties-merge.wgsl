@@ -5,6 +5,9 @@
 // D_t and λ·mix pass through `opaque` so that no compiler contracts them into an FMA with the
 // following addition: the reference rounds after every operation, and a vote total that is
 // exactly 0 there must be exactly 0 here.
+// Trim compares integer bits, so it is exact for every input. WGSL lets a device flush subnormals
+// (SwiftShader does): a product D_t below 2^-126 in magnitude may then count as 0 in the vote and
+// the merge, where the reference keeps its sign.
 
 struct Params {
   n: u32,        // entries per model in this block

@@ -89,6 +89,7 @@ function blockEntries(rt: GpuRuntime, wordsPerEntry: number, align: number, argu
 
 const u32Of = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0]!;
 
+/** Accumulates the radix-select histogram of |x| into `hist` (global atomic bins, uploaded and read back). */
 export async function absHistogram(rt: GpuRuntime, x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): Promise<void> {
   const n = x.length;
   if (n === 0) return;
@@ -118,6 +119,7 @@ export async function absHistogram(rt: GpuRuntime, x: Float32Array, hist: Uint32
   }
 }
 
+/** The index of the first NaN or ±Infinity in `x`, or -1 (atomicMin per block, blocks in order). */
 export async function findNonFinite(rt: GpuRuntime, x: Float32Array): Promise<number> {
   const n = x.length;
   const block = blockEntries(rt, 1, WG, 'x');
@@ -145,6 +147,7 @@ export async function findNonFinite(rt: GpuRuntime, x: Float32Array): Promise<nu
   return -1;
 }
 
+/** DARE's drop: writes the kept entries × scale into `out`; returns [Σ|x|, Σ|kept x|] in float64. */
 export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]> {
   const n = x.length;
   // An integer draw u is below p·2^24 iff it is below the ceiling.
@@ -188,6 +191,10 @@ export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: nu
 const VOTE = { sum: 0, count: 1, none: 2 } as const;
 const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
 
+/**
+ * Fused TIES trim + elect + disjoint merge. With a tie budget left: stage 1 counts the ties per tile,
+ * stage 2 turns each budget into an index cutoff, stage 3 merges; `tieBudget` is updated per block.
+ */
 export async function tiesMerge(
   rt: GpuRuntime, models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
   base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
