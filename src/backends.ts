@@ -9,6 +9,7 @@ import * as wasmMatch from './wasm/best-match.ts';
 import * as wasmMerge from './wasm/merge-primitives.ts';
 import * as gpu from './webgpu/cosine-similarity.ts';
 import * as gpuMatch from './webgpu/best-match.ts';
+import * as gpuMerge from './webgpu/merge-primitives.ts';
 import type { WasmRuntime } from './wasm/runtime.ts';
 import type { GpuRuntime } from './webgpu/runtime.ts';
 
@@ -95,18 +96,21 @@ export class WebGpuBackend implements Backend {
     this.runtime.check();
     return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
-  // TODO(kernels): wasm/WebGPU primitives; until then the reference runs here.
   async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number) {
-    refMerge.absHistogram(x, hist, level, prefix);
+    this.runtime.check();
+    return gpuMerge.absHistogram(this.runtime, x, hist, level, prefix);
   }
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
-    refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+    this.runtime.check();
+    return gpuMerge.tiesMerge(this.runtime, models, weights, thr, tieBudget, base, out, o);
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
-    return refMerge.dropAndRescale(x, offset, key, p, scale, out);
+    this.runtime.check();
+    return gpuMerge.dropAndRescale(this.runtime, x, offset, key, p, scale, out);
   }
   async findNonFinite(x: Float32Array) {
-    return refMerge.findNonFinite(x);
+    this.runtime.check();
+    return gpuMerge.findNonFinite(this.runtime, x);
   }
   dispose(): void {
     this.runtime.dispose();
