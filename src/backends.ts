@@ -3,12 +3,13 @@
 import * as ref from './reference/cosine-similarity.ts';
 import * as refMatch from './reference/bipartite-soft-matching.ts';
 import * as refMerge from './reference/merge-primitives.ts';
-import type { HistogramRequest, TiesMergeOptions } from './reference/merge-primitives.ts';
+import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeOptions } from './reference/merge-primitives.ts';
 import * as wasm from './wasm/cosine-similarity.ts';
 import * as wasmMatch from './wasm/best-match.ts';
 import * as wasmMerge from './wasm/merge-primitives.ts';
 import * as gpu from './webgpu/cosine-similarity.ts';
 import * as gpuMatch from './webgpu/best-match.ts';
+import * as gpuMerge from './webgpu/merge-primitives.ts';
 import type { WasmRuntime } from './wasm/runtime.ts';
 import type { GpuRuntime } from './webgpu/runtime.ts';
 
@@ -97,20 +98,52 @@ export class WebGpuBackend implements Backend {
     this.runtime.check();
     return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
-  // TODO(kernels): wasm/WebGPU primitives; until then the reference runs here.
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
-    refMerge.absHistograms(models, base, requests);
+    this.runtime.check();
+    // The GPU kernel takes one task vector and one level-0 bin at a time: form δ on the host and
+    // count a multi-bin level-1 request bin by bin. (TODO: fuse both into the kernel.)
+    const deltas = base ? models.map((m) => subtract(m, base)) : models;
+    for (const r of requests) {
+      if (r.level === 0) { await gpuMerge.absHistogram(this.runtime, deltas[r.model]!, r.hist, 0, 0); continue; }
+      for (let s = 0; s * LEVEL1_BINS < r.hist.length && r.prefix + s < LEVEL0_BINS; s++) {
+        await gpuMerge.absHistogram(this.runtime, deltas[r.model]!, r.hist.subarray(s * LEVEL1_BINS, (s + 1) * LEVEL1_BINS), 1, r.prefix + s);
+      }
+    }
   }
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
-    return refMerge.tiesMerge(models, weights, thr, tieBudget, base, out, o);
+    this.runtime.check();
+    const deltas = o.subtractBase && base ? models.map((m) => subtract(m, base)) : models;
+    if (o.output !== 'none') {
+      await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, base, out, { ...o, subtractBase: false });
+      return 0;
+    }
+    // The vote count from two sign passes: they differ exactly where the total is 0, so
+    // (s₊ + s₋)/2 is +1, -1 or 0 per entry. The first pass spends a copy of the tie budgets.
+    const plus = new Float32Array(out.length), minus = new Float32Array(out.length);
+    const sign: TiesMergeOptions = { ...o, subtractBase: false, output: 'sign' };
+    await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget.slice(), undefined, plus, { ...sign, zeroSign: 1 });
+    await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, undefined, minus, { ...sign, zeroSign: -1 });
+    if (o.vote === 'none') return 0;
+    let votes = 0;
+    for (let i = 0; i < out.length; i++) votes += (plus[i]! + minus[i]!) / 2;
+    return votes;
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
-    return refMerge.dropAndRescale(x, offset, key, p, scale, out);
+    this.runtime.check();
+    return gpuMerge.dropAndRescale(this.runtime, x, offset, key, p, scale, out);
   }
   async findNonFinite(x: Float32Array) {
-    return refMerge.findNonFinite(x);
+    this.runtime.check();
+    return gpuMerge.findNonFinite(this.runtime, x);
   }
   dispose(): void {
     this.runtime.dispose();
   }
+}
+
+/** f32(x − base), the task vector the WebGPU kernels take. */
+function subtract(x: Float32Array, base: Float32Array): Float32Array {
+  const d = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) d[i] = x[i]! - base[i]!;
+  return d;
 }

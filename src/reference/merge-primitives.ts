@@ -129,8 +129,9 @@ export interface TiesMergeOptions {
  * (zeros never agree), and out[i] = f32(base[i] + lambda · mix) per `o.merge` (base 0 when absent).
  * Sums run over t = 0..T-1 in order, in float32.
  *
- * Returns the number of entries whose vote total is > 0 minus those whose total is < 0 (0 when
- * vote is 'none'): the sign of its sum over a whole vector is the TIES paper's majority sign.
+ * With output 'none', returns the number of entries whose vote total is > 0 minus those whose
+ * total is < 0 (0 when vote is 'none'): the sign of its sum over a whole vector is the TIES
+ * paper's majority sign. Other outputs return 0 (the count is only wanted on its own pass).
  */
 export function tiesMerge(
   models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
@@ -189,7 +190,7 @@ export function tiesMerge(
     }
     out[i] = f((base ? base[i]! : 0) + f(o.lambda * mix));
   }
-  return votes;
+  return o.output === 'none' ? votes : 0;
 }
 
 /** murmur3's 32-bit finaliser: a bijective mix of a u32. */

@@ -84,7 +84,7 @@ export function tiesMerge(
     if (o.output !== 'none') out.set(len === size ? os : os.subarray(0, len), s);
   }
   tieBudget.set(budget);
-  return votes;
+  return o.output === 'none' ? votes : 0;
 }
 
 export function dropAndRescale(rt: WasmRuntime, x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): [number, number] {

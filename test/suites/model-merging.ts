@@ -62,7 +62,8 @@ export default function (h: Harness) {
         const { base, models } = inputs(shape, 11 + s);
         for (const semantics of ['paper', 'mergekit'] as const) {
           const modelParameters = MODEL_PARAMS.map((m) => ({
-            weight: m.weight, density: m.density,
+            weight: m.weight,
+            ...(kind.sparsifier !== 'none' ? { density: m.density } : {}),
             ...(kind.sparsifier === 'magnitude_outliers' ? { gamma: m.gamma } : {}),
             ...(kind.sparsifier === 'della_magprune' ? { epsilon: m.epsilon } : {}),
           }));
@@ -193,7 +194,7 @@ export default function (h: Harness) {
     assert.equal(Array.from((await h.mk.mergeTensors('ties', { base, models: one })).data), [2, 2, 1]);
     const empty = { data: new Float32Array(0), shape: [0, 4] };
     for (const method of Object.keys(GTA).concat('sce', 'consensus')) {
-      const got = await h.mk.mergeTensors(method, { base: empty, models: [empty, empty], parameters: method === 'sce' ? { select_topk: 0.5 } : method === 'consensus' ? {} : { density: 0.5 } });
+      const got = await h.mk.mergeTensors(method, { base: empty, models: [empty, empty], parameters: method === 'sce' ? { select_topk: 0.5 } : method === 'consensus' || method === 'task_arithmetic' ? {} : { density: 0.5 } });
       assert.equal(got.shape, [0, 4]);
       assert.is(got.data.length, 0);
     }
@@ -241,6 +242,8 @@ export default function (h: Harness) {
     await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { density: '0.5' as unknown as number } }), 'INVALID_OPTION', ['parameters.density', 'number']);
     await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { semantics: 'torch' } }), 'INVALID_OPTION', ['semantics', 'paper']);
     await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { rescale: true } }), 'INVALID_OPTION', ['rescale', 'mergekit']);
+    // task_arithmetic sparsifies nothing, so a density there is an error rather than silently ignored.
+    await rejects(() => h.mk.mergeTensors('task_arithmetic', { base, models, parameters: { density: 0.5 } }), 'INVALID_OPTION', ['density']);
     await rejects(() => h.mk.mergeTensors('della', { base, models, parameters: { density: 0.9, epsilon: 0.15 } }), 'INVALID_OPTION', ['epsilon', '(0, 1)']);
     await rejects(() => h.mk.mergeTensors('ties', { models }), 'INVALID_OPTION', ['base']);
     await rejects(() => h.mk.mergeTensors('ties', { base, models: [] }), 'INVALID_TYPE', ['models']);

@@ -62,7 +62,7 @@ function readOptions(kind: Kind, params: TensorParams): GtaOptions & { scope: 't
     normalize: p.boolean('normalize'), rescale: p.boolean('rescale'), lambda: p.number('lambda'),
     models: params.models.map((_, t) => ({
       weight: p.number('weight', t),
-      density: p.range('density', 0, 1, t),
+      density: kind.sparsifier === 'none' ? 1 : p.range('density', 0, 1, t),
       gamma: kind.sparsifier === 'magnitude_outliers' ? p.range('gamma', 0, 1, t) : 0,
       epsilon: kind.sparsifier === 'della_magprune' ? p.range('epsilon', 0, 1, t) : 0,
     })),
@@ -405,7 +405,9 @@ export const TASK_ARITHMETIC_METHODS: Record<string, MethodSpec> = Object.fromEn
     ...(kind.sparsifier === 'magnitude' ? { scope: 'tensor' } : {}),
   },
   modelParams: {
-    weight: 1, density: 1,
+    // task_arithmetic sparsifies nothing: a density there would be silently ignored, so it is not a parameter.
+    weight: 1,
+    ...(kind.sparsifier !== 'none' ? { density: 1 } : {}),
     ...(kind.sparsifier === 'magnitude_outliers' ? { gamma: 0.01 } : {}),
     ...(kind.sparsifier === 'della_magprune' ? { epsilon: 0.15 } : {}),
   },

@@ -1,0 +1,267 @@
+// WebGPU model-merging primitives: thin host code over kernels/abs-histogram.wgsl,
+// find-non-finite.wgsl, drop-and-rescale.wgsl and the three TIES stages (ties-tie-count.wgsl,
+// ties-tie-cutoff.wgsl, ties-merge.wgsl). Semantics: src/reference/merge-primitives.ts.
+// Chunks larger than the device's storage-binding limit are split into blocks, one submission
+// each; state that crosses blocks (histogram counts, tie budgets, the 53-bit flat index) is
+// carried by the host.
+import { MergeKernelsError } from '../errors.ts';
+import type { TiesMergeOptions } from '../reference/merge-primitives.ts';
+import {
+  absHistogram as HISTOGRAM_WGSL,
+  dropAndRescale as DROP_WGSL,
+  findNonFinite as NON_FINITE_WGSL,
+  tiesMerge as TIES_MERGE_WGSL,
+  tiesTieCount as TIE_COUNT_WGSL,
+  tiesTieCutoff as TIE_CUTOFF_WGSL,
+} from '../gen/wgsl.ts';
+import type { GpuRuntime } from './runtime.ts';
+
+const WG = 256;           // workgroup size of every kernel here
+const TIE_TILE = 4096;    // entries per tile of ties-tie-count.wgsl (256 invocations × 16)
+const DROP_TILE = 4096;   // entries per workgroup of drop-and-rescale.wgsl (256 invocations × 16)
+const NO_HIT = 0xffffffff;
+
+interface Kernel {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+type KernelName = 'absHistogram' | 'findNonFinite' | 'dropAndRescale' | 'tiesTieCount' | 'tiesTieCutoff' | 'tiesMerge';
+
+const SOURCES: Record<KernelName, { code: string; bindings: GPUBufferBindingType[] }> = {
+  absHistogram: { code: HISTOGRAM_WGSL, bindings: ['uniform', 'read-only-storage', 'storage'] },
+  findNonFinite: { code: NON_FINITE_WGSL, bindings: ['uniform', 'read-only-storage', 'storage'] },
+  dropAndRescale: { code: DROP_WGSL, bindings: ['uniform', 'read-only-storage', 'storage', 'storage'] },
+  tiesTieCount: { code: TIE_COUNT_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'] },
+  tiesTieCutoff: { code: TIE_CUTOFF_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'] },
+  tiesMerge: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'] },
+};
+
+/** The pipeline of one kernel, built once per device. */
+function kernel(rt: GpuRuntime, name: KernelName): Kernel {
+  const key = `mergePrimitives:${name}`;
+  const cached = rt.pipelines.get(key) as Kernel | undefined;
+  if (cached) return cached;
+  const { code, bindings } = SOURCES[name];
+  const device = rt.device;
+  const layout = device.createBindGroupLayout({
+    label: `merge-kernels:${name}:layout`,
+    entries: bindings.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+  });
+  const pipeline = device.createComputePipeline({
+    label: `merge-kernels:${name}:pipeline`,
+    layout: device.createPipelineLayout({ label: `merge-kernels:${name}:pipelineLayout`, bindGroupLayouts: [layout] }),
+    compute: { module: device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint: 'main' },
+  });
+  const k = { pipeline, layout };
+  rt.pipelines.set(key, k);
+  return k;
+}
+
+/** A 2-D grid of `groups` workgroups within maxComputeWorkgroupsPerDimension: [x, y]. */
+function grid(rt: GpuRuntime, groups: number): [number, number] {
+  const gx = Math.max(1, Math.min(groups, rt.limits.maxComputeWorkgroupsPerDimension));
+  return [gx, Math.max(1, Math.ceil(groups / gx))];
+}
+
+type Binding = GPUBuffer | { buffer: GPUBuffer; size: number };
+
+/** Records one dispatch of `name` over a [gx, gy] grid. */
+function dispatch(rt: GpuRuntime, pass: GPUComputePassEncoder, name: KernelName, buffers: Binding[], [gx, gy]: [number, number]): void {
+  const k = kernel(rt, name);
+  pass.setPipeline(k.pipeline);
+  pass.setBindGroup(0, rt.device.createBindGroup({
+    label: `merge-kernels:${name}:bindGroup`,
+    layout: k.layout,
+    entries: buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: 0, size: b.size } : { buffer: b } })),
+  }));
+  pass.dispatchWorkgroups(gx, gy);
+}
+
+/** Entries per block, a multiple of `align`, such that `wordsPerEntry` words per entry fit one binding. */
+function blockEntries(rt: GpuRuntime, wordsPerEntry: number, align: number, argument: string): number {
+  const entries = Math.floor(rt.maxBinding / (4 * wordsPerEntry) / align) * align;
+  if (entries < align) {
+    throw new MergeKernelsError('TOO_LARGE', `webgpu backend: ${argument} needs ${wordsPerEntry * align * 4} bytes per block of ${align} entries, over this device's storage binding limit of ${rt.maxBinding} bytes; use the wasm backend`, argument);
+  }
+  return entries;
+}
+
+const u32Of = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0]!;
+
+/** Accumulates the radix-select histogram of |x| into `hist` (global atomic bins, uploaded and read back). */
+export async function absHistogram(rt: GpuRuntime, x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): Promise<void> {
+  const n = x.length;
+  if (n === 0) return;
+  const block = blockEntries(rt, 1, WG, 'x');
+  const bins = rt.storage('absHistogram:hist', hist.byteLength, hist);
+  try {
+    for (let start = 0; start < n; start += block) {
+      const len = Math.min(block, n - start);
+      const last = start + len >= n;
+      const xs = rt.storage('absHistogram:x', len * 4, x.subarray(start, start + len));
+      const g = grid(rt, Math.ceil(len / WG));
+      const params = rt.uniform('absHistogram:params', new Uint32Array([len, level, prefix, g[0]]));
+      try {
+        const words = await rt.submitAndRead('absHistogram', (encoder) => {
+          const pass = encoder.beginComputePass({ label: 'merge-kernels:absHistogram:pass' });
+          dispatch(rt, pass, 'absHistogram', [params, xs, bins], g);
+          pass.end();
+        }, bins, last ? hist.byteLength : 0);
+        if (last) hist.set(new Uint32Array(words.buffer, words.byteOffset, hist.length));
+      } finally {
+        xs.destroy();
+        params.destroy();
+      }
+    }
+  } finally {
+    bins.destroy();
+  }
+}
+
+/** The index of the first NaN or ±Infinity in `x`, or -1 (atomicMin per block, blocks in order). */
+export async function findNonFinite(rt: GpuRuntime, x: Float32Array): Promise<number> {
+  const n = x.length;
+  const block = blockEntries(rt, 1, WG, 'x');
+  // Blocks in order: the first block with a hit holds the first non-finite entry.
+  for (let start = 0; start < n; start += block) {
+    const len = Math.min(block, n - start);
+    const xs = rt.storage('findNonFinite:x', len * 4, x.subarray(start, start + len));
+    const first = rt.storage('findNonFinite:first', 4, new Uint32Array([NO_HIT]));
+    const g = grid(rt, Math.ceil(len / WG));
+    const params = rt.uniform('findNonFinite:params', new Uint32Array([len, g[0], 0, 0]));
+    try {
+      const words = await rt.submitAndRead('findNonFinite', (encoder) => {
+        const pass = encoder.beginComputePass({ label: 'merge-kernels:findNonFinite:pass' });
+        dispatch(rt, pass, 'findNonFinite', [params, xs, first], g);
+        pass.end();
+      }, first, 4);
+      const hit = new Uint32Array(words.buffer, words.byteOffset, 1)[0]!;
+      if (hit !== NO_HIT) return start + hit;
+    } finally {
+      xs.destroy();
+      first.destroy();
+      params.destroy();
+    }
+  }
+  return -1;
+}
+
+/** DARE's drop: writes the kept entries × scale into `out`; returns [Σ|x|, Σ|kept x|] in float64. */
+export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]> {
+  const n = x.length;
+  // An integer draw u is below p·2^24 iff it is below the ceiling.
+  const cut = Math.ceil(Math.fround(p) * 16777216);
+  // out and the per-workgroup partials (4 words per 4096 entries) share one buffer.
+  const block = Math.floor(blockEntries(rt, 1, DROP_TILE, 'x') / DROP_TILE * 1024 / 1025) * DROP_TILE;
+  const scaleHi = Math.fround(scale), scaleLo = Math.fround(scale - scaleHi);
+  let sumAbs = 0, sumKept = 0;
+  for (let start = 0; start < n; start += block) {
+    const len = Math.min(block, n - start);
+    const groups = Math.ceil(len / DROP_TILE);
+    const at = offset + start;
+    const lo = at % 4294967296, hi = Math.floor(at / 4294967296);
+    const g = grid(rt, groups);
+    const words = new Uint32Array([len, key >>> 0, lo, hi, cut, u32Of(scaleHi), u32Of(scaleLo), g[0], groups, 0, 0, 0]);
+    const params = rt.uniform('dropAndRescale:params', words);
+    const xs = rt.storage('dropAndRescale:x', len * 4, x.subarray(start, start + len));
+    const result = rt.storage('dropAndRescale:out', (len + 4 * groups) * 4);
+    const partial = rt.storage('dropAndRescale:partial', groups * 16);
+    try {
+      const got = await rt.submitAndRead('dropAndRescale', (encoder) => {
+        const pass = encoder.beginComputePass({ label: 'merge-kernels:dropAndRescale:pass' });
+        dispatch(rt, pass, 'dropAndRescale', [params, xs, { buffer: result, size: len * 4 }, partial], g);
+        pass.end();
+        encoder.copyBufferToBuffer(partial, 0, result, len * 4, groups * 16);
+      }, result, (len + 4 * groups) * 4);
+      out.set(got.subarray(0, len), start);
+      // hi + lo, or hi alone when it is ±∞ or NaN (its lo is then meaningless).
+      const pair = (hi: number, lo: number) => (Number.isFinite(hi) ? hi + lo : hi);
+      for (let w = len; w < len + 4 * groups; w += 4) {
+        sumAbs += pair(got[w]!, got[w + 1]!);
+        sumKept += pair(got[w + 2]!, got[w + 3]!);
+      }
+    } finally {
+      for (const b of [params, xs, result, partial]) b.destroy();
+    }
+  }
+  return [sumAbs, sumKept];
+}
+
+const VOTE = { sum: 0, count: 1, none: 2 } as const;
+const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
+
+/**
+ * Fused TIES trim + elect + disjoint merge. With a tie budget left: stage 1 counts the ties per tile,
+ * stage 2 turns each budget into an index cutoff, stage 3 merges; `tieBudget` is updated per block.
+ */
+export async function tiesMerge(
+  rt: GpuRuntime, models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
+  base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
+): Promise<void> {
+  const n = out.length;
+  const T = models.length;
+  // Per entry: T model words in one binding (at least 2, so that out's buffer also has room for
+  // the consumed budgets after its block).
+  const block = blockEntries(rt, Math.max(T, 2), TIE_TILE, 'models');
+  for (let start = 0; start < n; start += block) {
+    const len = Math.min(block, n - start);
+    // Models with a tie budget left need stages 1–2; without any, stage 3 runs alone.
+    const budgeted: number[] = [];
+    for (let t = 0; t < T; t++) if (tieBudget[t]! > 0 && thr[t]! >= 0) budgeted.push(t);
+    const B = budgeted.length;
+    const info = new Uint32Array(4 * T);
+    for (let t = 0; t < T; t++) {
+      info[4 * t] = u32Of(weights[t]!);
+      info[4 * t + 1] = thr[t]! >>> 0;
+    }
+    const list = new Uint32Array(4 * Math.max(1, B));
+    budgeted.forEach((t, j) => {
+      list[4 * j] = t;
+      list[4 * j + 1] = thr[t]!;
+      list[4 * j + 2] = Math.min(tieBudget[t]!, 0xffffffff);
+    });
+    const numTiles = Math.ceil(len / TIE_TILE);
+    const gTiles = grid(rt, numTiles);
+    const gEntries = grid(rt, Math.ceil(len / WG));
+    const mergeParams = new Uint32Array([
+      len, T, VOTE[o.vote], MERGE[o.merge], o.output === 'sign' ? 1 : 0, u32Of(o.zeroSign), u32Of(o.lambda),
+      base ? 1 : 0, gEntries[0], 0, 0, 0,
+    ]);
+    const temps: GPUBuffer[] = [];
+    const buffer = (b: GPUBuffer) => (temps.push(b), b);
+    try {
+      const modelBuf = buffer(rt.storage('tiesMerge:models', T * len * 4));
+      models.forEach((m, t) => rt.device.queue.writeBuffer(modelBuf, t * len * 4, m.buffer, m.byteOffset + start * 4, len * 4));
+      const baseBuf = buffer(rt.storage('tiesMerge:base', base ? len * 4 : 4, base?.subarray(start, start + len)));
+      const infoBuf = buffer(rt.storage('tiesMerge:modelInfo', info.byteLength, info));
+      // out, then (when stages 1–2 run) a copy of modelInfo for the consumed budgets.
+      const tail = B > 0 ? info.byteLength : 0;
+      const outBuf = buffer(rt.storage('tiesMerge:out', len * 4 + tail));
+      const mergeUniform = buffer(rt.uniform('tiesMerge:params', mergeParams));
+      let listBuf: GPUBuffer | undefined, countBuf: GPUBuffer | undefined, tieUniform: GPUBuffer | undefined;
+      if (B > 0) {
+        listBuf = buffer(rt.storage('tiesMerge:budgeted', list.byteLength, list));
+        countBuf = buffer(rt.storage('tiesMerge:tieCounts', B * numTiles * 4));
+        tieUniform = buffer(rt.uniform('tiesMerge:tieParams', new Uint32Array([len, B, numTiles, gTiles[0]])));
+      }
+      const got = await rt.submitAndRead('tiesMerge', (encoder) => {
+        const pass = encoder.beginComputePass({ label: 'merge-kernels:tiesMerge:pass' });
+        if (B > 0) {
+          dispatch(rt, pass, 'tiesTieCount', [tieUniform!, modelBuf, listBuf!, countBuf!], gTiles);
+          dispatch(rt, pass, 'tiesTieCutoff', [tieUniform!, modelBuf, listBuf!, countBuf!, infoBuf], [B, 1]);
+        }
+        dispatch(rt, pass, 'tiesMerge', [mergeUniform, modelBuf, baseBuf, infoBuf, { buffer: outBuf, size: len * 4 }], gEntries);
+        pass.end();
+        if (B > 0) encoder.copyBufferToBuffer(infoBuf, 0, outBuf, len * 4, tail);
+      }, outBuf, len * 4 + tail);
+      out.set(got.subarray(0, len), start);
+      if (B > 0) {
+        const consumed = new Uint32Array(got.buffer, got.byteOffset + len * 4, 4 * T);
+        for (const t of budgeted) tieBudget[t] = tieBudget[t]! - consumed[4 * t + 3]!;
+      }
+    } finally {
+      for (const b of temps) b.destroy();
+    }
+  }
+}
