@@ -86,8 +86,9 @@ export class MergePrimitives {
   /**
    * One fused pass of TIES' trim, elect sign and disjoint merge over a chunk of task vectors
    * (`models[t]` = δ_t, all the same length as `out`; with `options.subtractBase`, fine-tuned
-   * tensors from which `base` is subtracted). `tieBudget` is updated in place. Returns the vote
-   * count: entries whose vote total is > 0 minus those < 0 (0 when vote is 'none').
+   * tensors from which `base` is subtracted). `tieBudget` is updated in place. With output
+   * 'none' (nothing written) returns the vote count: entries whose vote total is > 0 minus those
+   * < 0 (0 when vote is 'none'), whose sign is the TIES paper's majority sign; other outputs return 0.
    */
   async tiesMerge(
     models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
