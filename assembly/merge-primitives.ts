@@ -18,6 +18,8 @@ const MERGE_NORMALIZE = 2;
 const MERGE_MAX = 3;
 const OUTPUT_SIGN = 1;
 const OUTPUT_NONE = 2;
+/** A flag in tiesMerge's `output`: the models are fine-tuned weights, to subtract the base from. */
+const OUTPUT_SUBTRACT_BASE = 4;
 
 /** f32(1e-8): the largest float32 below 1e-8, so `|w| <= NORMALIZE_EPS` in float32 is `|w| < 1e-8` in float64. */
 const NORMALIZE_EPS: f32 = 9.99999993922529e-9;
@@ -173,19 +175,254 @@ function tiesEntry(
   return vs;
 }
 
+/** Lane sum of four i32. */
+// @ts-ignore: decorator
+@inline function laneSum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+/** One model's D on four lanes: f32(w · x) where |x| > thr (compared as bits), else +0. */
+// @ts-ignore: decorator
+@inline function trim4(x: v128, th: v128, w: v128, absMask: v128): v128 {
+  return v128.and(f32x4.mul(x, w), i32x4.gt_s(v128.and(x, absMask), th));
+}
+
+/** One model's term of the vote total: D itself ('sum') or its sign ('count'). */
+// @ts-ignore: decorator
+@inline function voteTerm4(vote: i32, d: v128, one: v128, minusOne: v128, nan: v128): v128 {
+  if (vote == VOTE_SUM) return d;
+  return signOf4(d, f32x4.splat(0), one, minusOne, nan);
+}
+
+/** Lanes where D agrees with the elected sign (every lane without a vote). */
+// @ts-ignore: decorator
+@inline function agree4(vote: i32, d: v128, sign: v128): v128 {
+  if (vote == VOTE_NONE) return i32x4.splat(-1);
+  return f32x4.gt(f32x4.mul(d, sign), f32x4.splat(0));
+}
+
+/** The merge's second accumulator after one model: -count ('mean'), Σw ('normalize'), peak ('max'). */
+// @ts-ignore: decorator
+@inline function accumulate4(vote: i32, merge: i32, acc: v128, d: v128, agree: v128, w: v128): v128 {
+  // With a vote, agreeing (d·sign > 0) already means d ≠ 0.
+  if (merge == MERGE_MEAN) return i32x4.add(acc, vote == VOTE_NONE ? v128.and(agree, f32x4.ne(d, f32x4.splat(0))) : agree);
+  if (merge == MERGE_NORMALIZE) return f32x4.add(acc, v128.and(w, agree));
+  if (merge == MERGE_MAX) return v128.bitselect(d, acc, v128.and(agree, f32x4.gt(f32x4.abs(d), f32x4.abs(acc))));
+  return acc;
+}
+
+/**
+ * The hot path: T = 1..4 models and no tie budget left, so keeping an entry is |x| > thr alone.
+ * `T, vote, merge, output` are constants at each call site, so the
+ * options fold away and each model's four entries stay in registers: no per-model scratch, no
+ * branch per entry. With `subtract`, δ = f32(x − base) is formed here from the fine-tuned models.
+ * Same operations in the same order as tiesGeneric (and the reference).
+ */
+// @ts-ignore: decorator
+@inline function tiesFast(
+  T: i32, vote: i32, merge: i32, output: i32,
+  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
+  zeroSign: f32, lambda: f64, scratch: usize,
+): i32 {
+  // Constants go through memory: V8 would otherwise rebuild each v128.const in every iteration
+  // (a few instructions each); loaded once, they stay in registers.
+  const zero = f32x4.splat(0);
+  v128.store(scratch, i32x4.splat(ABS_BITS));
+  v128.store(scratch, f32x4.splat(1), 16);
+  v128.store(scratch, f32x4.splat(-1), 32);
+  v128.store(scratch, i32x4.splat(1), 48);
+  const absMask = v128.load(scratch);
+  const one = v128.load(scratch, 16);
+  const minusOne = v128.load(scratch, 32);
+  const oneI = v128.load(scratch, 48);
+  v128.store(scratch, f32x4.splat(NaN));
+  v128.store(scratch, f32x4.splat(NORMALIZE_EPS), 16);
+  const nan = v128.load(scratch);
+  const eps = v128.load(scratch, 16);
+  // tiesEntry's T floats for the tail, past the 64 bytes used above (scratch holds T·68 bytes).
+  const ds = scratch + (<usize>T << 6);
+  const zs = f32x4.splat(zeroSign);
+  const p0 = <usize>load<u32>(models);
+  const p1 = T > 1 ? <usize>load<u32>(models, 4) : 0;
+  const p2 = T > 2 ? <usize>load<u32>(models, 8) : 0;
+  const p3 = T > 3 ? <usize>load<u32>(models, 12) : 0;
+  const w0 = f32x4.splat(load<f32>(weights));
+  const w1 = T > 1 ? f32x4.splat(load<f32>(weights, 4)) : zero;
+  const w2 = T > 2 ? f32x4.splat(load<f32>(weights, 8)) : zero;
+  const w3 = T > 3 ? f32x4.splat(load<f32>(weights, 12)) : zero;
+  const th0 = i32x4.splat(load<i32>(thr));
+  const th1 = T > 1 ? i32x4.splat(load<i32>(thr, 4)) : zero;
+  const th2 = T > 2 ? i32x4.splat(load<i32>(thr, 8)) : zero;
+  const th3 = T > 3 ? i32x4.splat(load<i32>(thr, 12)) : zero;
+  const lambdaF32 = <f32>lambda;
+  const lambdaMode = lambda == 1 ? 0 : <f64>lambdaF32 == lambda ? 1 : 2;
+  const lambda4 = f32x4.splat(lambdaF32);
+  const lambda2 = f64x2.splat(lambda);
+  let votes = i32x4.splat(0);
+  let i = start;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    const b = base ? v128.load(base + off) : zero;
+    let x0 = v128.load(p0 + off);
+    if (subtract) x0 = f32x4.sub(x0, b);
+    const d0 = trim4(x0, th0, w0, absMask);
+    let d1 = zero, d2 = zero, d3 = zero;
+    if (T > 1) {
+      let x = v128.load(p1 + off);
+      if (subtract) x = f32x4.sub(x, b);
+      d1 = trim4(x, th1, w1, absMask);
+    }
+    if (T > 2) {
+      let x = v128.load(p2 + off);
+      if (subtract) x = f32x4.sub(x, b);
+      d2 = trim4(x, th2, w2, absMask);
+    }
+    if (T > 3) {
+      let x = v128.load(p3 + off);
+      if (subtract) x = f32x4.sub(x, b);
+      d3 = trim4(x, th3, w3, absMask);
+    }
+    let sign = zero;
+    if (vote != VOTE_NONE) {
+      let total = f32x4.add(zero, voteTerm4(vote, d0, one, minusOne, nan));
+      if (T > 1) total = f32x4.add(total, voteTerm4(vote, d1, one, minusOne, nan));
+      if (T > 2) total = f32x4.add(total, voteTerm4(vote, d2, one, minusOne, nan));
+      if (T > 3) total = f32x4.add(total, voteTerm4(vote, d3, one, minusOne, nan));
+      const gt = f32x4.gt(total, zero), lt = f32x4.lt(total, zero);
+      votes = i32x4.add(votes, i32x4.sub(lt, gt));
+      sign = v128.bitselect(one, v128.bitselect(minusOne, zs, lt), gt);
+    }
+    if (output == OUTPUT_NONE) continue;
+    if (output == OUTPUT_SIGN) {
+      v128.store(out + off, sign);
+      continue;
+    }
+    // Disjoint merge, as in tiesGeneric: a disagreeing model adds +0.
+    const a0 = agree4(vote, d0, sign);
+    let sum = f32x4.add(zero, v128.and(d0, a0));
+    let acc = accumulate4(vote, merge, zero, d0, a0, w0);
+    if (T > 1) {
+      const a = agree4(vote, d1, sign);
+      sum = f32x4.add(sum, v128.and(d1, a));
+      acc = accumulate4(vote, merge, acc, d1, a, w1);
+    }
+    if (T > 2) {
+      const a = agree4(vote, d2, sign);
+      sum = f32x4.add(sum, v128.and(d2, a));
+      acc = accumulate4(vote, merge, acc, d2, a, w2);
+    }
+    if (T > 3) {
+      const a = agree4(vote, d3, sign);
+      sum = f32x4.add(sum, v128.and(d3, a));
+      acc = accumulate4(vote, merge, acc, d3, a, w3);
+    }
+    let mix = sum;
+    if (merge == MERGE_MEAN) mix = f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.max_s(i32x4.neg(acc), oneI)));
+    else if (merge == MERGE_NORMALIZE) {
+      const bad = vote == VOTE_NONE ? f32x4.le(f32x4.abs(acc), eps) : f32x4.eq(acc, zero);
+      mix = f32x4.div(sum, v128.bitselect(one, acc, bad));
+    } else if (merge == MERGE_MAX) mix = acc;
+    if (lambdaMode == 1) mix = f32x4.mul(mix, lambda4);
+    else if (lambdaMode == 2) mix = scaleF64(mix, lambda2);
+    v128.store(out + off, f32x4.add(b, mix));
+  }
+  let votesScalar: i32 = 0;
+  for (; i < n; i++) {
+    if (subtract) subtractTail(models, T, base, i);
+    votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch);
+  }
+  return votesScalar + laneSum(votes);
+}
+
+/** δ = f32(x − base) in place for entry i of every model: the fast path's scalar tail. */
+function subtractTail(models: usize, T: i32, base: usize, i: i32): void {
+  const off = <usize>i << 2;
+  for (let t = 0; t < T; t++) {
+    const p = <usize>load<u32>(models + (<usize>t << 2)) + off;
+    store<f32>(p, load<f32>(p) - load<f32>(base + off));
+  }
+}
+
+/** Whether tiesFast has a variant for these options (others take tiesGeneric). */
+function fastVariant(T: i32, vote: i32, output: i32): bool {
+  if (T < 1 || T > 4) return false;
+  // Without a vote only the merged output means anything; one model is almost always a trim.
+  if (vote == VOTE_NONE) return output == 0;
+  return T > 1;
+}
+
+// @ts-ignore: decorator
+@inline function tiesFastOutput(
+  T: i32, vote: i32, merge: i32, output: i32,
+  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
+  zeroSign: f32, lambda: f64, scratch: usize,
+): i32 {
+  if (output == OUTPUT_NONE) return tiesFast(T, vote, MERGE_SUM, OUTPUT_NONE, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (output == OUTPUT_SIGN) return tiesFast(T, vote, MERGE_SUM, OUTPUT_SIGN, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (merge == MERGE_MEAN) return tiesFast(T, vote, MERGE_MEAN, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (merge == MERGE_NORMALIZE) return tiesFast(T, vote, MERGE_NORMALIZE, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (merge == MERGE_MAX) return tiesFast(T, vote, MERGE_MAX, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  return tiesFast(T, vote, MERGE_SUM, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+}
+
+// @ts-ignore: decorator
+@inline function tiesFastVote(
+  T: i32, vote: i32, merge: i32, output: i32,
+  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
+  zeroSign: f32, lambda: f64, scratch: usize,
+): i32 {
+  if (vote == VOTE_SUM) return tiesFastOutput(T, VOTE_SUM, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (vote == VOTE_COUNT) return tiesFastOutput(T, VOTE_COUNT, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  return tiesFastOutput(T, VOTE_NONE, merge, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+}
+
+/** tiesFast with T, vote, merge and output as constants: one specialised loop per variant. */
+function tiesFastDispatch(
+  T: i32, vote: i32, merge: i32, output: i32,
+  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
+  zeroSign: f32, lambda: f64, scratch: usize,
+): i32 {
+  if (T == 1) return tiesFastOutput(1, VOTE_NONE, merge, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (T == 2) return tiesFastVote(2, vote, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  if (T == 3) return tiesFastVote(3, vote, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  return tiesFastVote(4, vote, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+}
+
 /**
  * TIES' fused trim + elect + disjoint merge over n entries of T models. `models` is a table of T
  * u32 pointers; weights f32[T], thr i32[T], budget f64[T] (updated in place), base 0 when absent;
  * vote 0 sum / 1 count / 2 none; merge 0 sum / 1 mean / 2 normalize / 3 max; output 0 merged /
- * 1 sign / 2 none (nothing written). `scratch` holds T·68 bytes. Returns the number of entries
- * whose vote total is > 0 minus those whose total is < 0 (0 without a vote): the TIES paper's
- * majority sign is the sign of its sum over the whole vector.
+ * 1 sign / 2 none (nothing written), plus OUTPUT_SUBTRACT_BASE when the models hold fine-tuned
+ * weights x and the task vectors are δ = f32(x − base) (the model slices may be overwritten with
+ * δ). `scratch` holds T·68 bytes. Returns the number of entries whose vote total is > 0 minus
+ * those whose total is < 0 (0 without a vote): the TIES paper's majority sign is the sign of its
+ * sum over the whole vector.
  *
- * Eight entries at a time in f32x4: D of every model (trim × weight) and the vote first, then the
- * disjoint merge over the stored D. A group with an entry equal to a threshold whose model still
- * has budget goes through the scalar path instead, so budget is consumed in index order.
+ * With no tie budget left and 1–4 models, tiesFast; otherwise tiesGeneric, which hands over to
+ * tiesFast as soon as the budget runs out.
  */
 export function tiesMerge(
+  models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
+): i32 {
+  const subtract = (output & OUTPUT_SUBTRACT_BASE) != 0 && base != 0;
+  output &= ~OUTPUT_SUBTRACT_BASE;
+  if (fastVariant(T, vote, output) && !anyBudgetLeft(budget, T)) {
+    return tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, subtract, out, 0, n, zeroSign, lambda, scratch);
+  }
+  if (subtract) {
+    for (let t = 0; t < T; t++) subtractInPlace(<usize>load<u32>(models + (<usize>t << 2)), base, n);
+  }
+  return tiesGeneric(models, T, weights, thr, budget, base, out, n, vote, merge, output, zeroSign, lambda, scratch);
+}
+
+/**
+ * Any T, ties with budget left: eight entries at a time in f32x4, D of every model (trim ×
+ * weight) and the vote first, then the disjoint merge over the stored D. A group with an entry
+ * equal to a threshold whose model still has budget goes through the scalar path instead, so
+ * budget is consumed in index order.
+ */
+function tiesGeneric(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
   vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
 ): i32 {
@@ -246,8 +483,11 @@ export function tiesMerge(
       }
     }
     if (budgetLeft && v128.any_true(tie)) {
-      for (let k = 0; k < 8; k++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds);
+      for (let k = 0; k < 8; k++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, scratch);
       budgetLeft = anyBudgetLeft(budget, T);
+      if (!budgetLeft && fastVariant(T, vote, output)) {
+        return votesScalar + laneSum(votes) + tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, false, out, i + 8, n, zeroSign, lambda, scratch);
+      }
       continue;
     }
     let sign0 = zero, sign1 = zero;
@@ -320,8 +560,8 @@ export function tiesMerge(
     v128.store(out + off, f32x4.add(b0, mix0));
     v128.store(out + off, f32x4.add(b1, mix1), 16);
   }
-  for (; i < n; i++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, ds);
-  return votesScalar + i32x4.extract_lane(votes, 0) + i32x4.extract_lane(votes, 1) + i32x4.extract_lane(votes, 2) + i32x4.extract_lane(votes, 3);
+  for (; i < n; i++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch);
+  return votesScalar + laneSum(votes);
 }
 
 /** murmur3's 32-bit finaliser on four lanes. */

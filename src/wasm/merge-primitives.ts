@@ -13,6 +13,8 @@ const SLICE = 1 << 14;
 const VOTE = { sum: 0, count: 1, none: 2 } as const;
 const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
 const OUTPUT = { merged: 0, sign: 1, none: 2 } as const;
+/** Or'ed into tiesMerge's output: the models are fine-tuned weights, the base to subtract first. */
+const SUBTRACT_BASE = 4;
 
 /**
  * Every request's histogram over one chunk: each slice of the models the requests read (and of the
@@ -71,16 +73,14 @@ export function tiesMerge(
   const ms = pm.map((p) => new Float32Array(mem, p, size));
   const bs = base ? new Float32Array(mem, pBase, size) : undefined;
   const os = new Float32Array(mem, pOut, size);
-  const subtract = o.subtractBase === true && base !== undefined;
+  // The kernel forms δ = f32(x − base) itself, in registers when it can.
+  const output = OUTPUT[o.output] | (o.subtractBase === true && base !== undefined ? SUBTRACT_BASE : 0);
   let votes = 0;
   for (let s = 0; s < n; s += size) {
     const len = Math.min(size, n - s);
     bs?.set(base!.subarray(s, s + len));
-    for (let t = 0; t < T; t++) {
-      ms[t]!.set(models[t]!.subarray(s, s + len));
-      if (subtract) rt.exports.subtractInPlace(pm[t]!, pBase, len);
-    }
-    votes += rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], OUTPUT[o.output], o.zeroSign, o.lambda, pScratch);
+    for (let t = 0; t < T; t++) ms[t]!.set(models[t]!.subarray(s, s + len));
+    votes += rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], output, o.zeroSign, o.lambda, pScratch);
     if (o.output !== 'none') out.set(len === size ? os : os.subarray(0, len), s);
   }
   tieBudget.set(budget);
