@@ -10,6 +10,18 @@ import '@tensorflow/tfjs-backend-wasm';
 export const benchDir = dirname(fileURLToPath(import.meta.url));
 
 /** Median and fastest wall time in ms of `fn` over `reps` runs after `warmups` untimed runs. */
+/** mulberry32: a small seeded generator, so that every run and every peer sees the same inputs. */
+export function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export async function timeStats(fn, reps, warmups = 1) {
   for (let i = 0; i < warmups; i++) await fn();
   const t = [];

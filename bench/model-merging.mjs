@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init, reference } from '../dist/index.js';
-import { benchDir, timeStats, timePeer } from './lib.mjs';
+import { benchDir, rng, timeStats, timePeer } from './lib.mjs';
 
 const R = reference.mergePrimitives;
 const T = 3;
@@ -23,18 +23,6 @@ const DENSITY = 0.2;
 const CHUNK = 1 << 22;
 /** Our result vs a peer's: |Δ| ≤ RTOL·|peer| (float32: the same operations in the same order give equal values). */
 const RTOL = 1e-6;
-
-/** mulberry32: a small seeded generator, so every run (and every peer) sees the same inputs. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A base (weights ~ N(0, 0.02²)) and T fine-tuned models x_t = base + δ_t, with δ_t ~ N(0, σ²),

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reference } from '../dist/index.js';
-import { benchDir, time, timeStats, timePeer } from './lib.mjs';
+import { benchDir, rng, time, timeStats, timePeer } from './lib.mjs';
 
 const SHAPES = [
   { label: 'ViT-B/16', B: 1, N: 197, C: 768, r: 16 },
@@ -20,18 +20,6 @@ const SHAPES = [
 const TORCH_THREADS = [2, 1];
 /** Merged values: |Δ| ≤ ATOL on values in [-1, 1] (float32 sums in another order differ by ~1e-7). */
 const ATOL = 1e-5;
-
-/** mulberry32: a small seeded generator, so that every run (and the python peer) sees the same inputs. */
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function inputs({ B, N, C }, seed) {
   const next = rng(seed);
