@@ -11,22 +11,8 @@ import { TokenMergePlan, type MergeMode } from './token-merging.ts';
 
 const MODES: readonly MergeMode[] = ['mean', 'sum', 'amax'];
 
-export interface Random2dMatchingOptions {
-  /** Image width in tokens; w·h must equal N. */
-  w: number;
-  /** Image height in tokens. */
-  h: number;
-  /** Destination stride along x (columns): a positive integer at most w. */
-  sx: number;
-  /** Destination stride along y (rows): a positive integer at most h. */
-  sy: number;
-  /** Tokens to remove per batch item; clamped to the number of source tokens (plan.r says). tomesd's patch passes int(N·ratio). */
-  r: number;
-  /** Seed of the random destination in each cell: an integer in [0, 2^32). Default 0. */
-  seed?: number;
-  /** Every cell's top-left token is its destination (tomesd's no_rand). Default false. */
-  noRand?: boolean;
-}
+/** Options of mk.bipartiteSoftMatchingRandom2d: those of the reference. */
+export type Random2dMatchingOptions = ref.Random2dOptions;
 
 export interface ThresholdMatchingOptions {
   /** Merge every A token whose best cosine similarity is strictly above this (a finite number). */

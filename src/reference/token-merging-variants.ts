@@ -119,17 +119,19 @@ export function rankedPlan(
 // tomesd: random 2-D strided destinations
 
 export interface Random2dOptions {
-  /** Image width and height in tokens (w·h = N). */
+  /** Image width in tokens; w·h must equal N. */
   w: number;
+  /** Image height in tokens. */
   h: number;
-  /** Stride of the destination grid: one destination per sy × sx cell. */
+  /** Destination stride along x (columns): a positive integer at most w. */
   sx: number;
+  /** Destination stride along y (rows): a positive integer at most h. */
   sy: number;
-  /** Tokens to remove per batch item, clamped to the number of source tokens. */
+  /** Tokens to remove per batch item; clamped to the number of source tokens (plan.r says). tomesd's patch passes int(N·ratio). */
   r: number;
-  /** Seed of the random cell offsets (ignored with noRand). */
+  /** Seed of the random destination in each cell: an integer in [0, 2^32). Default 0; ignored with noRand. */
   seed?: number;
-  /** Take every cell's top-left token as its destination (tomesd's no_rand). */
+  /** Every cell's top-left token is its destination (tomesd's no_rand). Default false. */
   noRand?: boolean;
 }
 
