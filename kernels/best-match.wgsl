@@ -22,7 +22,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> factorsA: array<vec2f>; // (peak, rnorm) per row of a
+@group(0) @binding(3) var<storage, read> factorsA: array<vec2f>; // (s, rnorm) per row of a: â = (a · s) · rnorm
 @group(0) @binding(4) var<storage, read> factorsB: array<vec2f>;
 // Slice s (of 2·total words): [0, total) best scores as f32 bits, [total, 2·total) best indices.
 // (Scores are bitcast rather than indices: a small integer's bits read as f32 are subnormal and

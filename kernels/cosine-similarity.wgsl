@@ -1,4 +1,4 @@
-// Batched cosine similarity: out[t, i, j] = â[t, i] · b̂[t, j] with x̂ = (x / peak) · rnorm, the
+// Batched cosine similarity: out[t, i, j] = â[t, i] · b̂[t, j] with x̂ = (x · s) · rnorm, the
 // factors from row-inv-norm.wgsl.
 // Stage 2 of cosine similarity (ToMe, Bolya et al. 2023, §3): one 64×64 output tile per
 // workgroup (lib/tile-dot.wgsl).
@@ -13,7 +13,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> factorsA: array<vec2f>; // (peak, rnorm) per row of a
+@group(0) @binding(3) var<storage, read> factorsA: array<vec2f>; // (s, rnorm) per row of a: â = (a · s) · rnorm
 @group(0) @binding(4) var<storage, read> factorsB: array<vec2f>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 

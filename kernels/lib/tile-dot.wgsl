@@ -3,7 +3,7 @@
 // workgroup computes the tile, each invocation a 4×4 block held in registers; 64×16 slices of A
 // and B are staged in workgroup memory (8 KiB, under the 16 KiB default). Rows are normalised as
 // they are staged, so the dot products never overflow. The including kernel declares the
-// bindings `a`, `b` and `factorsA`, `factorsB` (per-row (peak, rnorm) from row-inv-norm.wgsl).
+// bindings `a`, `b` and `factorsA`, `factorsB` (per-row (s, rnorm) from row-inv-norm.wgsl: x̂ = (x · s) · rnorm).
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
@@ -11,8 +11,13 @@ const TK: u32 = 16u;
 var<workgroup> tileA: array<array<f32, 64>, 16>; // [k][row]
 var<workgroup> tileB: array<array<f32, 64>, 16>; // [k][col]
 
+// (v · s) · rnorm, in that order. s is a power of two, so the low 23 bits of its pattern are 0 at
+// run time; OR-ing them into the product keeps it intact while hiding it from the compiler, which
+// would otherwise reassociate to v · (s · rnorm) — subnormal, hence 0, for rows near the f32
+// maximum (seen on an H100's Vulkan driver: NaN for a row peaking at 3e38).
 fn normalized(v: f32, f: vec2f) -> f32 {
-  return select(0.0, (v / f.x) * f.y, f.x > 0.0);
+  let scaled = bitcast<f32>(bitcast<u32>(v * f.x) | (bitcast<u32>(f.x) & 0x7fffffu));
+  return select(0.0, scaled * f.y, f.x > 0.0);
 }
 
 // acc[i][j] = â[aOff + rowBase + 4·lid.y + i] · b̂[bOff + colBase + 4·lid.x + j] (0 outside
