@@ -231,8 +231,7 @@ export async function tiesMerge(
     const temps: GPUBuffer[] = [];
     const buffer = (b: GPUBuffer) => (temps.push(b), b);
     try {
-      const modelBuf = buffer(rt.storage('tiesMerge:models', T * len * 4));
-      models.forEach((m, t) => rt.device.queue.writeBuffer(modelBuf, t * len * 4, m.buffer, m.byteOffset + start * 4, len * 4));
+      const modelBuf = buffer(rt.storageOf('tiesMerge:models', models.map((m) => m.subarray(start, start + len))));
       const baseBuf = buffer(rt.storage('tiesMerge:base', base ? len * 4 : 4, base?.subarray(start, start + len)));
       const infoBuf = buffer(rt.storage('tiesMerge:modelInfo', info.byteLength, info));
       // out, then (when stages 1–2 run) a copy of modelInfo for the consumed budgets.
