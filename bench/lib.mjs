@@ -4,8 +4,6 @@ import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-wasm';
 
 export const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -89,6 +87,9 @@ export async function measureLimits(quick) {
 
 /** TensorFlow.js on its wasm backend, as a user would set it up; returns tf and a line describing the build. */
 export async function loadTfWasm() {
+  // Imported here, not at the top: the GPU bench runs where only our package is installed.
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-backend-wasm');
   await tf.setBackend('wasm');
   await tf.ready();
   const flags = `tfjs-backend-wasm ${tf.version_core}, SIMD ${tf.env().getBool('WASM_HAS_SIMD_SUPPORT')}, threads ${tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT')}`;
@@ -101,4 +102,33 @@ export function maxAbsDiff(a, b) {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
+}
+
+/**
+ * A WebGPU context on the webgpu backend, or { reason } when there is none. In Node: the npm package
+ * "webgpu" (Dawn). Returns the GPU object too (for the GPU bench's own probes), the adapter's name,
+ * and whether it is a software adapter (SwiftShader, lavapipe: says nothing about GPU speed).
+ */
+export async function webgpuContext() {
+  let gpu = globalThis.navigator?.gpu;
+  if (!gpu) {
+    try {
+      const webgpu = await import('webgpu');
+      Object.assign(globalThis, webgpu.globals);
+      gpu = webgpu.create([]);
+    } catch (e) {
+      return { reason: `no WebGPU in this runtime (${e.message})` };
+    }
+  }
+  let adapter;
+  try { adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }); } catch (e) { return { reason: `requestAdapter threw: ${e.message}` }; }
+  if (!adapter) return { reason: 'no WebGPU adapter (Node without a GPU: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json gives Dawn the SwiftShader CPU adapter)' };
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  try {
+    const { init } = await import('../dist/index.js');
+    return { gpu, adapter, mk: await init({ backend: 'webgpu', gpu }), name, software: /swiftshader|llvmpipe|lavapipe|software/i.test(name) };
+  } catch (e) {
+    return { reason: `init failed on ${name}: ${e.message}` };
+  }
 }

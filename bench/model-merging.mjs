@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init, reference } from '../dist/index.js';
-import { benchDir, rng, timeStats, timePeer } from './lib.mjs';
+import { benchDir, rng, timeStats, timePeer, webgpuContext } from './lib.mjs';
 
 const R = reference.mergePrimitives;
 const T = 3;
@@ -30,7 +30,7 @@ const RTOL = 1e-6;
  * for every task, as parameters that every fine-tune moves) have 10σ, so the trim matters.
  * Returns the base, the models, and the task vectors as our code forms them, f32(x_t − base).
  */
-function inputs(n, seed) {
+export function inputs(n, seed) {
   const next = rng(seed);
   const gauss = () => (next() + next() + next() + next() - 2) * Math.sqrt(3);
   const base = new Float32Array(n);
@@ -104,7 +104,7 @@ function plainJsTies(deltas, density) {
 }
 
 /** The merged task vectors compared entry by entry: entries beyond RTOL, the worst relative gap and where. */
-function compare(got, want) {
+export function compare(got, want) {
   if (got.length !== want.length) return { valid: false, mismatches: Infinity, note: `length ${got.length} ≠ ${want.length}` };
   let mismatches = 0, worst = 0, at = -1;
   for (let i = 0; i < got.length; i++) {
@@ -209,30 +209,6 @@ function primitivesPipeline(p, deltas, out) {
   };
 }
 
-/** A WebGPU context, or the reason there is none. In Node: the npm package "webgpu" (Dawn). */
-async function webgpuContext() {
-  let gpu = globalThis.navigator?.gpu;
-  if (!gpu) {
-    try {
-      const webgpu = await import('webgpu');
-      Object.assign(globalThis, webgpu.globals);
-      gpu = webgpu.create([]);
-    } catch (e) {
-      return { reason: `no WebGPU in this runtime (${e.message})` };
-    }
-  }
-  let adapter;
-  try { adapter = await gpu.requestAdapter(); } catch (e) { return { reason: `requestAdapter threw: ${e.message}` }; }
-  if (!adapter) return { reason: 'no WebGPU adapter (Node without a GPU: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json gives Dawn the SwiftShader CPU adapter)' };
-  const info = adapter.info ?? {};
-  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unknown adapter';
-  try {
-    return { mk: await init({ backend: 'webgpu', gpu }), adapter: name, software: /swiftshader|llvmpipe|lavapipe|software/i.test(name) };
-  } catch (e) {
-    return { reason: `init failed on ${name}: ${e.message}` };
-  }
-}
-
 const stats = ({ median, min }) => ({ ms: median, msMin: min });
 const f = (ms) => (Number.isNaN(ms) ? '—' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
 
@@ -293,14 +269,13 @@ export default async function bench({ quick, limits, mk }) {
   const gpu = await webgpuContext();
   let webgpu = { skipped: gpu.reason };
   if (gpu.mk) {
-    process.stdout.write(`model merging: WebGPU (${gpu.adapter})…\n`);
+    process.stdout.write(`model merging: WebGPU (${gpu.name})…\n`);
     const run = () => gpu.mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY }, chunkSize: CHUNK });
     t0 = performance.now();
     const out = (await run()).data;
     const once = performance.now() - t0;
     const timing = await timePeer(run, once, reps, quick ? 2000 : 5000);
-    // Until the WebGPU merge kernels land, this backend runs the js reference primitives.
-    webgpu = { adapter: gpu.adapter, software: gpu.software, ...compare(out, first), ...stats(timing), runs: timing.runs };
+    webgpu = { adapter: gpu.name, software: gpu.software, ...compare(out, first), ...stats(timing), runs: timing.runs };
     gpu.mk.dispose();
   }
 

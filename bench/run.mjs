@@ -2,14 +2,18 @@
 // command line) against the peers a user would otherwise pick, in the same process. Every
 // contender is validated (✔/✘) before it is timed. Each bench's results are printed and written
 // to bench/results/<bench>.json (to a temporary name, then renamed).
-//   node bench/run.mjs [--quick] [cosine-similarity] [token-merging] [model-merging]
+//   node bench/run.mjs [--quick] [cosine-similarity] [token-merging] [model-merging] [gpu]
+// `gpu` times the WebGPU backend against PyTorch on CUDA; it runs only on a hardware GPU adapter.
 import { init } from '../dist/index.js';
 import { describeMachine, measureLimits, loadTfWasm, writeResult } from './lib.mjs';
 import cosineSimilarity from './cosine-similarity.mjs';
 import tokenMerging from './token-merging.mjs';
 import modelMerging from './model-merging.mjs';
+import gpu from './gpu.mjs';
 
-const BENCHES = { 'cosine-similarity': cosineSimilarity, 'token-merging': tokenMerging, 'model-merging': modelMerging };
+const BENCHES = { 'cosine-similarity': cosineSimilarity, 'token-merging': tokenMerging, 'model-merging': modelMerging, gpu };
+/** The benches whose peer is TensorFlow.js (loaded only for them). */
+const NEEDS_TF = ['cosine-similarity', 'token-merging'];
 const quick = process.argv.includes('--quick');
 const named = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 for (const name of named) {
@@ -23,10 +27,11 @@ console.log('machine limits (one thread, fastest of the repeats)');
 console.log(`  memory copy bandwidth   ${limits.copyBandwidthGBs.toFixed(1)} GB/s   (wasm memory.copy of 256 MiB; read + write bytes)`);
 console.log(`  wasm SIMD f32 rate      ${limits.wasmSimdGflops.toFixed(1)} GFLOP/s (8 f32x4 accumulators of products)\n`);
 
-const { tf, flags: tfFlags } = await loadTfWasm();
+const selected = Object.keys(BENCHES).filter((name) => named.length === 0 || named.includes(name));
+const { tf, flags: tfFlags } = selected.some((name) => NEEDS_TF.includes(name)) ? await loadTfWasm() : {};
 const mk = await init({ backend: 'wasm' });
-for (const [name, bench] of Object.entries(BENCHES)) {
-  if (named.length > 0 && !named.includes(name)) continue;
+for (const name of selected) {
+  const bench = BENCHES[name];
   const result = await bench({ quick, limits, machine, mk, tf, tfFlags });
   writeResult(name, { machine, quick, limits, ...result });
   console.log(`\nwritten: bench/results/${name}.json\n`);

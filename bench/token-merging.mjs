@@ -21,7 +21,7 @@ const TORCH_THREADS = [2, 1];
 /** Merged values: |Δ| ≤ ATOL on values in [-1, 1] (float32 sums in another order differ by ~1e-7). */
 const ATOL = 1e-5;
 
-function inputs({ B, N, C }, seed) {
+export function inputs({ B, N, C }, seed) {
   const next = rng(seed);
   const metric = Float32Array.from({ length: B * N * C }, () => 2 * next() - 1);
   const x = Float32Array.from({ length: B * N * C }, () => 2 * next() - 1);
@@ -31,7 +31,7 @@ function inputs({ B, N, C }, seed) {
 }
 
 /** The ToMe step with our wasm backend: the plan (matching), then merge_wavg. */
-function ours(mk, { B, N, C, r }, { metric, x, size }) {
+export function ours(mk, { B, N, C, r }, { metric, x, size }) {
   const match = () => mk.bipartiteSoftMatching({ data: metric, shape: [B, N, C] }, { r, classToken: true });
   const merge = (plan) => mk.mergeWavg(plan, { data: x, shape: [B, N, C] }, { data: size, shape: [B, N, 1] });
   const result = (plan, out) => ({ unm: plan.unmergedIdx, src: plan.srcIdx, dst: plan.dstIdx, x: out.x.data, size: out.size.data });
@@ -130,7 +130,7 @@ function plainJsToMe({ B, N, C, r }, { metric, x, size }) {
  * kept tokens with the sources in another order: ✔ with a note (near-equal best scores ranked
  * differently; the merged output does not depend on that order). Anything else: ✘.
  */
-function compare(got, want, { B, r }) {
+export function compare(got, want, { B, r }) {
   let maxAbsError = 0;
   for (const k of ['x', 'size']) {
     if (got[k].length !== want[k].length) return { valid: false, note: `${k}: ${got[k].length} values, expected ${want[k].length}`, maxAbsError: Infinity };
