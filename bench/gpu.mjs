@@ -174,16 +174,19 @@ function compareWithBase(got, want, base) {
   return { valid: mismatches === 0, note: worst > 0 ? `${mismatches} entries beyond 1e-6; worst ${worst.toExponential(1)} of |base| + |merged| at ${at}` : '' };
 }
 
-/** Median and fastest ms of ours: `reps` runs after one warm-up (which also gives the result). */
-async function timeOurs(fn, reps) {
+/** Median and fastest ms of ours: `reps` runs after one warm-up (which also gives the result); the kernels' GPU ms per call on WebGPU. */
+async function timeOurs(fn, reps, mk) {
   const result = await fn();
+  const before = mk.gpuTimeMs;
   const { median, min } = await timeStats(fn, reps, 0);
-  return { result, ms: median, msMin: min };
+  // The GPU's own time in our compute passes per call (timestamp queries), when the device has them.
+  const gpuMs = before === undefined ? undefined : (mk.gpuTimeMs - before) / reps;
+  return { result, ms: median, msMin: min, gpuMs };
 }
 
 export default async function bench({ quick, mk: wasm }) {
   const allowSoftware = process.argv.includes('--allow-software');
-  const ctx = await webgpuContext();
+  const ctx = await webgpuContext({ gpuTiming: true });
   if (!ctx.mk) {
     console.log(`GPU bench: skipped: ${ctx.reason}`);
     return { skipped: ctx.reason };
@@ -219,8 +222,8 @@ async function run(gpu, ctx, quick, wasm) {
     const next = rng(m * 7 + n * 13 + c);
     const a = Float32Array.from({ length: m * c }, () => 2 * next() - 1), b = Float32Array.from({ length: n * c }, () => 2 * next() - 1);
     const call = (ctxMk) => async () => (await ctxMk.cosineSimilarity({ data: a, shape: [m, c] }, { data: b, shape: [n, c] })).data;
-    const w = await timeOurs(call(wasm), quick ? 1 : 3);
-    const g = await timeOurs(call(gpu), reps);
+    const w = await timeOurs(call(wasm), quick ? 1 : 3, wasm);
+    const g = await timeOurs(call(gpu), reps, gpu);
     const flops = 2 * m * n * c;
     cases.push({
       kind: 'cosineSimilarity', label: `${m}×${n}×${c}`, flops,
@@ -231,11 +234,11 @@ async function run(gpu, ctx, quick, wasm) {
   }
   for (const shape of quick ? TOME.slice(0, 1) : TOME) {
     const data = tomeInputs(shape, 1 + shape.N + shape.B);
-    const w = await timeOurs(tomeOurs(wasm, shape, data).run, shape.N > 2000 ? 2 : reps);
-    const g = await timeOurs(tomeOurs(gpu, shape, data).run, shape.N > 2000 ? 3 : reps);
+    const w = await timeOurs(tomeOurs(wasm, shape, data).run, shape.N > 2000 ? 2 : reps, wasm);
+    const g = await timeOurs(tomeOurs(gpu, shape, data).run, shape.N > 2000 ? 3 : reps, gpu);
     const { B, N, C, r } = shape, nA = Math.ceil(N / 2), M = N - r;
     cases.push({
-      kind: 'ToMe step', label: `${shape.name} (B=${B} N=${N} C=${C} r=${r})`,
+      kind: 'ToMe step', label: `${shape.name} (B=${B} N=${N} C=${C} r=${r})`, flops: 2 * B * nA * Math.floor(N / 2) * C,
       wasm: w, webgpu: { ...g, ...tomeCompare(g.result, w.result, shape) },
       spec: (file, i) => ({ kind: 'tome', B, N, C, r, metric: file(`${i}-metric.f32`, data.metric), x: file(`${i}-x.f32`, data.x), size: file(`${i}-size.f32`, data.size) }),
       check: (bytes) => {
@@ -253,8 +256,8 @@ async function run(gpu, ctx, quick, wasm) {
     const { base, models, deltas } = tiesInputs(n, 42);
     const shape = [n];
     const call = (ctxMk) => async () => (await ctxMk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density }, chunkSize })).data;
-    const w = await timeOurs(call(wasm), quick ? 1 : 3);
-    const g = await timeOurs(call(gpu), quick ? 1 : 3);
+    const w = await timeOurs(call(wasm), quick ? 1 : 3, wasm);
+    const g = await timeOurs(call(gpu), quick ? 1 : 3, gpu);
     const tasks = new Float32Array(T * n);
     deltas.forEach((d, t) => tasks.set(d, t * n));
     cases.push({
@@ -274,11 +277,13 @@ async function run(gpu, ctx, quick, wasm) {
   });
 
   console.log(`\n  ours: median (fastest) ms of the API call, Float32Arrays in and out; PyTorch ${torchRun.device ? `on ${torchRun.device}` : ''} "host" = the same, "device" = data already on the GPU`);
-  console.log('  workload            shape                                   webgpu ✔   wasm (1 thread) ✔   torch host ✔   torch device   wasm/webgpu   torch host/webgpu   % GPU f32 limit');
+  console.log('  "kernels": the GPU time of our compute passes per call (timestamp queries); % f32 limit: the similarity\'s flops over that time');
+  console.log('  workload            shape                                   webgpu ✔   kernels   wasm (1 thread)   torch host ✔   torch device   wasm/webgpu   torch host/webgpu   % GPU f32 limit');
   for (const c of cases) {
-    const tflops = c.flops ? `${((100 * c.flops) / (c.webgpu.ms / 1e3) / 1e9 / limits.f32Gflops).toFixed(1)}%` : '—';
+    const k = c.webgpu.gpuMs;
+    const tflops = c.flops && k ? `${((100 * c.flops) / (k / 1e3) / 1e9 / limits.f32Gflops).toFixed(1)}%` : '—';
     const th = c.torch?.host, td = c.torch?.device;
-    console.log(`  ${c.kind.padEnd(19)} ${c.label.padEnd(38)} ${f(c.webgpu.ms).padStart(8)} (${f(c.webgpu.msMin)}) ${c.webgpu.valid ? '✔' : '✘'}  ${f(c.wasm.ms).padStart(9)}   ${th ? `${f(th[0]).padStart(9)} ${c.torch.valid ? '✔' : '✘'}` : '        —  '}   ${td ? f(td[0]).padStart(9) : '        —'}   ${ratio(c.wasm.ms, c.webgpu.ms).padStart(10)}   ${ratio(th?.[0], c.webgpu.ms).padStart(12)}   ${tflops.padStart(10)}`);
+    console.log(`  ${c.kind.padEnd(19)} ${c.label.padEnd(38)} ${f(c.webgpu.ms).padStart(8)} (${f(c.webgpu.msMin)}) ${c.webgpu.valid ? '✔' : '✘'}  ${f(k).padStart(7)}  ${f(c.wasm.ms).padStart(9)}   ${th ? `${f(th[0]).padStart(9)} ${c.torch.valid ? '✔' : '✘'}` : '        —  '}   ${td ? f(td[0]).padStart(9) : '        —'}   ${ratio(c.wasm.ms, c.webgpu.ms).padStart(10)}   ${ratio(th?.[0], c.webgpu.ms).padStart(12)}   ${tflops.padStart(10)}`);
     if (c.webgpu.note) console.log(`      webgpu: ${c.webgpu.note}`);
     if (c.torch?.note) console.log(`      torch: ${c.torch.note}`);
   }
@@ -288,7 +293,7 @@ async function run(gpu, ctx, quick, wasm) {
     torch: torchRun.reason ? { skipped: torchRun.reason } : { device: torchRun.device, version: torchRun.torch },
     cases: cases.map(({ kind, label, flops, wasm: w, webgpu: g, torch: t }) => ({
       kind, label, flops,
-      webgpu: { ms: g.ms, msMin: g.msMin, valid: g.valid, note: g.note },
+      webgpu: { ms: g.ms, msMin: g.msMin, kernelMs: g.gpuMs, valid: g.valid, note: g.note },
       wasm: { ms: w.ms, msMin: w.msMin },
       torch: t ? { hostMs: t.host[0], hostMsMin: t.host[1], deviceMs: t.device[0], deviceMsMin: t.device[1], valid: t.valid, note: t.note } : undefined,
     })),

@@ -105,11 +105,11 @@ export function maxAbsDiff(a, b) {
 }
 
 /**
- * A WebGPU context on the webgpu backend, or { reason } when there is none. In Node: the npm package
+ * A WebGPU context on the webgpu backend (init `options` added), or { reason } when there is none. In Node: the npm package
  * "webgpu" (Dawn). Returns the GPU object too (for the GPU bench's own probes), the adapter's name,
  * and whether it is a software adapter (SwiftShader, lavapipe: says nothing about GPU speed).
  */
-export async function webgpuContext() {
+export async function webgpuContext(options = {}) {
   let gpu = globalThis.navigator?.gpu;
   if (!gpu) {
     try {
@@ -127,7 +127,7 @@ export async function webgpuContext() {
   const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
   try {
     const { init } = await import('../dist/index.js');
-    return { gpu, adapter, mk: await init({ backend: 'webgpu', gpu }), name, software: /swiftshader|llvmpipe|lavapipe|software/i.test(name) };
+    return { gpu, adapter, mk: await init({ backend: 'webgpu', gpu, ...options }), name, software: /swiftshader|llvmpipe|lavapipe|software/i.test(name) };
   } catch (e) {
     return { reason: `init failed on ${name}: ${e.message}` };
   }

@@ -24,6 +24,11 @@ export interface InitOptions {
   device?: GPUDevice;
   /** The kernels' wasm as a precompiled module or its bytes (for runtimes that forbid compiling embedded bytes). */
   wasm?: WebAssembly.Module | BufferSource;
+  /**
+   * WebGPU only: timestamp every compute pass, so that `gpuTimeMs` reports the time the GPU spent
+   * in our kernels (needs the adapter's 'timestamp-query' feature; costs one small readback per call).
+   */
+  gpuTiming?: boolean;
 }
 
 /** Supplies the wasm module when InitOptions.wasm is not given (the entry point decides how). */
@@ -62,6 +67,18 @@ export class MergeKernels {
   get gpuLimits(): GPUSupportedLimits | undefined {
     const impl = this.#backend;
     return impl instanceof WebGpuBackend ? impl.runtime.limits : undefined;
+  }
+
+  /**
+   * Milliseconds the GPU has spent in this context's compute passes so far (timestamp queries),
+   * when it was created with `gpuTiming: true` on a device that has 'timestamp-query'; else
+   * undefined. Read it before and after a call to time that call's kernels alone, without the
+   * uploads, readbacks and host work around them.
+   */
+  get gpuTimeMs(): number | undefined {
+    const impl = this.#backend;
+    const ns = impl instanceof WebGpuBackend ? impl.runtime.gpuNs : undefined;
+    return ns === undefined ? undefined : ns / 1e6;
   }
 
   /**
@@ -262,11 +279,11 @@ async function createWasm(opts: InitOptions, source: WasmSource): Promise<Backen
 }
 
 async function createWebGpu(opts: InitOptions): Promise<Backend | string> {
-  if (opts.device) return new WebGpuBackend(new GpuRuntime(opts.device, false));
+  if (opts.device) return new WebGpuBackend(new GpuRuntime(opts.device, false, [], opts.gpuTiming === true));
   const gpu = opts.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   const got = await acquireDevice(gpu, 'merge-kernels');
   if ('reason' in got) return got.reason;
-  return new WebGpuBackend(new GpuRuntime(got.device, got.owned, got.keepAlive));
+  return new WebGpuBackend(new GpuRuntime(got.device, got.owned, got.keepAlive, opts.gpuTiming === true));
 }
 
 /** Builds `init` for an entry point that knows how to obtain the wasm module. */
@@ -282,6 +299,9 @@ export function createInit(wasmSource: WasmSource) {
     const backend = options.backend ?? 'auto';
     if (!BACKENDS.includes(backend)) {
       throw new MergeKernelsError('INVALID_OPTION', `backend: expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}, got ${describe(backend)}`, 'backend');
+    }
+    if (options.gpuTiming !== undefined && typeof options.gpuTiming !== 'boolean') {
+      throw new MergeKernelsError('INVALID_OPTION', `gpuTiming: expected true or false, got ${describe(options.gpuTiming)}`, 'gpuTiming');
     }
     if (backend === 'js') return new MergeKernels(new JsBackend(), []);
     const reasons: string[] = [];

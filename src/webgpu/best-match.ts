@@ -72,7 +72,7 @@ export async function bestMatch(
   const temps: GPUBuffer[] = [bufA, bufB, facA, facB, out, ...(splits > 1 ? [partial] : [])];
   try {
     const words = await rt.submitAndRead('bestMatch', (encoder) => {
-      const pass = encoder.beginComputePass({ label: 'merge-kernels:bestMatch:pass' });
+      const pass = rt.computePass(encoder, 'bestMatch');
       if (c > 0) {
         temps.push(...encodeInvNorm(rt, pass, p, bufA, facA, batch * nA, c));
         temps.push(...encodeInvNorm(rt, pass, p, bufB, facB, batch * nB, c));

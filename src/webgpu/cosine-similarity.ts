@@ -73,7 +73,7 @@ async function runBlock(rt: GpuRuntime, a: Float32Array, b: Float32Array, batch:
   const temps: GPUBuffer[] = [bufA, bufB, invA, invB, out];
   try {
     return await rt.submitAndRead('cosineSimilarity', (encoder) => {
-      const pass = encoder.beginComputePass({ label: 'merge-kernels:cosineSimilarity:pass' });
+      const pass = rt.computePass(encoder, 'cosineSimilarity');
       if (batch * m > 0 && c > 0) temps.push(...encodeInvNorm(rt, pass, p, bufA, invA, batch * m, c));
       if (batch * n > 0 && c > 0) temps.push(...encodeInvNorm(rt, pass, p, bufB, invB, batch * n, c));
       if (outBytes > 0) {

@@ -104,7 +104,7 @@ export async function absHistogram(rt: GpuRuntime, x: Float32Array, hist: Uint32
       const params = rt.uniform('absHistogram:params', new Uint32Array([len, level, prefix, g[0]]));
       try {
         const words = await rt.submitAndRead('absHistogram', (encoder) => {
-          const pass = encoder.beginComputePass({ label: 'merge-kernels:absHistogram:pass' });
+          const pass = rt.computePass(encoder, 'absHistogram');
           dispatch(rt, pass, 'absHistogram', [params, xs, bins], g);
           pass.end();
         }, bins, last ? hist.byteLength : 0);
@@ -132,7 +132,7 @@ export async function findNonFinite(rt: GpuRuntime, x: Float32Array): Promise<nu
     const params = rt.uniform('findNonFinite:params', new Uint32Array([len, g[0], 0, 0]));
     try {
       const words = await rt.submitAndRead('findNonFinite', (encoder) => {
-        const pass = encoder.beginComputePass({ label: 'merge-kernels:findNonFinite:pass' });
+        const pass = rt.computePass(encoder, 'findNonFinite');
         dispatch(rt, pass, 'findNonFinite', [params, xs, first], g);
         pass.end();
       }, first, 4);
@@ -169,7 +169,7 @@ export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: nu
     const partial = rt.storage('dropAndRescale:partial', groups * 16);
     try {
       const got = await rt.submitAndRead('dropAndRescale', (encoder) => {
-        const pass = encoder.beginComputePass({ label: 'merge-kernels:dropAndRescale:pass' });
+        const pass = rt.computePass(encoder, 'dropAndRescale');
         dispatch(rt, pass, 'dropAndRescale', [params, xs, { buffer: result, size: len * 4 }, partial], g);
         pass.end();
         encoder.copyBufferToBuffer(partial, 0, result, len * 4, groups * 16);
@@ -245,7 +245,7 @@ export async function tiesMerge(
         tieUniform = buffer(rt.uniform('tiesMerge:tieParams', new Uint32Array([len, B, numTiles, gTiles[0]])));
       }
       const got = await rt.submitAndRead('tiesMerge', (encoder) => {
-        const pass = encoder.beginComputePass({ label: 'merge-kernels:tiesMerge:pass' });
+        const pass = rt.computePass(encoder, 'tiesMerge');
         if (B > 0) {
           dispatch(rt, pass, 'tiesTieCount', [tieUniform!, modelBuf, listBuf!, countBuf!], gTiles);
           dispatch(rt, pass, 'tiesTieCutoff', [tieUniform!, modelBuf, listBuf!, countBuf!, infoBuf], [B, 1]);

@@ -5,6 +5,9 @@ import { MergeKernelsError } from '../errors.ts';
 /** Optional features requested when the adapter has them. */
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFeatureName, 'timestamp-query'];
 
+/** Timestamps per submission when timing (a begin and an end per compute pass); passes beyond it go untimed. */
+const MAX_TIMESTAMPS = 256;
+
 /** Why WebGPU is unavailable, or the device it gave. */
 export type DeviceResult = { device: GPUDevice; owned: boolean; keepAlive: unknown[] } | { reason: string };
 
@@ -56,12 +59,26 @@ export class GpuRuntime {
   // dawn.node (npm "webgpu") tears its instance down when the GPU object is collected, even
   // while a device made from it is in use: hold the GPU and adapter as long as the device.
   private keepAlive: unknown[];
+  /**
+   * GPU time of every compute pass submitted so far, in nanoseconds, from timestamp queries
+   * (only when timing was asked for and the device has 'timestamp-query'; else undefined).
+   */
+  gpuNs: number | undefined;
+  private timestamps: { set: GPUQuerySet; resolve: GPUBuffer; used: number } | undefined;
 
-  constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = []) {
+  constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = [], timing = false) {
     this.device = device;
     this.owned = owned;
     this.keepAlive = keepAlive;
     this.limits = device.limits;
+    if (timing && device.features.has('timestamp-query')) {
+      this.gpuNs = 0;
+      this.timestamps = {
+        set: device.createQuerySet({ label: 'merge-kernels:timestamps', type: 'timestamp', count: MAX_TIMESTAMPS }),
+        resolve: device.createBuffer({ label: 'merge-kernels:timestamps:resolve', size: MAX_TIMESTAMPS * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+        used: 0,
+      };
+    }
     device.lost.then((info) => {
       if (!this.disposed) this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -125,6 +142,15 @@ export class GpuRuntime {
     return buffer;
   }
 
+  /** Begins a compute pass; when timing, its begin and end are timestamped. */
+  computePass(encoder: GPUCommandEncoder, label: string): GPUComputePassEncoder {
+    const ts = this.timestamps;
+    if (!ts || ts.used + 2 > MAX_TIMESTAMPS) return encoder.beginComputePass({ label: `merge-kernels:${label}:pass` });
+    const at = ts.used;
+    ts.used += 2;
+    return encoder.beginComputePass({ label: `merge-kernels:${label}:pass`, timestampWrites: { querySet: ts.set, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 } });
+  }
+
   /**
    * Runs `record` inside validation and out-of-memory error scopes, submits, and reads back
    * `bytes` bytes of `result` into a new Float32Array.
@@ -135,12 +161,20 @@ export class GpuRuntime {
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     const staging = device.createBuffer({ label: `merge-kernels:${label}:readback`, size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const ts = this.timestamps;
+    let timing: GPUBuffer | undefined;
     try {
       let recordError: unknown;
       try {
         const encoder = device.createCommandEncoder({ label: `merge-kernels:${label}` });
+        if (ts) ts.used = 0;
         record(encoder);
         if (bytes > 0) encoder.copyBufferToBuffer(result, 0, staging, 0, bytes);
+        if (ts && ts.used > 0) {
+          timing = device.createBuffer({ label: `merge-kernels:${label}:timestamps`, size: ts.used * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+          encoder.resolveQuerySet(ts.set, 0, ts.used, ts.resolve, 0);
+          encoder.copyBufferToBuffer(ts.resolve, 0, timing, 0, ts.used * 8);
+        }
         device.queue.submit([encoder.finish()]);
       } catch (e) {
         recordError = e;
@@ -151,6 +185,12 @@ export class GpuRuntime {
       if (recordError) throw recordError;
       const err = validation ?? oom;
       if (err) throw new MergeKernelsError('GPU_ERROR', `webgpu backend: ${label} failed: ${err.message}`);
+      if (timing) {
+        await timing.mapAsync(GPUMapMode.READ);
+        const t = new BigUint64Array(timing.getMappedRange());
+        for (let q = 0; q + 1 < t.length; q += 2) if (t[q + 1]! > t[q]!) this.gpuNs! += Number(t[q + 1]! - t[q]!);
+        timing.unmap();
+      }
       if (bytes === 0) return new Float32Array(0);
       try {
         await staging.mapAsync(GPUMapMode.READ, 0, bytes);
@@ -163,12 +203,15 @@ export class GpuRuntime {
       return out;
     } finally {
       staging.destroy();
+      timing?.destroy();
     }
   }
 
   dispose(): void {
     this.disposed = true;
     this.pipelines.clear();
+    this.timestamps?.set.destroy();
+    this.timestamps?.resolve.destroy();
     if (this.owned) this.device.destroy();
     this.keepAlive = [];
   }

@@ -56,6 +56,30 @@ export default function (h: Harness) {
     await rejects(() => init({ backend: 'wasm', wasm: 'not bytes' as never }), 'INVALID_OPTION', ['wasm']);
   });
 
+  test('gpuTiming: gpuTimeMs grows with our kernels on a webgpu device with timestamps, is undefined otherwise; a non-boolean is INVALID_OPTION', async () => {
+    const err = await rejects(() => init({ backend: h.backend, gpu: h.gpu, gpuTiming: 'yes' as never }), 'INVALID_OPTION', ['gpuTiming', 'yes']);
+    assert.is(err.argument, 'gpuTiming');
+    assert.is(h.mk.gpuTimeMs, undefined, 'without gpuTiming');
+    const mk = await init({ backend: h.backend, gpu: h.gpu, gpuTiming: true });
+    try {
+      const timestamps = h.backend === 'webgpu' && (await h.gpu!.requestAdapter())!.features.has('timestamp-query');
+      if (!timestamps) {
+        assert.is(mk.gpuTimeMs, undefined, `${h.backend}: no GPU timestamps`);
+        return;
+      }
+      assert.is(mk.gpuTimeMs, 0);
+      // Big enough (2·256³ flops) to outlast a browser's 100 µs timestamp quantisation on a software adapter.
+      const x = { data: Float32Array.from({ length: 256 * 256 }, (_, i) => Math.sin(i)), shape: [256, 256] };
+      await mk.cosineSimilarity(x, x);
+      const once = mk.gpuTimeMs!;
+      assert.ok(once > 0, `gpuTimeMs after one call: ${once}`);
+      await mk.cosineSimilarity(x, x);
+      assert.ok(mk.gpuTimeMs! > once, 'it accumulates');
+    } finally {
+      mk.dispose();
+    }
+  });
+
   test('a disposed context throws DISPOSED; dispose is idempotent', async () => {
     const mk = await init({ backend: h.backend, gpu: h.gpu });
     mk.dispose();
