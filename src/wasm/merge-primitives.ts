@@ -63,7 +63,7 @@ export function tiesMerge(
   const pBudget = rt.alloc(T * 8, 'tie budgets');
   const pBase = base ? rt.alloc(size * 4, 'a slice of base') : 0;
   const pOut = rt.alloc(size * 4, 'a slice of out');
-  const pScratch = rt.alloc(T * 68, 'scratch');
+  const pScratch = rt.alloc(320 + T * 68, 'scratch');
   const mem = rt.memory.buffer;
   new Uint32Array(mem, pTable, T).set(pm);
   new Float32Array(mem, pw, T).set(weights);

@@ -114,10 +114,15 @@ function refTies(c: TiesCase, o: TiesMergeOptions): { out: Float32Array; budget:
   return { out, budget };
 }
 
-/** Checks a tiesMerge output against the reference's: signs exactly, merged values within float32 rounding. */
-function tiesClose(got: Float32Array, want: Float32Array, o: TiesMergeOptions, what: string): void {
+/**
+ * Checks a tiesMerge output against the reference's: signs exactly; merged values bit for bit on
+ * js and wasm (the same float32 operations in the same order, so -0 and +0 differ), within float32
+ * rounding on webgpu (see MERGED).
+ */
+function tiesClose(backend: string, got: Float32Array, want: Float32Array, o: TiesMergeOptions, what: string): void {
   if (o.output === 'sign') sameInts(got, want, `${what}: elected signs`);
-  else allClose(got, want, MERGED, `${what}: merged values`);
+  else if (backend === 'webgpu') allClose(got, want, MERGED, `${what}: merged values`);
+  else sameBits(got, want, `${what}: merged values`);
 }
 
 /** A mask from DARE's definition: kept iff uniform24(key, offset + i) < p·2^24. */
@@ -238,7 +243,7 @@ export default function (h: Harness) {
         if (output !== 'none') assert.is(votes, 0, `${what}: the vote count is only returned with output 'none'`);
         sameInts(budget, wantBudget, `${what}: final tie budgets`);
         if (output === 'none') sameInts(out, want, `${what}: nothing written`);
-        else tiesClose(out, want, o, what);
+        else tiesClose(h.backend, out, want, o, what);
       }
     }
   });
@@ -282,18 +287,22 @@ export default function (h: Harness) {
     }
   });
 
-  test('tiesMerge equals the reference for every vote × merge × output × zeroSign, with and without base', async () => {
-    const n = 1023, T = 3;
-    for (const withBase of [false, true]) {
-      const c = tiesCase(n, T, withBase ? 11 : 12, withBase);
+  test('tiesMerge equals the reference for every vote × merge × output × zeroSign, T = 2..4, unit and other weights, with and without base', async () => {
+    const n = 1023;
+    // T and unit weights pick wasm loops; the WGSL kernel has one for all (and a submit per call).
+    const gpu = h.backend === 'webgpu';
+    for (const T of gpu ? [3] : [2, 3, 4]) for (const unit of gpu ? [false] : [false, true]) for (const withBase of [false, true]) {
+      const c = tiesCase(n, T, T * 4 + (withBase ? 11 : 12), withBase);
+      // Weights of exactly 1 take the wasm loops without a multiply (the TIES paper's case).
+      if (unit) c.weights.fill(1);
       for (const vote of VOTES) for (const merge of MERGES) for (const output of OUTPUTS) for (const zeroSign of [1, -1] as const) {
-        const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda: 0.7 };
-        const what = `${vote}/${merge}/${output}/zeroSign ${zeroSign}/${withBase ? 'base' : 'no base'}`;
+        const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda: withBase ? 0.7 : 1 };
+        const what = `T = ${T}, ${unit ? 'unit' : 'other'} weights, ${vote}/${merge}/${output}/zeroSign ${zeroSign}/${withBase ? 'base' : 'no base'}`;
         const want = refTies(c, o);
         const out = new Float32Array(n).fill(NaN);
         const budget = c.tieBudget.slice();
         await p.tiesMerge(c.models, c.weights, c.thr, budget, c.base, out, o);
-        tiesClose(out, want.out, o, what);
+        tiesClose(h.backend, out, want.out, o, what);
         sameInts(budget, want.budget, `${what}: final tie budgets`);
       }
     }
@@ -314,7 +323,7 @@ export default function (h: Harness) {
       const budget = c.tieBudget.slice();
       await p.tiesMerge(c.models, c.weights, c.thr, budget, c.base, out, o);
       const what = `n = ${n}, T = ${T}, ${o.vote}/${o.merge}/${o.output}`;
-      tiesClose(out, want.out, o, what);
+      tiesClose(h.backend, out, want.out, o, what);
       sameInts(budget, want.budget, `${what}: final tie budgets`);
     }
   });
@@ -331,7 +340,7 @@ export default function (h: Harness) {
       const wholeBudget = c.tieBudget.slice();
       await p.tiesMerge(c.models, c.weights, c.thr, wholeBudget, c.base, whole, o);
       const want = refTies(c, o);
-      tiesClose(whole, want.out, o, `whole, ${o.vote}/${o.merge}/${o.output}`);
+      tiesClose(h.backend, whole, want.out, o, `whole, ${o.vote}/${o.merge}/${o.output}`);
       sameInts(wholeBudget, want.budget, 'whole: final tie budgets');
       assert.ok(want.budget.every((b) => b === 0), 'the case uses up every budget before the end');
       // Chunks of 1 and 3 are thousands of calls: on webgpu each is a submit and a readback (~10 ms on
@@ -371,6 +380,42 @@ export default function (h: Harness) {
     await p.tiesMerge([new Float32Array([-0, 0.5]), new Float32Array([1, -0])], new Float32Array([1, 1]), new Int32Array([-1, -1]),
       new Float64Array(2), undefined, out, { vote: 'sum', merge: 'mean', output: 'merged', zeroSign: 1, lambda: 1 });
     sameInts(out, [1, 0.5], 'means');
+  });
+
+  test('tiesMerge: signed zeros, cancellations, underflow and negative weights equal the reference bit for bit', async () => {
+    // Five entry patterns, repeated (so each meets every SIMD lane): a cancellation (0.5, -0.5, 0:
+    // total exactly 0, agreeing entries under either zero sign), values dropped by the trim
+    // (nothing agrees: merged +0 even with a base of -0), a lone tiny value (a mean that must not
+    // underflow to -0), a single negative entry, and -0 everywhere (kept where thr = -1).
+    const n = 67;
+    // The smallest subnormal, except on WebGPU, where a device may flush subnormals (SwiftShader
+    // does; see kernels/ties-merge.wgsl): there the smallest normal, for the same pattern.
+    const gpu = h.backend === 'webgpu';
+    const tiny = fromBits(gpu ? 0x00800000 : 1);
+    const rows = [[0.5, -0.5, 0, 0.01], [0.01, -0.01, 0.02, 0], [-tiny, -tiny, -tiny, 0.01], [-0.5, 0.01, 0.01, 0.01], [-0, -0, -0, -0]];
+    const models = [0, 1, 2, 3].map((t) => Float32Array.from({ length: n }, (_, i) => rows[i % 5]![t]!));
+    const base = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : 1.5));
+    // On WebGPU (a submit per call) the options that pick wasm loops (T, unit weights, base and λ) less exhaustively.
+    for (const T of gpu ? [3] : [2, 3, 4]) for (const weights of [[1, 1, 1, 1], [1.5, -0.5, 2, 0.25], [-1, -1, -1, -1]]) for (const keepAll of [false, true]) {
+      const ms = models.slice(0, T);
+      // Models 0 and 1 keep |δ| > 0.25 (or everything), the others everything, zeros included.
+      const thr = Int32Array.from({ length: T }, (_, t) => (t < 2 && !keepAll ? absBits(0.25) : -1));
+      for (const vote of VOTES) for (const merge of MERGES) for (const output of ['merged', 'sign', 'none'] as const)
+        for (const zeroSign of [1, -1] as const) for (const lambda of gpu ? [-1] : [1, 0.5, -1]) for (const io of gpu ? ['base'] as const : ['no base', 'base', 'subtractBase'] as const) {
+          // subtractBase: fine-tuned x = δ + base (the reference forms δ = f32(x − base) the same way).
+          const b = io === 'no base' ? undefined : base;
+          const inputs = io === 'subtractBase' ? ms.map((m) => Float32Array.from(m, (v, i) => v + base[i]!)) : ms;
+          const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda, subtractBase: io === 'subtractBase' };
+          const w = Float32Array.from(weights.slice(0, T));
+          const want = new Float32Array(n).fill(7), got = new Float32Array(n).fill(7);
+          const wantVotes = R.tiesMerge(inputs.map((m) => m.slice()), w, thr, new Float64Array(T), b, want, o);
+          const votes = await p.tiesMerge(inputs, w, thr, new Float64Array(T), b, got, o);
+          const what = `T = ${T}, weights ${weights.slice(0, T)}, thr ${keepAll ? '-1' : '0.25'}, ${vote}/${merge}/${output}, zeroSign ${zeroSign}, λ ${lambda}, ${io}`;
+          assert.is(votes, wantVotes, `${what}: vote count`);
+          if (output === 'none') sameInts(got, want, `${what}: nothing written`);
+          else tiesClose(h.backend, got, want, o, what);
+        }
+    }
   });
 
   test('dropAndRescale masks equal the definition bit for bit at offsets 0, 12345 and across 2^32 and 2^33', async () => {
