@@ -24,6 +24,8 @@ const OUTPUT_SIGN = 1;
 const OUTPUT_NONE = 2;
 /** A flag in tiesMerge's `output`: the models are fine-tuned weights, to subtract the base from. */
 const OUTPUT_SUBTRACT_BASE = 4;
+/** A flag in tiesMerge's `output`: count votes and undecided entries. */
+const OUTPUT_COUNT = 8;
 
 /** f32(1e-8): the largest float32 below 1e-8, so `|w| <= NORMALIZE_EPS` in float32 is `|w| < 1e-8` in float64. */
 const NORMALIZE_EPS: f32 = 9.99999993922529e-9;
@@ -128,13 +130,13 @@ function anyBudgetLeft(budget: usize, T: i32): bool {
 
 /**
  * Entry i, scalar, exactly as the reference: used where a tie might consume budget (the order of
- * consumption is the index order) and for the tail. `d` holds T floats of scratch. Returns the
- * sign of the vote total (0 when it is 0 or there is no vote), for the majority count.
+ * consumption is the index order) and for the tail. `d` holds T floats of scratch. Adds the sign
+ * of the vote total and whether the entry is undecided to `counts` (i32 votes, undecided).
  */
 function tiesEntry(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, i: i32,
-  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, d: usize,
-): i32 {
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, d: usize, counts: usize,
+): void {
   const off = <usize>i << 2;
   let total: f32 = 0;
   for (let t = 0; t < T; t++) {
@@ -153,10 +155,17 @@ function tiesEntry(
     else if (vote == VOTE_COUNT) total += signOf(dt);
   }
   let sign: f32 = 0;
-  if (vote != VOTE_NONE) sign = total > 0 ? 1 : total < 0 ? -1 : zeroSign;
-  const vs: i32 = vote == VOTE_NONE ? 0 : total > 0 ? 1 : total < 0 ? -1 : 0;
-  if (output == OUTPUT_NONE) return vs;
-  if (output == OUTPUT_SIGN) { store<f32>(out + off, sign); return vs; }
+  if (vote != VOTE_NONE) {
+    sign = total > 0 ? 1 : total < 0 ? -1 : zeroSign;
+    store<i32>(counts, load<i32>(counts) + (total > 0 ? 1 : total < 0 ? -1 : 0));
+    if (!(total > 0 || total < 0)) {
+      let agrees = false;
+      for (let t = 0; t < T; t++) if (load<f32>(d + (<usize>t << 2)) * zeroSign > 0) agrees = true;
+      if (agrees) store<i32>(counts, load<i32>(counts, 4) + 1, 4);
+    }
+  }
+  if (output == OUTPUT_NONE) return;
+  if (output == OUTPUT_SIGN) { store<f32>(out + off, sign); return; }
   let sum: f32 = 0, wsum: f32 = 0, peak: f32 = 0;
   let count = 0;
   for (let t = 0; t < T; t++) {
@@ -176,7 +185,6 @@ function tiesEntry(
   } else if (merge == MERGE_MAX) mix = peak;
   const b: f32 = base ? load<f32>(base + off) : 0;
   store<f32>(out + off, b + scaleScalar(mix, lambda));
-  return vs;
 }
 
 /** Lane sum of four i32. */
@@ -210,47 +218,7 @@ function tiesEntry(
   return zsNeg ? f32x4.lt(y, f32x4.splat(0)) : f32x4.gt(y, f32x4.splat(0));
 }
 
-/** Each model's D in an f32x4 register, and the merge over them (see tiesFast). */
-// @ts-ignore: decorator
-@inline function mergeFlipped(
-  T: i32, merge: i32, zsNeg: bool, d0: v128, d1: v128, d2: v128, d3: v128, w0: v128, w1: v128, w2: v128, w3: v128,
-  other: v128, signBit: v128, one: v128,
-): v128 {
-  const flip = v128.and(other, signBit);
-  const y0 = v128.xor(d0, flip);
-  const a0 = agreeFlipped(zsNeg, y0);
-  // A disagreeing model adds +0: the same as skipping it, because every agreeing y is non-zero.
-  let sum = v128.and(y0, a0);
-  // 'mean': -count (a true mask is -1); 'normalize': Σw; 'max': the agreeing y of largest magnitude.
-  let acc = merge == MERGE_MEAN ? a0 : merge == MERGE_NORMALIZE ? v128.and(w0, a0) : sum;
-  if (T > 1) {
-    const y = v128.xor(d1, flip), a = agreeFlipped(zsNeg, y), s = v128.and(y, a);
-    sum = f32x4.add(sum, s);
-    acc = accumulateFlipped(merge, zsNeg, acc, a, s, w1);
-  }
-  if (T > 2) {
-    const y = v128.xor(d2, flip), a = agreeFlipped(zsNeg, y), s = v128.and(y, a);
-    sum = f32x4.add(sum, s);
-    acc = accumulateFlipped(merge, zsNeg, acc, a, s, w2);
-  }
-  if (T > 3) {
-    const y = v128.xor(d3, flip), a = agreeFlipped(zsNeg, y), s = v128.and(y, a);
-    sum = f32x4.add(sum, s);
-    acc = accumulateFlipped(merge, zsNeg, acc, a, s, w3);
-  }
-  // Flip back. Negating is exact in IEEE arithmetic (−a / b = −(a / b)), and lanes where nothing
-  // agrees are zero-sign lanes, never flipped, so they come out +0 as in the reference.
-  if (merge == MERGE_MEAN) {
-    // y / −max(1, count), flipped back by the complement: one instruction fewer than y / max(1, count).
-    const q = f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.min_s(acc, i32x4.splat(-1))));
-    return v128.xor(q, v128.andnot(signBit, other));
-  }
-  if (merge == MERGE_NORMALIZE) return v128.xor(f32x4.div(sum, v128.bitselect(one, acc, f32x4.eq(acc, f32x4.splat(0)))), flip);
-  if (merge == MERGE_MAX) return v128.xor(acc, flip);
-  return v128.xor(sum, flip);
-}
-
-/** mergeFlipped's accumulator after one more model. */
+/** The flipped merge's accumulator after one more model (see tiesFast). */
 // @ts-ignore: decorator
 @inline function accumulateFlipped(merge: i32, zsNeg: bool, acc: v128, a: v128, s: v128, w: v128): v128 {
   if (merge == MERGE_MEAN) return i32x4.add(acc, a);
@@ -291,15 +259,10 @@ function tiesEntry(
  * `T, vote, merge, output`, the zero sign's sign `zsNeg`, `unit` (every weight exactly 1) and `io`
  * (base and λ, see IO_ANY) are constants at each call site, so the options fold away and each
  * model's four entries stay in registers. With `subtract`, δ = f32(x − base) is formed here from
- * the fine-tuned models.
- *
- * The elected sign is never materialised: D's sign bit is flipped in the lanes whose total has the
- * sign opposite to the zero sign (lt for +1, gt for −1), after which "agrees with the elected sign"
- * is one comparison with 0 in every lane, and the merged value is flipped back at the end. Results
- * equal the reference bit for bit (see the comments on −0 below).
+ * the fine-tuned models. Results equal the reference bit for bit, signed zeros included.
  */
 // @ts-ignore: decorator
-@inline function tiesFast(T: i32, vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): i32 {
+@inline function tiesFast(T: i32, vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
   const models = a.models, weights = a.weights, thr = a.thr, budget = a.budget, base = a.base, out = a.out, scratch = a.scratch;
   const start = a.start, n = a.n, zeroSign = a.zeroSign, subtract = a.subtract, lambda = a.lambda;
   // Constants go through memory: V8 would otherwise rebuild each v128.const or splat in every
@@ -347,7 +310,11 @@ function tiesEntry(
   // With a vote and 'sum', 'mean' or 'max', mix is +0 or non-zero (agreeing values share a sign and
   // a mean of c of them is at least the smallest), so only λ ≠ 1 needs that addition.
   const addBase = io == IO_SUBTRACT || (io == IO_ANY && (base != 0 || lambdaMode != 0)) || vote == VOTE_NONE || merge == MERGE_NORMALIZE;
-  let votes = i32x4.splat(0);
+  // Counting costs five operations per four entries: the paper's loops always count (its apply pass
+  // wants the counts), the others only when asked.
+  const count = vote != VOTE_NONE && (io != IO_ANY || output == OUTPUT_NONE || a.count);
+  // Entries whose total is > 0, < 0, and where nothing agrees with the elected sign, as -1 per lane.
+  let gtCount = i32x4.splat(0), ltCount = i32x4.splat(0), noneCount = i32x4.splat(0);
   let i = start;
   for (; i + 4 <= n; i += 4) {
     const off = <usize>i << 2;
@@ -382,29 +349,74 @@ function tiesEntry(
       if (T > 2) total = f32x4.add(total, voteTerm4(vote, d2, one, minusOne, nan));
       if (T > 3) total = f32x4.add(total, voteTerm4(vote, d3, one, minusOne, nan));
       const gt = f32x4.gt(total, zero), lt = f32x4.lt(total, zero);
-      if (output == OUTPUT_NONE) {
-        votes = i32x4.add(votes, i32x4.sub(lt, gt));
-        continue;
-      }
-      // The lanes whose elected sign is not the zero sign.
+      // The elected sign is never materialised: D's sign bit is flipped in the lanes whose elected
+      // sign is not the zero sign (`other`), after which agreeing with the elected sign is one
+      // comparison with 0 in every lane (agreeFlipped).
       const other = zsNeg ? gt : lt;
-      if (output == OUTPUT_SIGN) {
-        v128.store(out + off, v128.xor(zs, v128.and(other, signBit)));
+      const flip = v128.and(other, signBit);
+      if (count) {
+        gtCount = i32x4.add(gtCount, gt);
+        ltCount = i32x4.add(ltCount, lt);
+      }
+      if (output != 0) {
+        if (count) {
+          // Lanes where nothing agrees (an elected sign ≠ the zero sign always has agreeing values).
+          let any = agreeFlipped(zsNeg, v128.xor(d0, flip));
+          if (T > 1) any = v128.or(any, agreeFlipped(zsNeg, v128.xor(d1, flip)));
+          if (T > 2) any = v128.or(any, agreeFlipped(zsNeg, v128.xor(d2, flip)));
+          if (T > 3) any = v128.or(any, agreeFlipped(zsNeg, v128.xor(d3, flip)));
+          noneCount = i32x4.add(noneCount, i32x4.eq(any, zero));
+        }
+        if (output == OUTPUT_SIGN) v128.store(out + off, v128.xor(zs, flip));
         continue;
       }
-      mix = mergeFlipped(T, merge, zsNeg, d0, d1, d2, d3, w0, w1, w2, w3, other, signBit, one);
+      const y0 = v128.xor(d0, flip);
+      const a0 = agreeFlipped(zsNeg, y0);
+      // A disagreeing model adds +0: the same as skipping it, because every agreeing y is non-zero.
+      let sum = v128.and(y0, a0);
+      // 'mean': -count (a true mask is -1); 'normalize': Σw; 'max': the agreeing y of largest magnitude.
+      let acc = merge == MERGE_MEAN ? a0 : merge == MERGE_NORMALIZE ? v128.and(w0, a0) : sum;
+      if (T > 1) {
+        const y = v128.xor(d1, flip), ag = agreeFlipped(zsNeg, y), sy = v128.and(y, ag);
+        sum = f32x4.add(sum, sy);
+        acc = accumulateFlipped(merge, zsNeg, acc, ag, sy, w1);
+      }
+      if (T > 2) {
+        const y = v128.xor(d2, flip), ag = agreeFlipped(zsNeg, y), sy = v128.and(y, ag);
+        sum = f32x4.add(sum, sy);
+        acc = accumulateFlipped(merge, zsNeg, acc, ag, sy, w2);
+      }
+      if (T > 3) {
+        const y = v128.xor(d3, flip), ag = agreeFlipped(zsNeg, y), sy = v128.and(y, ag);
+        sum = f32x4.add(sum, sy);
+        acc = accumulateFlipped(merge, zsNeg, acc, ag, sy, w3);
+      }
+      // A sum of agreeing values is never 0 (one sign, no cancellation): 0 means none agree.
+      if (count) noneCount = i32x4.add(noneCount, f32x4.eq(sum, zero));
+      // Flip back. Negating is exact in IEEE arithmetic (−a / b = −(a / b)), and lanes where nothing
+      // agrees are zero-sign lanes, never flipped, so they come out +0 as in the reference.
+      if (merge == MERGE_MEAN) {
+        // y / −max(1, count), flipped back by the complement: one instruction fewer than y / max(1, count).
+        const q = f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.min_s(acc, i32x4.splat(-1))));
+        mix = v128.xor(q, v128.andnot(signBit, other));
+      } else if (merge == MERGE_NORMALIZE) {
+        mix = v128.xor(f32x4.div(sum, v128.bitselect(one, acc, f32x4.eq(acc, zero))), flip);
+      } else if (merge == MERGE_MAX) {
+        mix = v128.xor(acc, flip);
+      } else {
+        mix = v128.xor(sum, flip);
+      }
     }
     if (lambdaMode == 1) mix = f32x4.mul(mix, lambda4);
     else if (lambdaMode == 2) mix = scaleF64(mix, lambda2);
     if (addBase) mix = f32x4.add(b, mix);
     v128.store(out + off, mix);
   }
-  let votesScalar: i32 = 0;
+  if (count) addCounts(a.counts, i - start, gtCount, ltCount, noneCount);
   for (; i < n; i++) {
     if (subtract) subtractTail(models, T, base, i);
-    votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch + 256);
+    tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch + 256, a.counts);
   }
-  return votesScalar + laneSum(votes);
 }
 
 /** δ = f32(x − base) in place for entry i of every model: the fast path's scalar tail. */
@@ -438,7 +450,7 @@ function unitWeights(weights: usize, T: i32): bool {
  * the base and λ folded in (`io`) only for the paper's, to bound the module's size.
  */
 // @ts-ignore: decorator
-@inline function tiesFastFor(T: i32, vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): i32 {
+@inline function tiesFastFor(T: i32, vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
   if (vote == VOTE_NONE || T == 1) {
     if (merge == MERGE_SUM) {
       return unit ? tiesFast(T, VOTE_NONE, MERGE_SUM, 0, false, true, IO_ANY, a) : tiesFast(T, VOTE_NONE, MERGE_SUM, 0, false, false, IO_ANY, a);
@@ -482,19 +494,19 @@ function unitWeights(weights: usize, T: i32): bool {
   return zsNeg ? tiesFast(T, VOTE_SUM, MERGE_SUM, 0, true, false, IO_ANY, a) : tiesFast(T, VOTE_SUM, MERGE_SUM, 0, false, false, IO_ANY, a);
 }
 
-function tiesFast1(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): i32 {
+function tiesFast1(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
   return tiesFastFor(1, vote, merge, output, zsNeg, unit, io, a);
 }
 
-function tiesFast2(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): i32 {
+function tiesFast2(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
   return tiesFastFor(2, vote, merge, output, zsNeg, unit, io, a);
 }
 
-function tiesFast3(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): i32 {
+function tiesFast3(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
   return tiesFastFor(3, vote, merge, output, zsNeg, unit, io, a);
 }
 
-function tiesFast4(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): i32 {
+function tiesFast4(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
   return tiesFastFor(4, vote, merge, output, zsNeg, unit, io, a);
 }
 
@@ -512,25 +524,30 @@ function tiesFast4(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, 
   n: i32;
   zeroSign: f32;
   subtract: bool;
+  /** Whether counts are wanted (the paper's loops count anyway). */
+  count: bool;
   lambda: f64;
+  /** i32 vote count and undecided entries, added to. */
+  counts: usize;
 }
 
 /** tiesFast for these options, with unit weights, the zero sign's sign and the base and λ as constants too. */
 function tiesFastDispatch(
   T: i32, vote: i32, merge: i32, output: i32,
   models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
-  zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
+  zeroSign: f32, lambda: f64, scratch: usize, count: bool, counts: usize,
+): void {
   const a = changetype<FastArgs>(scratch);
   a.models = models; a.weights = weights; a.thr = thr; a.budget = budget; a.base = base; a.out = out;
-  a.scratch = scratch + 64; a.start = start; a.n = n; a.zeroSign = zeroSign; a.subtract = subtract; a.lambda = lambda;
+  a.scratch = scratch + 64; a.start = start; a.n = n; a.zeroSign = zeroSign; a.subtract = subtract;
+  a.count = count; a.lambda = lambda; a.counts = counts;
   const unit = unitWeights(weights, T);
   const zsNeg = zeroSign < 0;
   const io = lambda != 1 ? IO_ANY : base == 0 ? IO_PLAIN : subtract ? IO_SUBTRACT : IO_ANY;
-  if (T == 1) return tiesFast1(vote, merge, output, zsNeg, unit, io, a);
-  if (T == 2) return tiesFast2(vote, merge, output, zsNeg, unit, io, a);
-  if (T == 3) return tiesFast3(vote, merge, output, zsNeg, unit, io, a);
-  return tiesFast4(vote, merge, output, zsNeg, unit, io, a);
+  if (T == 1) tiesFast1(vote, merge, output, zsNeg, unit, io, a);
+  else if (T == 2) tiesFast2(vote, merge, output, zsNeg, unit, io, a);
+  else if (T == 3) tiesFast3(vote, merge, output, zsNeg, unit, io, a);
+  else tiesFast4(vote, merge, output, zsNeg, unit, io, a);
 }
 
 /**
@@ -539,26 +556,30 @@ function tiesFastDispatch(
  * vote 0 sum / 1 count / 2 none; merge 0 sum / 1 mean / 2 normalize / 3 max; output 0 merged /
  * 1 sign / 2 none (nothing written), plus OUTPUT_SUBTRACT_BASE when the models hold fine-tuned
  * weights x and the task vectors are δ = f32(x − base) (the model slices may be overwritten with
- * δ). `scratch` holds 320 + T·68 bytes. Returns the number of entries whose vote total is > 0 minus
- * those whose total is < 0 (0 without a vote): the TIES paper's majority sign is the sign of its
- * sum over the whole vector.
+ * δ), plus OUTPUT_COUNT to count. `scratch` holds 320 + T·68 bytes. With OUTPUT_COUNT, writes to
+ * `counts` (i32[2]) the number of entries whose vote total is > 0 minus those whose total is < 0,
+ * and the undecided entries (total 0 or NaN, some D agreeing with zeroSign); see the reference.
  *
  * With no tie budget left and 1–4 models, tiesFast; otherwise tiesGeneric, which hands over to
  * tiesFast as soon as the budget runs out.
  */
 export function tiesMerge(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
-  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize, counts: usize,
+): void {
   const subtract = (output & OUTPUT_SUBTRACT_BASE) != 0 && base != 0;
-  output &= ~OUTPUT_SUBTRACT_BASE;
+  const count = (output & OUTPUT_COUNT) != 0;
+  output &= ~(OUTPUT_SUBTRACT_BASE | OUTPUT_COUNT);
+  store<i32>(counts, 0);
+  store<i32>(counts, 0, 4);
   if (fastVariant(T, vote, output) && !anyBudgetLeft(budget, T)) {
-    return tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, subtract, out, 0, n, zeroSign, lambda, scratch);
+    tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, subtract, out, 0, n, zeroSign, lambda, scratch, count, counts);
+    return;
   }
   if (subtract) {
     for (let t = 0; t < T; t++) subtractInPlace(<usize>load<u32>(models + (<usize>t << 2)), base, n);
   }
-  return tiesGeneric(models, T, weights, thr, budget, base, out, n, vote, merge, output, zeroSign, lambda, scratch);
+  tiesGeneric(models, T, weights, thr, budget, base, out, n, vote, merge, output, zeroSign, lambda, scratch, count, counts);
 }
 
 /**
@@ -569,8 +590,8 @@ export function tiesMerge(
  */
 function tiesGeneric(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
-  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize, count: bool, counts: usize,
+): void {
   // Scratch: D per model (two v128), splatted weights, splatted thresholds, T floats for tiesEntry.
   const dv = scratch;
   const wv = scratch + (<usize>T << 5);
@@ -595,9 +616,11 @@ function tiesGeneric(
   const lambda4 = f32x4.splat(lambdaF32);
   const lambda2 = f64x2.splat(lambda);
   let budgetLeft = anyBudgetLeft(budget, T);
-  // Σ sign(total), lane-wise: a true comparison mask is -1, so (lt masks) − (gt masks).
-  let votes = i32x4.splat(0);
-  let votesScalar: i32 = 0;
+  count = count && vote != VOTE_NONE;
+  // Entries whose total is > 0, < 0, and where nothing agrees with the elected sign, as -1 per
+  // lane, over `counted` entries (tiesEntry counts the others itself).
+  let gtCount = i32x4.splat(0), ltCount = i32x4.splat(0), noneCount = i32x4.splat(0);
+  let counted = 0;
 
   // Eight entries (two vectors, h = 0 and 1) per step: the per-model loads of pointers, weights
   // and thresholds and the option branches are paid once per eight entries.
@@ -628,10 +651,12 @@ function tiesGeneric(
       }
     }
     if (budgetLeft && v128.any_true(tie)) {
-      for (let k = 0; k < 8; k++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, scratch);
+      for (let k = 0; k < 8; k++) tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds, counts);
       budgetLeft = anyBudgetLeft(budget, T);
       if (!budgetLeft && fastVariant(T, vote, output)) {
-        return votesScalar + laneSum(votes) + tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, false, out, i + 8, n, zeroSign, lambda, scratch);
+        addCounts(counts, counted, gtCount, ltCount, noneCount);
+        tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, false, out, i + 8, n, zeroSign, lambda, scratch, count, counts);
+        return;
       }
       continue;
     }
@@ -639,20 +664,24 @@ function tiesGeneric(
     if (vote != VOTE_NONE) {
       const gt0 = f32x4.gt(total0, zero), lt0 = f32x4.lt(total0, zero);
       const gt1 = f32x4.gt(total1, zero), lt1 = f32x4.lt(total1, zero);
-      votes = i32x4.add(votes, i32x4.sub(i32x4.add(lt0, lt1), i32x4.add(gt0, gt1)));
+      if (count) {
+        gtCount = i32x4.add(gtCount, i32x4.add(gt0, gt1));
+        ltCount = i32x4.add(ltCount, i32x4.add(lt0, lt1));
+        counted += 8;
+      }
       sign0 = v128.bitselect(one, v128.bitselect(minusOne, zs, lt0), gt0);
       sign1 = v128.bitselect(one, v128.bitselect(minusOne, zs, lt1), gt1);
     }
-    if (output == OUTPUT_NONE) continue;
     if (output == OUTPUT_SIGN) {
       v128.store(out + off, sign0);
       v128.store(out + off, sign1, 16);
-      continue;
     }
+    if (output != 0 && !count) continue;
 
     // Disjoint merge. A disagreeing entry adds +0 instead of being skipped: the same, because a
     // float32 sum that starts at +0 is never -0.
     let sum0 = zero, sum1 = zero, acc0 = zero, acc1 = zero; // acc: Σw ('normalize'), -count ('mean') or peak ('max')
+    let any0 = zero, any1 = zero; // lanes where some D agrees
     for (let t = 0; t < T; t++) {
       const dt = dv + (<usize>t << 5);
       const d0 = v128.load(dt), d1 = v128.load(dt, 16);
@@ -661,6 +690,11 @@ function tiesGeneric(
         agree0 = f32x4.gt(f32x4.mul(d0, sign0), zero);
         agree1 = f32x4.gt(f32x4.mul(d1, sign1), zero);
       }
+      if (count) {
+        any0 = v128.or(any0, agree0);
+        any1 = v128.or(any1, agree1);
+      }
+      if (output != 0) continue;
       sum0 = f32x4.add(sum0, v128.and(d0, agree0));
       sum1 = f32x4.add(sum1, v128.and(d1, agree1));
       if (merge == MERGE_MEAN) {
@@ -675,6 +709,8 @@ function tiesGeneric(
         acc1 = v128.bitselect(d1, acc1, v128.and(agree1, f32x4.gt(f32x4.abs(d1), f32x4.abs(acc1))));
       }
     }
+    if (count) noneCount = i32x4.add(noneCount, i32x4.add(i32x4.eq(any0, zero), i32x4.eq(any1, zero)));
+    if (output != 0) continue;
     let mix0 = sum0, mix1 = sum1;
     if (merge == MERGE_MEAN) {
       // acc holds -count (a true mask is -1).
@@ -705,9 +741,21 @@ function tiesGeneric(
     v128.store(out + off, f32x4.add(b0, mix0));
     v128.store(out + off, f32x4.add(b1, mix1), 16);
   }
-  for (; i < n; i++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch);
-  return votesScalar + laneSum(votes);
+  addCounts(counts, counted, gtCount, ltCount, noneCount);
+  for (; i < n; i++) tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, ds, counts);
 }
+
+/**
+ * Adds to `counts` (i32 votes, undecided) what the lane counters saw over `entries` entries: the
+ * masks of totals > 0 and < 0 and of entries where nothing agrees (each -1 per lane); the rest are
+ * the undecided entries.
+ */
+function addCounts(counts: usize, entries: i32, gtCount: v128, ltCount: v128, noneCount: v128): void {
+  const gts = -laneSum(gtCount), lts = -laneSum(ltCount), nones = -laneSum(noneCount);
+  store<i32>(counts, load<i32>(counts) + gts - lts);
+  store<i32>(counts, load<i32>(counts, 4) + entries - gts - lts - nones, 4);
+}
+
 
 /** murmur3's 32-bit finaliser on four lanes. */
 // @ts-ignore: decorator

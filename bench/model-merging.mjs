@@ -198,7 +198,7 @@ function primitivesPipeline(p, deltas, out) {
       // The vote count the kernel returns (entries with total > 0 minus < 0); nothing is written.
       let majority = 0;
       for (const [s, e] of chunks(n)) {
-        majority += await p.tiesMerge(deltas.map((d) => d.subarray(s, e)), weights, thr, new Float64Array(T), undefined, unused.subarray(0, e - s), { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'none' });
+        majority += (await p.tiesMerge(deltas.map((d) => d.subarray(s, e)), weights, thr, new Float64Array(T), undefined, unused.subarray(0, e - s), { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'none' })).votes;
       }
       zeroSign = majority > 0 ? 1 : -1;
     },

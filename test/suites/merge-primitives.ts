@@ -224,7 +224,7 @@ export default function (h: Harness) {
     }
   });
 
-  test('tiesMerge with subtractBase equals tiesMerge on the task vectors formed first; the vote count (output none) equals the reference', async () => {
+  test('tiesMerge with subtractBase equals tiesMerge on the task vectors formed first; the counts equal the reference for every output', async () => {
     let combo = 0;
     for (const n of SIZES) for (const T of [1, 3, 5]) {
       combo++;
@@ -236,11 +236,10 @@ export default function (h: Harness) {
         const o: TiesMergeOptions = { vote: VOTES[combo % 3]!, merge: MERGES[combo % 4]!, output, zeroSign: combo % 2 ? 1 : -1, lambda: 0.75 };
         const what = `n = ${n}, T = ${T}, ${o.vote}/${o.merge}/${output}`;
         const want = new Float32Array(n).fill(7), wantBudget = c.tieBudget.slice();
-        const wantVotes = R.tiesMerge(deltas, c.weights, c.thr, wantBudget, c.base, want, o);
+        const wantCounts = R.tiesMerge(deltas, c.weights, c.thr, wantBudget, c.base, want, o);
         const out = new Float32Array(n).fill(7), budget = c.tieBudget.slice();
-        const votes = await p.tiesMerge(xs, c.weights, c.thr, budget, c.base, out, { ...o, subtractBase: true });
-        assert.is(votes, wantVotes, `${what}: vote count`);
-        if (output !== 'none') assert.is(votes, 0, `${what}: the vote count is only returned with output 'none'`);
+        const counts = await p.tiesMerge(xs, c.weights, c.thr, budget, c.base, out, { ...o, subtractBase: true });
+        assert.equal(counts, wantCounts, `${what}: counts`);
         sameInts(budget, wantBudget, `${what}: final tie budgets`);
         if (output === 'none') sameInts(out, want, `${what}: nothing written`);
         else tiesClose(h.backend, out, want, o, what);
@@ -382,6 +381,42 @@ export default function (h: Harness) {
     sameInts(out, [1, 0.5], 'means');
   });
 
+  test('tiesMerge counts votes and undecided entries, worked by hand, for every output and chunking', async () => {
+    // Three models, thr = -1 (keep all), weights 1, entries repeating every 4 (each meets every lane):
+    //   (1, -1, 0)    total 0: values agree with either zero sign → undecided
+    //   (0, 0, 0)     total 0, nothing agrees whatever the sign → not undecided
+    //   (2, -1, 0.5)  total 1.5 → vote +1
+    //   (-3, 1, 0.5)  total -1.5 → vote -1
+    // so 64 entries give votes 16 - 16 = 0 and 16 undecided, under either zero sign. The merged
+    // means: 1 or -1 (the zero sign's agreeing value), 0, (2 + 0.5)/2 = 1.25, -3.
+    const n = 64;
+    const rows = [[1, -1, 0], [0, 0, 0], [2, -1, 0.5], [-3, 1, 0.5]];
+    const models = [0, 1, 2].map((t) => Float32Array.from({ length: n }, (_, i) => rows[i % 4]![t]!));
+    for (const zeroSign of [1, -1] as const) for (const output of ['merged', 'sign', 'none'] as const) {
+      const o: TiesMergeOptions = { vote: 'sum', merge: 'mean', output, zeroSign, lambda: 1 };
+      // (A submit or three per chunk on webgpu: no chunks of 1 there.)
+      for (const size of h.backend === 'webgpu' ? [16, 64] : [1, 3, 64]) {
+        const out = new Float32Array(n).fill(7);
+        let votes = 0, undecided = 0;
+        for (let s = 0; s < n; s += size) {
+          const e = Math.min(n, s + size);
+          const c = await p.tiesMerge(models.map((m) => m.subarray(s, e)), new Float32Array(3).fill(1), new Int32Array(3).fill(-1), new Float64Array(3), undefined, out.subarray(s, e), o);
+          votes += c.votes;
+          undecided += c.undecided;
+        }
+        const what = `zeroSign ${zeroSign}, ${output}, chunks of ${size}`;
+        assert.equal({ votes, undecided }, { votes: 0, undecided: 16 }, `${what}: counts`);
+        const want = output === 'merged' ? [zeroSign, 0, 1.25, -3] : output === 'sign' ? [zeroSign, zeroSign, 1, -1] : [7, 7, 7, 7];
+        sameInts(out, Array.from({ length: n }, (_, i) => want[i % 4]!), `${what}: output`);
+      }
+      // Without a vote, or with counts: false, nothing is counted.
+      const none = await p.tiesMerge(models, new Float32Array(3).fill(1), new Int32Array(3).fill(-1), new Float64Array(3), undefined, new Float32Array(n), { ...o, vote: 'none' });
+      assert.equal(none, { votes: 0, undecided: 0 }, 'vote none');
+      const off = await p.tiesMerge(models, new Float32Array(3).fill(1), new Int32Array(3).fill(-1), new Float64Array(3), undefined, new Float32Array(n), { ...o, counts: false });
+      assert.equal(off, { votes: 0, undecided: 0 }, 'counts: false');
+    }
+  });
+
   test('tiesMerge: signed zeros, cancellations, underflow and negative weights equal the reference bit for bit', async () => {
     // Five entry patterns, repeated (so each meets every SIMD lane): a cancellation (0.5, -0.5, 0:
     // total exactly 0, agreeing entries under either zero sign), values dropped by the trim
@@ -408,10 +443,10 @@ export default function (h: Harness) {
           const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda, subtractBase: io === 'subtractBase' };
           const w = Float32Array.from(weights.slice(0, T));
           const want = new Float32Array(n).fill(7), got = new Float32Array(n).fill(7);
-          const wantVotes = R.tiesMerge(inputs.map((m) => m.slice()), w, thr, new Float64Array(T), b, want, o);
-          const votes = await p.tiesMerge(inputs, w, thr, new Float64Array(T), b, got, o);
+          const wantCounts = R.tiesMerge(inputs.map((m) => m.slice()), w, thr, new Float64Array(T), b, want, o);
+          const counts = await p.tiesMerge(inputs, w, thr, new Float64Array(T), b, got, o);
           const what = `T = ${T}, weights ${weights.slice(0, T)}, thr ${keepAll ? '-1' : '0.25'}, ${vote}/${merge}/${output}, zeroSign ${zeroSign}, λ ${lambda}, ${io}`;
-          assert.is(votes, wantVotes, `${what}: vote count`);
+          assert.equal(counts, wantCounts, `${what}: counts`);
           if (output === 'none') sameInts(got, want, `${what}: nothing written`);
           else tiesClose(h.backend, got, want, o, what);
         }
@@ -514,6 +549,7 @@ export default function (h: Harness) {
     await rejects(() => ties({ o: { ...o, output: 'both' } }), 'INVALID_OPTION', ['output']);
     await rejects(() => ties({ o: { ...o, zeroSign: 0 } }), 'INVALID_OPTION', ['zeroSign']);
     await rejects(() => ties({ o: { ...o, lambda: NaN } }), 'INVALID_OPTION', ['lambda']);
+    await rejects(() => ties({ o: { ...o, counts: 1 } }), 'INVALID_OPTION', ['counts']);
     await rejects(() => ties({ o: null }), 'INVALID_OPTION', ['options']);
 
     await rejects(() => p.dropAndRescale(x, 0, 1, 0.5, 2, new Float32Array(3)), 'SHAPE_MISMATCH', ['out']);
@@ -611,32 +647,55 @@ export function mergePrimitivesReference(h: Harness) {
     assert.equal(run({ lambda: 0.5 }, new Float32Array([10, 20, 30, 40])), [11, 19.6875, 30, 41]);
   });
 
-  test('tiesMerge returns the vote count; subtractBase forms δ = x − base; output none writes nothing', () => {
+  test('tiesMerge returns the counts for every output; subtractBase forms δ = x − base; output none writes nothing', () => {
     const d = [[0.5, -1.0, 0.25, 2.0], [-0.75, -0.5, 0.5, -1.0], [1.0, 0.25, -0.25, -0.5]];
     const base = [10, 20, 30, 40];
     const thr = new Int32Array([absBits(0.5), absBits(0.5), absBits(0.25)]);
     const weights = new Float32Array([1, 0.5, 2]);
     const run = (models: number[][], o: Partial<TiesMergeOptions>, out = new Float32Array(4)) => {
-      const votes = R.tiesMerge(models.map((m) => new Float32Array(m)), weights, thr, new Float64Array([0, 1, 0]), new Float32Array(base), out,
+      const counts = R.tiesMerge(models.map((m) => new Float32Array(m)), weights, thr, new Float64Array([0, 1, 0]), new Float32Array(base), out,
         { vote: 'sum', merge: 'mean', output: 'merged', zeroSign: 1, lambda: 0.5, ...o });
-      return { votes, out: Array.from(out) };
+      return { ...counts, out: Array.from(out) };
     };
-    // The same D as the hand-worked case above. Vote 'sum' totals 1.625, -1.25, 0, 0.5: two > 0,
-    // one < 0 → 2 - 1 = 1. Vote 'count' totals 0, -2, 0, -1 → 0 - 2 = -2. Vote 'none' → 0.
-    assert.is(run(d, { output: 'none' }).votes, 1);
-    assert.is(run(d, { vote: 'count', output: 'none' }).votes, -2);
-    assert.is(run(d, { vote: 'none', output: 'none' }).votes, 0);
-    // Other outputs return 0: the count is only wanted on its own pass.
-    assert.is(run(d, {}).votes, 0);
+    // The same D as the hand-worked case above: D0 = [0, -1, 0, 2], D1 = [-0.375, -0.25, 0, -0.5],
+    // D2 = [2, 0, 0, -1]. Vote 'sum' totals 1.625, -1.25, 0, 0.5: two > 0, one < 0 → votes 1; the
+    // zero total (entry 2) has every D 0, so nothing is undecided. Vote 'count' totals 0, -2, 0, -1
+    // → votes -2; entry 0 (signs 0, -1, +1) is undecided under either zero sign (D2 = 2 agrees
+    // with +1, D1 = -0.375 with -1), entry 2 is not. Vote 'none' counts nothing.
+    for (const output of ['merged', 'sign', 'none'] as const) {
+      assert.equal({ ...run(d, { output }), out: [] }, { votes: 1, undecided: 0, out: [] }, `sum, ${output}`);
+      for (const zeroSign of [1, -1] as const) {
+        assert.equal({ ...run(d, { vote: 'count', output, zeroSign }), out: [] }, { votes: -2, undecided: 1, out: [] }, `count, ${output}, ${zeroSign}`);
+      }
+      assert.equal({ ...run(d, { vote: 'none', output }), out: [] }, { votes: 0, undecided: 0, out: [] }, `none, ${output}`);
+      assert.equal({ ...run(d, { vote: 'count', output, counts: false }), out: [] }, { votes: 0, undecided: 0, out: [] }, `counts: false, ${output}`);
+    }
     // x = δ + base exactly (10.5, 19, 30.25, 42, ...): subtractBase gives back δ, so the merged
     // values are the hand-worked ones: base + 0.5·mean = 11, 19.6875, 30, 41.
     const x = d.map((row) => row.map((v, i) => v + base[i]!));
-    assert.equal(run(x, { subtractBase: true }), { votes: 0, out: [11, 19.6875, 30, 41] });
-    assert.is(run(x, { subtractBase: true, output: 'none' }).votes, 1);
+    assert.equal(run(x, { subtractBase: true }), { votes: 1, undecided: 0, out: [11, 19.6875, 30, 41] });
     // Without subtractBase the same x are task vectors themselves: every |x| ≥ 10 is kept, all positive.
     assert.is(run(x, { output: 'none' }).votes, 4);
-    // Output 'none': the count only, out untouched.
-    assert.equal(run(d, { output: 'none' }, new Float32Array([7, 7, 7, 7])), { votes: 1, out: [7, 7, 7, 7] });
+    // Output 'none': the counts only, out untouched.
+    assert.equal(run(d, { output: 'none' }, new Float32Array([7, 7, 7, 7])), { votes: 1, undecided: 0, out: [7, 7, 7, 7] });
+  });
+
+  test('tiesMerge: undecided entries are those whose merged value may change with the zero sign', () => {
+    // Two models, keep all, weights 1: (1, -1) total 0 → undecided; (0, 0) nothing agrees under
+    // either sign → not; (2, -1) and (-3, 1) are decided; (Inf, -Inf) total NaN with values of both
+    // signs → undecided; (NaN, -1) total NaN: with zero sign +1 nothing agrees (NaN never does), so
+    // not undecided, although under -1 the value would be -1 (the NaN exception of TiesMergeCounts).
+    const m0 = new Float32Array([1, 0, 2, -3, Infinity, NaN]);
+    const m1 = new Float32Array([-1, 0, -1, 1, -Infinity, -1]);
+    const merged = (zeroSign: 1 | -1) => {
+      const out = new Float32Array(6);
+      const counts = R.tiesMerge([m0, m1], new Float32Array([1, 1]), new Int32Array([-1, -1]), new Float64Array(2), undefined, out,
+        { vote: 'sum', merge: 'mean', output: 'merged', zeroSign, lambda: 1 });
+      return { ...counts, out: Array.from(out) };
+    };
+    // Means of the agreeing values: +1 → 1, 0, 2, -3, Inf, 0;  -1 → -1, 0, 2, -3, -Inf, -1.
+    assert.equal(merged(1), { votes: 0, undecided: 2, out: [1, 0, 2, -3, Infinity, 0] });
+    assert.equal(merged(-1), { votes: 0, undecided: 3, out: [-1, 0, 2, -3, -Infinity, -1] });
   });
 
   test("tiesMerge: the paper's convention thr = kthBits - 1 keeps every entry tied with the k-th", () => {
