@@ -310,9 +310,9 @@ function tiesEntry(
   // With a vote and 'sum', 'mean' or 'max', mix is +0 or non-zero (agreeing values share a sign and
   // a mean of c of them is at least the smallest), so only λ ≠ 1 needs that addition.
   const addBase = io == IO_SUBTRACT || (io == IO_ANY && (base != 0 || lambdaMode != 0)) || vote == VOTE_NONE || merge == MERGE_NORMALIZE;
-  // Counting costs five operations per four entries: the paper's loops always count (its apply pass
-  // wants the counts), the others only when asked.
-  const count = vote != VOTE_NONE && (io != IO_ANY || output == OUTPUT_NONE || a.count);
+  // Counting costs five operations per four entries, so only when asked (output 'none' is for the
+  // counts); a loop-invariant branch, no slower when counting than a loop that always counts.
+  const count = vote != VOTE_NONE && (output == OUTPUT_NONE || a.count);
   // Entries whose total is > 0, < 0, and where nothing agrees with the elected sign, as -1 per lane.
   let gtCount = i32x4.splat(0), ltCount = i32x4.splat(0), noneCount = i32x4.splat(0);
   let i = start;
@@ -524,7 +524,7 @@ function tiesFast4(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, 
   n: i32;
   zeroSign: f32;
   subtract: bool;
-  /** Whether counts are wanted (the paper's loops count anyway). */
+  /** Whether counts are wanted. */
   count: bool;
   lambda: f64;
   /** i32 vote count and undecided entries, added to. */
