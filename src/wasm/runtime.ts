@@ -18,6 +18,7 @@ export interface KernelExports {
   findNonFinite(x: number, n: number): number;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
+  streamProbe(a: number, b: number, c: number, out: number, n: number): void;
 }
 
 const PAGE = 65536;
