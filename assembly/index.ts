@@ -3,7 +3,7 @@
 export { l2NormalizeRows, rowDots, cosineSimilarity } from "./cosine-similarity";
 export { bestMatch } from "./best-match";
 export { absHistogram, subtractInPlace, tiesMerge, dropAndRescale, findNonFinite } from "./merge-primitives";
-export { simdFlopProbe, copyBytes } from "./probe";
+export { simdFlopProbe, copyBytes, streamProbe } from "./probe";
 
 /** First byte past the module's static data; the host allocates from here (16-byte aligned). */
 export function heapBase(): usize {

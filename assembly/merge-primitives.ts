@@ -9,6 +9,10 @@
 const ABS_BITS: i32 = 0x7fffffff;
 const EXP_BITS: i32 = 0x7f800000;
 
+/** tiesFast's base and λ as constants: any (read at run time), none and λ = 1, subtracted and λ = 1. */
+const IO_ANY = 0;
+const IO_PLAIN = 1;
+const IO_SUBTRACT = 2;
 const VOTE_SUM = 0;
 const VOTE_COUNT = 1;
 const VOTE_NONE = 2;
@@ -20,6 +24,8 @@ const OUTPUT_SIGN = 1;
 const OUTPUT_NONE = 2;
 /** A flag in tiesMerge's `output`: the models are fine-tuned weights, to subtract the base from. */
 const OUTPUT_SUBTRACT_BASE = 4;
+/** A flag in tiesMerge's `output`: count votes and undecided entries. */
+const OUTPUT_COUNT = 8;
 
 /** f32(1e-8): the largest float32 below 1e-8, so `|w| <= NORMALIZE_EPS` in float32 is `|w| < 1e-8` in float64. */
 const NORMALIZE_EPS: f32 = 9.99999993922529e-9;
@@ -124,13 +130,13 @@ function anyBudgetLeft(budget: usize, T: i32): bool {
 
 /**
  * Entry i, scalar, exactly as the reference: used where a tie might consume budget (the order of
- * consumption is the index order) and for the tail. `d` holds T floats of scratch. Returns the
- * sign of the vote total (0 when it is 0 or there is no vote), for the majority count.
+ * consumption is the index order) and for the tail. `d` holds T floats of scratch. Adds the sign
+ * of the vote total and whether the entry is undecided to `counts` (i32 votes, undecided).
  */
 function tiesEntry(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, i: i32,
-  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, d: usize,
-): i32 {
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, d: usize, counts: usize,
+): void {
   const off = <usize>i << 2;
   let total: f32 = 0;
   for (let t = 0; t < T; t++) {
@@ -149,10 +155,17 @@ function tiesEntry(
     else if (vote == VOTE_COUNT) total += signOf(dt);
   }
   let sign: f32 = 0;
-  if (vote != VOTE_NONE) sign = total > 0 ? 1 : total < 0 ? -1 : zeroSign;
-  const vs: i32 = vote == VOTE_NONE ? 0 : total > 0 ? 1 : total < 0 ? -1 : 0;
-  if (output == OUTPUT_NONE) return vs;
-  if (output == OUTPUT_SIGN) { store<f32>(out + off, sign); return vs; }
+  if (vote != VOTE_NONE) {
+    sign = total > 0 ? 1 : total < 0 ? -1 : zeroSign;
+    store<i32>(counts, load<i32>(counts) + (total > 0 ? 1 : total < 0 ? -1 : 0));
+    if (!(total > 0 || total < 0)) {
+      let agrees = false;
+      for (let t = 0; t < T; t++) if (load<f32>(d + (<usize>t << 2)) * zeroSign > 0) agrees = true;
+      if (agrees) store<i32>(counts, load<i32>(counts, 4) + 1, 4);
+    }
+  }
+  if (output == OUTPUT_NONE) return;
+  if (output == OUTPUT_SIGN) { store<f32>(out + off, sign); return; }
   let sum: f32 = 0, wsum: f32 = 0, peak: f32 = 0;
   let count = 0;
   for (let t = 0; t < T; t++) {
@@ -172,7 +185,6 @@ function tiesEntry(
   } else if (merge == MERGE_MAX) mix = peak;
   const b: f32 = base ? load<f32>(base + off) : 0;
   store<f32>(out + off, b + scaleScalar(mix, lambda));
-  return vs;
 }
 
 /** Lane sum of four i32. */
@@ -183,8 +195,10 @@ function tiesEntry(
 
 /** One model's D on four lanes: f32(w · x) where |x| > thr (compared as bits), else +0. */
 // @ts-ignore: decorator
-@inline function trim4(x: v128, th: v128, w: v128, absMask: v128): v128 {
-  return v128.and(f32x4.mul(x, w), i32x4.gt_s(v128.and(x, absMask), th));
+@inline function trim4(unit: bool, x: v128, th: v128, w: v128, absMask: v128): v128 {
+  // Unit weights: f32(1 · x) = x (a NaN's payload aside, and no output carries a D's NaN).
+  // Masked after the product, so that a dropped entry is +0 whatever the weight's sign.
+  return v128.and(unit ? x : f32x4.mul(x, w), i32x4.gt_s(v128.and(x, absMask), th));
 }
 
 /** One model's term of the vote total: D itself ('sum') or its sign ('count'). */
@@ -194,144 +208,215 @@ function tiesEntry(
   return signOf4(d, f32x4.splat(0), one, minusOne, nan);
 }
 
-/** Lanes where D agrees with the elected sign (every lane without a vote). */
+/**
+ * Lanes where y agrees with the zero sign (y > 0 for +1, y < 0 for -1; never ±0 or NaN). y is D
+ * with its sign bit flipped in the lanes whose elected sign is not the zero sign, so this is
+ * "D agrees with the elected sign" in every lane.
+ */
 // @ts-ignore: decorator
-@inline function agree4(vote: i32, d: v128, sign: v128): v128 {
-  if (vote == VOTE_NONE) return i32x4.splat(-1);
-  return f32x4.gt(f32x4.mul(d, sign), f32x4.splat(0));
+@inline function agreeFlipped(zsNeg: bool, y: v128): v128 {
+  return zsNeg ? f32x4.lt(y, f32x4.splat(0)) : f32x4.gt(y, f32x4.splat(0));
 }
 
-/** The merge's second accumulator after one model: -count ('mean'), Σw ('normalize'), peak ('max'). */
+/** The flipped merge's accumulator after one more model (see tiesFast). */
 // @ts-ignore: decorator
-@inline function accumulate4(vote: i32, merge: i32, acc: v128, d: v128, agree: v128, w: v128): v128 {
-  // With a vote, agreeing (d·sign > 0) already means d ≠ 0.
-  if (merge == MERGE_MEAN) return i32x4.add(acc, vote == VOTE_NONE ? v128.and(agree, f32x4.ne(d, f32x4.splat(0))) : agree);
-  if (merge == MERGE_NORMALIZE) return f32x4.add(acc, v128.and(w, agree));
-  if (merge == MERGE_MAX) return v128.bitselect(d, acc, v128.and(agree, f32x4.gt(f32x4.abs(d), f32x4.abs(acc))));
+@inline function accumulateFlipped(merge: i32, zsNeg: bool, acc: v128, a: v128, s: v128, w: v128): v128 {
+  if (merge == MERGE_MEAN) return i32x4.add(acc, a);
+  if (merge == MERGE_NORMALIZE) return f32x4.add(acc, v128.and(w, a));
+  // Agreeing entries share a sign, so the largest magnitude is the max (+) or min (−); equal
+  // magnitudes are equal values, so "the first on ties" needs nothing. Non-agreeing s are +0.
+  if (merge == MERGE_MAX) return zsNeg ? f32x4.pmin(acc, s) : f32x4.pmax(acc, s);
+  return acc;
+}
+
+/** The merge without a vote: every kept entry counts, sums start at +0 as in the reference. */
+// @ts-ignore: decorator
+@inline function mergeAll(T: i32, merge: i32, d0: v128, d1: v128, d2: v128, d3: v128, oneI: v128, div: v128): v128 {
+  const zero = f32x4.splat(0);
+  let sum = f32x4.add(zero, d0);
+  // 'mean': count of non-zero D (NaN counts); 'max': the D of largest magnitude, first on ties.
+  let acc = merge == MERGE_MEAN ? f32x4.ne(d0, zero) : merge == MERGE_MAX ? v128.and(d0, f32x4.gt(f32x4.abs(d0), zero)) : zero;
+  if (T > 1) { sum = f32x4.add(sum, d1); acc = accumulateAll(merge, acc, d1); }
+  if (T > 2) { sum = f32x4.add(sum, d2); acc = accumulateAll(merge, acc, d2); }
+  if (T > 3) { sum = f32x4.add(sum, d3); acc = accumulateAll(merge, acc, d3); }
+  if (merge == MERGE_MEAN) return f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.max_s(i32x4.neg(acc), oneI)));
+  // Σw over every model is one divisor per call (1 where |Σw| < 1e-8).
+  if (merge == MERGE_NORMALIZE) return f32x4.div(sum, div);
+  if (merge == MERGE_MAX) return acc;
+  return sum;
+}
+
+/** mergeAll's accumulator after one more model. */
+// @ts-ignore: decorator
+@inline function accumulateAll(merge: i32, acc: v128, d: v128): v128 {
+  if (merge == MERGE_MEAN) return i32x4.add(acc, f32x4.ne(d, f32x4.splat(0)));
+  if (merge == MERGE_MAX) return v128.bitselect(d, acc, f32x4.gt(f32x4.abs(d), f32x4.abs(acc)));
   return acc;
 }
 
 /**
  * The hot path: T = 1..4 models and no tie budget left, so keeping an entry is |x| > thr alone.
- * `T, vote, merge, output` are constants at each call site, so the
- * options fold away and each model's four entries stay in registers: no per-model scratch, no
- * branch per entry. With `subtract`, δ = f32(x − base) is formed here from the fine-tuned models.
- * Same operations in the same order as tiesGeneric (and the reference).
+ * `T, vote, merge, output`, the zero sign's sign `zsNeg`, `unit` (every weight exactly 1) and `io`
+ * (base and λ, see IO_ANY) are constants at each call site, so the options fold away and each
+ * model's four entries stay in registers. With `subtract`, δ = f32(x − base) is formed here from
+ * the fine-tuned models. Results equal the reference bit for bit, signed zeros included.
  */
 // @ts-ignore: decorator
-@inline function tiesFast(
-  T: i32, vote: i32, merge: i32, output: i32,
-  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
-  zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
-  // Constants go through memory: V8 would otherwise rebuild each v128.const in every iteration
-  // (a few instructions each); loaded once, they stay in registers.
-  const zero = f32x4.splat(0);
+@inline function tiesFast(T: i32, vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
+  const models = a.models, weights = a.weights, thr = a.thr, budget = a.budget, base = a.base, out = a.out, scratch = a.scratch;
+  const start = a.start, n = a.n, zeroSign = a.zeroSign, subtract = a.subtract, lambda = a.lambda;
+  // Constants go through memory: V8 would otherwise rebuild each v128.const or splat in every
+  // iteration (a few instructions each); loaded once, they stay in registers (or are spilled and
+  // reloaded, one load).
   v128.store(scratch, i32x4.splat(ABS_BITS));
-  v128.store(scratch, f32x4.splat(1), 16);
-  v128.store(scratch, f32x4.splat(-1), 32);
-  v128.store(scratch, i32x4.splat(1), 48);
-  const absMask = v128.load(scratch);
-  const one = v128.load(scratch, 16);
-  const minusOne = v128.load(scratch, 32);
-  const oneI = v128.load(scratch, 48);
-  v128.store(scratch, f32x4.splat(NaN));
-  v128.store(scratch, f32x4.splat(NORMALIZE_EPS), 16);
-  const nan = v128.load(scratch);
-  const eps = v128.load(scratch, 16);
-  // tiesEntry's T floats for the tail, past the 64 bytes used above (scratch holds T·68 bytes).
-  const ds = scratch + (<usize>T << 6);
-  const zs = f32x4.splat(zeroSign);
+  v128.store(scratch, i32x4.splat(0x80000000), 16);
+  v128.store(scratch, f32x4.splat(1), 32);
+  v128.store(scratch, f32x4.splat(-1), 48);
+  v128.store(scratch, f32x4.splat(NaN), 64);
+  v128.store(scratch, f32x4.splat(zeroSign), 80);
+  v128.store(scratch, i32x4.splat(1), 96);
+  for (let t = 0; t < T; t++) {
+    v128.store(scratch + 128 + (<usize>t << 4), i32x4.splat(load<i32>(thr + (<usize>t << 2))));
+    v128.store(scratch + 192 + (<usize>t << 4), f32x4.splat(load<f32>(weights + (<usize>t << 2))));
+  }
+  const zero = f32x4.splat(0);
+  const absMask = v128.load(scratch), signBit = v128.load(scratch, 16);
+  const one = v128.load(scratch, 32), minusOne = v128.load(scratch, 48), nan = v128.load(scratch, 64);
+  const zs = v128.load(scratch, 80), oneI = v128.load(scratch, 96);
+  const th0 = v128.load(scratch, 128);
+  const th1 = T > 1 ? v128.load(scratch, 144) : zero;
+  const th2 = T > 2 ? v128.load(scratch, 160) : zero;
+  const th3 = T > 3 ? v128.load(scratch, 176) : zero;
+  const w0 = v128.load(scratch, 192);
+  const w1 = T > 1 ? v128.load(scratch, 208) : zero;
+  const w2 = T > 2 ? v128.load(scratch, 224) : zero;
+  const w3 = T > 3 ? v128.load(scratch, 240) : zero;
   const p0 = <usize>load<u32>(models);
   const p1 = T > 1 ? <usize>load<u32>(models, 4) : 0;
   const p2 = T > 2 ? <usize>load<u32>(models, 8) : 0;
   const p3 = T > 3 ? <usize>load<u32>(models, 12) : 0;
-  const w0 = f32x4.splat(load<f32>(weights));
-  const w1 = T > 1 ? f32x4.splat(load<f32>(weights, 4)) : zero;
-  const w2 = T > 2 ? f32x4.splat(load<f32>(weights, 8)) : zero;
-  const w3 = T > 3 ? f32x4.splat(load<f32>(weights, 12)) : zero;
-  const th0 = i32x4.splat(load<i32>(thr));
-  const th1 = T > 1 ? i32x4.splat(load<i32>(thr, 4)) : zero;
-  const th2 = T > 2 ? i32x4.splat(load<i32>(thr, 8)) : zero;
-  const th3 = T > 3 ? i32x4.splat(load<i32>(thr, 12)) : zero;
   const lambdaF32 = <f32>lambda;
-  const lambdaMode = lambda == 1 ? 0 : <f64>lambdaF32 == lambda ? 1 : 2;
+  const lambdaMode = io != IO_ANY ? 0 : lambda == 1 ? 0 : <f64>lambdaF32 == lambda ? 1 : 2;
   const lambda4 = f32x4.splat(lambdaF32);
   const lambda2 = f64x2.splat(lambda);
-  let votes = i32x4.splat(0);
+  // Without a vote, 'normalize' divides by Σw over all models (in order, from 0): one divisor.
+  let div = one;
+  if (vote == VOTE_NONE && merge == MERGE_NORMALIZE) {
+    let wsum: f32 = 0;
+    for (let t = 0; t < T; t++) wsum += load<f32>(weights + (<usize>t << 2));
+    div = f32x4.splat(abs(wsum) <= NORMALIZE_EPS ? 1 : wsum);
+  }
+  // out = base + λ·mix, and without a base the reference still adds 0, which turns a −0 into +0.
+  // With a vote and 'sum', 'mean' or 'max', mix is +0 or non-zero (agreeing values share a sign and
+  // a mean of c of them is at least the smallest), so only λ ≠ 1 needs that addition.
+  const addBase = io == IO_SUBTRACT || (io == IO_ANY && (base != 0 || lambdaMode != 0)) || vote == VOTE_NONE || merge == MERGE_NORMALIZE;
+  // Counting costs five operations per four entries, so only when asked (output 'none' is for the
+  // counts); a loop-invariant branch, no slower when counting than a loop that always counts.
+  const count = vote != VOTE_NONE && (output == OUTPUT_NONE || a.count);
+  // Entries whose total is > 0, < 0, and where nothing agrees with the elected sign, as -1 per lane.
+  let gtCount = i32x4.splat(0), ltCount = i32x4.splat(0), noneCount = i32x4.splat(0);
   let i = start;
   for (; i + 4 <= n; i += 4) {
     const off = <usize>i << 2;
-    const b = base ? v128.load(base + off) : zero;
+    const b = io == IO_SUBTRACT ? v128.load(base + off) : io == IO_PLAIN ? zero : base ? v128.load(base + off) : zero;
+    const sub = io == IO_SUBTRACT || (io == IO_ANY && subtract);
     let x0 = v128.load(p0 + off);
-    if (subtract) x0 = f32x4.sub(x0, b);
-    const d0 = trim4(x0, th0, w0, absMask);
+    if (sub) x0 = f32x4.sub(x0, b);
+    const d0 = trim4(unit, x0, th0, w0, absMask);
     let d1 = zero, d2 = zero, d3 = zero;
     if (T > 1) {
       let x = v128.load(p1 + off);
-      if (subtract) x = f32x4.sub(x, b);
-      d1 = trim4(x, th1, w1, absMask);
+      if (sub) x = f32x4.sub(x, b);
+      d1 = trim4(unit, x, th1, w1, absMask);
     }
     if (T > 2) {
       let x = v128.load(p2 + off);
-      if (subtract) x = f32x4.sub(x, b);
-      d2 = trim4(x, th2, w2, absMask);
+      if (sub) x = f32x4.sub(x, b);
+      d2 = trim4(unit, x, th2, w2, absMask);
     }
     if (T > 3) {
       let x = v128.load(p3 + off);
-      if (subtract) x = f32x4.sub(x, b);
-      d3 = trim4(x, th3, w3, absMask);
+      if (sub) x = f32x4.sub(x, b);
+      d3 = trim4(unit, x, th3, w3, absMask);
     }
-    let sign = zero;
-    if (vote != VOTE_NONE) {
-      let total = f32x4.add(zero, voteTerm4(vote, d0, one, minusOne, nan));
+    let mix = zero;
+    if (vote == VOTE_NONE) {
+      mix = mergeAll(T, merge, d0, d1, d2, d3, oneI, div);
+    } else {
+      // The total's first term needs no 0 + in front: only its comparisons with 0 are used.
+      let total = voteTerm4(vote, d0, one, minusOne, nan);
       if (T > 1) total = f32x4.add(total, voteTerm4(vote, d1, one, minusOne, nan));
       if (T > 2) total = f32x4.add(total, voteTerm4(vote, d2, one, minusOne, nan));
       if (T > 3) total = f32x4.add(total, voteTerm4(vote, d3, one, minusOne, nan));
       const gt = f32x4.gt(total, zero), lt = f32x4.lt(total, zero);
-      votes = i32x4.add(votes, i32x4.sub(lt, gt));
-      sign = v128.bitselect(one, v128.bitselect(minusOne, zs, lt), gt);
+      // The elected sign is never materialised: D's sign bit is flipped in the lanes whose elected
+      // sign is not the zero sign (`other`), after which agreeing with the elected sign is one
+      // comparison with 0 in every lane (agreeFlipped).
+      const other = zsNeg ? gt : lt;
+      const flip = v128.and(other, signBit);
+      if (count) {
+        gtCount = i32x4.add(gtCount, gt);
+        ltCount = i32x4.add(ltCount, lt);
+      }
+      if (output != 0) {
+        if (count) {
+          // Lanes where nothing agrees (an elected sign ≠ the zero sign always has agreeing values).
+          let any = agreeFlipped(zsNeg, v128.xor(d0, flip));
+          if (T > 1) any = v128.or(any, agreeFlipped(zsNeg, v128.xor(d1, flip)));
+          if (T > 2) any = v128.or(any, agreeFlipped(zsNeg, v128.xor(d2, flip)));
+          if (T > 3) any = v128.or(any, agreeFlipped(zsNeg, v128.xor(d3, flip)));
+          noneCount = i32x4.add(noneCount, i32x4.eq(any, zero));
+        }
+        if (output == OUTPUT_SIGN) v128.store(out + off, v128.xor(zs, flip));
+        continue;
+      }
+      const y0 = v128.xor(d0, flip);
+      const a0 = agreeFlipped(zsNeg, y0);
+      // A disagreeing model adds +0: the same as skipping it, because every agreeing y is non-zero.
+      let sum = v128.and(y0, a0);
+      // 'mean': -count (a true mask is -1); 'normalize': Σw; 'max': the agreeing y of largest magnitude.
+      let acc = merge == MERGE_MEAN ? a0 : merge == MERGE_NORMALIZE ? v128.and(w0, a0) : sum;
+      if (T > 1) {
+        const y = v128.xor(d1, flip), ag = agreeFlipped(zsNeg, y), sy = v128.and(y, ag);
+        sum = f32x4.add(sum, sy);
+        acc = accumulateFlipped(merge, zsNeg, acc, ag, sy, w1);
+      }
+      if (T > 2) {
+        const y = v128.xor(d2, flip), ag = agreeFlipped(zsNeg, y), sy = v128.and(y, ag);
+        sum = f32x4.add(sum, sy);
+        acc = accumulateFlipped(merge, zsNeg, acc, ag, sy, w2);
+      }
+      if (T > 3) {
+        const y = v128.xor(d3, flip), ag = agreeFlipped(zsNeg, y), sy = v128.and(y, ag);
+        sum = f32x4.add(sum, sy);
+        acc = accumulateFlipped(merge, zsNeg, acc, ag, sy, w3);
+      }
+      // A sum of agreeing values is never 0 (one sign, no cancellation): 0 means none agree.
+      if (count) noneCount = i32x4.add(noneCount, f32x4.eq(sum, zero));
+      // Flip back. Negating is exact in IEEE arithmetic (−a / b = −(a / b)), and lanes where nothing
+      // agrees are zero-sign lanes, never flipped, so they come out +0 as in the reference.
+      if (merge == MERGE_MEAN) {
+        // y / −max(1, count), flipped back by the complement: one instruction fewer than y / max(1, count).
+        const q = f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.min_s(acc, i32x4.splat(-1))));
+        mix = v128.xor(q, v128.andnot(signBit, other));
+      } else if (merge == MERGE_NORMALIZE) {
+        mix = v128.xor(f32x4.div(sum, v128.bitselect(one, acc, f32x4.eq(acc, zero))), flip);
+      } else if (merge == MERGE_MAX) {
+        mix = v128.xor(acc, flip);
+      } else {
+        mix = v128.xor(sum, flip);
+      }
     }
-    if (output == OUTPUT_NONE) continue;
-    if (output == OUTPUT_SIGN) {
-      v128.store(out + off, sign);
-      continue;
-    }
-    // Disjoint merge, as in tiesGeneric: a disagreeing model adds +0.
-    const a0 = agree4(vote, d0, sign);
-    let sum = f32x4.add(zero, v128.and(d0, a0));
-    let acc = accumulate4(vote, merge, zero, d0, a0, w0);
-    if (T > 1) {
-      const a = agree4(vote, d1, sign);
-      sum = f32x4.add(sum, v128.and(d1, a));
-      acc = accumulate4(vote, merge, acc, d1, a, w1);
-    }
-    if (T > 2) {
-      const a = agree4(vote, d2, sign);
-      sum = f32x4.add(sum, v128.and(d2, a));
-      acc = accumulate4(vote, merge, acc, d2, a, w2);
-    }
-    if (T > 3) {
-      const a = agree4(vote, d3, sign);
-      sum = f32x4.add(sum, v128.and(d3, a));
-      acc = accumulate4(vote, merge, acc, d3, a, w3);
-    }
-    let mix = sum;
-    if (merge == MERGE_MEAN) mix = f32x4.div(sum, f32x4.convert_i32x4_s(i32x4.max_s(i32x4.neg(acc), oneI)));
-    else if (merge == MERGE_NORMALIZE) {
-      const bad = vote == VOTE_NONE ? f32x4.le(f32x4.abs(acc), eps) : f32x4.eq(acc, zero);
-      mix = f32x4.div(sum, v128.bitselect(one, acc, bad));
-    } else if (merge == MERGE_MAX) mix = acc;
     if (lambdaMode == 1) mix = f32x4.mul(mix, lambda4);
     else if (lambdaMode == 2) mix = scaleF64(mix, lambda2);
-    v128.store(out + off, f32x4.add(b, mix));
+    if (addBase) mix = f32x4.add(b, mix);
+    v128.store(out + off, mix);
   }
-  let votesScalar: i32 = 0;
+  if (count) addCounts(a.counts, i - start, gtCount, ltCount, noneCount);
   for (; i < n; i++) {
     if (subtract) subtractTail(models, T, base, i);
-    votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch);
+    tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch + 256, a.counts);
   }
-  return votesScalar + laneSum(votes);
 }
 
 /** δ = f32(x − base) in place for entry i of every model: the fast path's scalar tail. */
@@ -348,44 +433,121 @@ function fastVariant(T: i32, vote: i32, output: i32): bool {
   if (T < 1 || T > 4) return false;
   // Without a vote only the merged output means anything; one model is almost always a trim.
   if (vote == VOTE_NONE) return output == 0;
-  return T > 1;
+  // Vote 'count' (mk.electSign and disjointMerge on request) takes tiesGeneric: fewer loops in the module.
+  return vote == VOTE_SUM && T > 1;
 }
 
+/** Whether every weight is exactly 1 (then D = kept x, no multiply). */
+function unitWeights(weights: usize, T: i32): bool {
+  for (let t = 0; t < T; t++) if (load<f32>(weights + (<usize>t << 2)) != 1) return false;
+  return true;
+}
+
+/**
+ * The loops for T models, one call site per variant (a nested dispatch would make the compiler
+ * build the whole cross product before pruning it). Unit-weight loops only where they are common
+ * (a trim or a plain sum without a vote, the TIES paper's mean and its vote count), and loops with
+ * the base and λ folded in (`io`) only for the paper's, to bound the module's size.
+ */
 // @ts-ignore: decorator
-@inline function tiesFastOutput(
-  T: i32, vote: i32, merge: i32, output: i32,
-  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
-  zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
-  if (output == OUTPUT_NONE) return tiesFast(T, vote, MERGE_SUM, OUTPUT_NONE, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (output == OUTPUT_SIGN) return tiesFast(T, vote, MERGE_SUM, OUTPUT_SIGN, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (merge == MERGE_MEAN) return tiesFast(T, vote, MERGE_MEAN, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (merge == MERGE_NORMALIZE) return tiesFast(T, vote, MERGE_NORMALIZE, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (merge == MERGE_MAX) return tiesFast(T, vote, MERGE_MAX, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  return tiesFast(T, vote, MERGE_SUM, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+@inline function tiesFastFor(T: i32, vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
+  if (vote == VOTE_NONE || T == 1) {
+    if (merge == MERGE_SUM) {
+      return unit ? tiesFast(T, VOTE_NONE, MERGE_SUM, 0, false, true, IO_ANY, a) : tiesFast(T, VOTE_NONE, MERGE_SUM, 0, false, false, IO_ANY, a);
+    }
+    if (merge == MERGE_NORMALIZE) return tiesFast(T, VOTE_NONE, MERGE_NORMALIZE, 0, false, false, IO_ANY, a);
+    if (merge == MERGE_MEAN) return tiesFast(T, VOTE_NONE, MERGE_MEAN, 0, false, false, IO_ANY, a);
+    return tiesFast(T, VOTE_NONE, MERGE_MAX, 0, false, false, IO_ANY, a);
+  }
+  if (output == OUTPUT_NONE) {
+    if (unit) {
+      if (io == IO_PLAIN) return tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_NONE, false, true, IO_PLAIN, a);
+      if (io == IO_SUBTRACT) return tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_NONE, false, true, IO_SUBTRACT, a);
+      return tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_NONE, false, true, IO_ANY, a);
+    }
+    if (io == IO_PLAIN) return tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_NONE, false, false, IO_PLAIN, a);
+    if (io == IO_SUBTRACT) return tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_NONE, false, false, IO_SUBTRACT, a);
+    return tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_NONE, false, false, IO_ANY, a);
+  }
+  if (output == OUTPUT_SIGN) {
+    return zsNeg ? tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_SIGN, true, false, IO_ANY, a) : tiesFast(T, VOTE_SUM, MERGE_SUM, OUTPUT_SIGN, false, false, IO_ANY, a);
+  }
+  if (merge == MERGE_MEAN && unit) {
+    if (zsNeg) {
+      if (io == IO_PLAIN) return tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, true, true, IO_PLAIN, a);
+      if (io == IO_SUBTRACT) return tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, true, true, IO_SUBTRACT, a);
+      return tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, true, true, IO_ANY, a);
+    }
+    if (io == IO_PLAIN) return tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, false, true, IO_PLAIN, a);
+    if (io == IO_SUBTRACT) return tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, false, true, IO_SUBTRACT, a);
+    return tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, false, true, IO_ANY, a);
+  }
+  if (merge == MERGE_MEAN) {
+    return zsNeg ? tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, true, false, IO_ANY, a) : tiesFast(T, VOTE_SUM, MERGE_MEAN, 0, false, false, IO_ANY, a);
+  }
+  if (merge == MERGE_NORMALIZE) {
+    return zsNeg ? tiesFast(T, VOTE_SUM, MERGE_NORMALIZE, 0, true, false, IO_ANY, a) : tiesFast(T, VOTE_SUM, MERGE_NORMALIZE, 0, false, false, IO_ANY, a);
+  }
+  if (merge == MERGE_MAX) {
+    return zsNeg ? tiesFast(T, VOTE_SUM, MERGE_MAX, 0, true, false, IO_ANY, a) : tiesFast(T, VOTE_SUM, MERGE_MAX, 0, false, false, IO_ANY, a);
+  }
+  return zsNeg ? tiesFast(T, VOTE_SUM, MERGE_SUM, 0, true, false, IO_ANY, a) : tiesFast(T, VOTE_SUM, MERGE_SUM, 0, false, false, IO_ANY, a);
 }
 
-// @ts-ignore: decorator
-@inline function tiesFastVote(
-  T: i32, vote: i32, merge: i32, output: i32,
-  models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
-  zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
-  if (vote == VOTE_SUM) return tiesFastOutput(T, VOTE_SUM, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (vote == VOTE_COUNT) return tiesFastOutput(T, VOTE_COUNT, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  return tiesFastOutput(T, VOTE_NONE, merge, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+function tiesFast1(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
+  return tiesFastFor(1, vote, merge, output, zsNeg, unit, io, a);
 }
 
-/** tiesFast with T, vote, merge and output as constants: one specialised loop per variant. */
+function tiesFast2(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
+  return tiesFastFor(2, vote, merge, output, zsNeg, unit, io, a);
+}
+
+function tiesFast3(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
+  return tiesFastFor(3, vote, merge, output, zsNeg, unit, io, a);
+}
+
+function tiesFast4(vote: i32, merge: i32, output: i32, zsNeg: bool, unit: bool, io: i32, a: FastArgs): void {
+  return tiesFastFor(4, vote, merge, output, zsNeg, unit, io, a);
+}
+
+/** tiesFast's arguments other than those that pick its loop, in scratch memory. */
+@unmanaged class FastArgs {
+  models: usize;
+  weights: usize;
+  thr: usize;
+  budget: usize;
+  base: usize;
+  out: usize;
+  /** The loop's own scratch: 256 bytes of constants, then T floats for tiesEntry. */
+  scratch: usize;
+  start: i32;
+  n: i32;
+  zeroSign: f32;
+  subtract: bool;
+  /** Whether counts are wanted. */
+  count: bool;
+  lambda: f64;
+  /** i32 vote count and undecided entries, added to. */
+  counts: usize;
+}
+
+/** tiesFast for these options, with unit weights, the zero sign's sign and the base and λ as constants too. */
 function tiesFastDispatch(
   T: i32, vote: i32, merge: i32, output: i32,
   models: usize, weights: usize, thr: usize, budget: usize, base: usize, subtract: bool, out: usize, start: i32, n: i32,
-  zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
-  if (T == 1) return tiesFastOutput(1, VOTE_NONE, merge, 0, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (T == 2) return tiesFastVote(2, vote, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  if (T == 3) return tiesFastVote(3, vote, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
-  return tiesFastVote(4, vote, merge, output, models, weights, thr, budget, base, subtract, out, start, n, zeroSign, lambda, scratch);
+  zeroSign: f32, lambda: f64, scratch: usize, count: bool, counts: usize,
+): void {
+  const a = changetype<FastArgs>(scratch);
+  a.models = models; a.weights = weights; a.thr = thr; a.budget = budget; a.base = base; a.out = out;
+  a.scratch = scratch + 64; a.start = start; a.n = n; a.zeroSign = zeroSign; a.subtract = subtract;
+  a.count = count; a.lambda = lambda; a.counts = counts;
+  const unit = unitWeights(weights, T);
+  const zsNeg = zeroSign < 0;
+  const io = lambda != 1 ? IO_ANY : base == 0 ? IO_PLAIN : subtract ? IO_SUBTRACT : IO_ANY;
+  if (T == 1) tiesFast1(vote, merge, output, zsNeg, unit, io, a);
+  else if (T == 2) tiesFast2(vote, merge, output, zsNeg, unit, io, a);
+  else if (T == 3) tiesFast3(vote, merge, output, zsNeg, unit, io, a);
+  else tiesFast4(vote, merge, output, zsNeg, unit, io, a);
 }
 
 /**
@@ -394,26 +556,30 @@ function tiesFastDispatch(
  * vote 0 sum / 1 count / 2 none; merge 0 sum / 1 mean / 2 normalize / 3 max; output 0 merged /
  * 1 sign / 2 none (nothing written), plus OUTPUT_SUBTRACT_BASE when the models hold fine-tuned
  * weights x and the task vectors are δ = f32(x − base) (the model slices may be overwritten with
- * δ). `scratch` holds T·68 bytes. Returns the number of entries whose vote total is > 0 minus
- * those whose total is < 0 (0 without a vote): the TIES paper's majority sign is the sign of its
- * sum over the whole vector.
+ * δ), plus OUTPUT_COUNT to count. `scratch` holds 320 + T·68 bytes. With OUTPUT_COUNT, writes to
+ * `counts` (i32[2]) the number of entries whose vote total is > 0 minus those whose total is < 0,
+ * and the undecided entries (total 0 or NaN, some D agreeing with zeroSign); see the reference.
  *
  * With no tie budget left and 1–4 models, tiesFast; otherwise tiesGeneric, which hands over to
  * tiesFast as soon as the budget runs out.
  */
 export function tiesMerge(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
-  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize, counts: usize,
+): void {
   const subtract = (output & OUTPUT_SUBTRACT_BASE) != 0 && base != 0;
-  output &= ~OUTPUT_SUBTRACT_BASE;
+  const count = (output & OUTPUT_COUNT) != 0;
+  output &= ~(OUTPUT_SUBTRACT_BASE | OUTPUT_COUNT);
+  store<i32>(counts, 0);
+  store<i32>(counts, 0, 4);
   if (fastVariant(T, vote, output) && !anyBudgetLeft(budget, T)) {
-    return tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, subtract, out, 0, n, zeroSign, lambda, scratch);
+    tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, subtract, out, 0, n, zeroSign, lambda, scratch, count, counts);
+    return;
   }
   if (subtract) {
     for (let t = 0; t < T; t++) subtractInPlace(<usize>load<u32>(models + (<usize>t << 2)), base, n);
   }
-  return tiesGeneric(models, T, weights, thr, budget, base, out, n, vote, merge, output, zeroSign, lambda, scratch);
+  tiesGeneric(models, T, weights, thr, budget, base, out, n, vote, merge, output, zeroSign, lambda, scratch, count, counts);
 }
 
 /**
@@ -424,8 +590,8 @@ export function tiesMerge(
  */
 function tiesGeneric(
   models: usize, T: i32, weights: usize, thr: usize, budget: usize, base: usize, out: usize, n: i32,
-  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize,
-): i32 {
+  vote: i32, merge: i32, output: i32, zeroSign: f32, lambda: f64, scratch: usize, count: bool, counts: usize,
+): void {
   // Scratch: D per model (two v128), splatted weights, splatted thresholds, T floats for tiesEntry.
   const dv = scratch;
   const wv = scratch + (<usize>T << 5);
@@ -450,9 +616,11 @@ function tiesGeneric(
   const lambda4 = f32x4.splat(lambdaF32);
   const lambda2 = f64x2.splat(lambda);
   let budgetLeft = anyBudgetLeft(budget, T);
-  // Σ sign(total), lane-wise: a true comparison mask is -1, so (lt masks) − (gt masks).
-  let votes = i32x4.splat(0);
-  let votesScalar: i32 = 0;
+  count = count && vote != VOTE_NONE;
+  // Entries whose total is > 0, < 0, and where nothing agrees with the elected sign, as -1 per
+  // lane, over `counted` entries (tiesEntry counts the others itself).
+  let gtCount = i32x4.splat(0), ltCount = i32x4.splat(0), noneCount = i32x4.splat(0);
+  let counted = 0;
 
   // Eight entries (two vectors, h = 0 and 1) per step: the per-model loads of pointers, weights
   // and thresholds and the option branches are paid once per eight entries.
@@ -483,10 +651,12 @@ function tiesGeneric(
       }
     }
     if (budgetLeft && v128.any_true(tie)) {
-      for (let k = 0; k < 8; k++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, scratch);
+      for (let k = 0; k < 8; k++) tiesEntry(models, T, weights, thr, budget, base, out, i + k, vote, merge, output, zeroSign, lambda, ds, counts);
       budgetLeft = anyBudgetLeft(budget, T);
       if (!budgetLeft && fastVariant(T, vote, output)) {
-        return votesScalar + laneSum(votes) + tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, false, out, i + 8, n, zeroSign, lambda, scratch);
+        addCounts(counts, counted, gtCount, ltCount, noneCount);
+        tiesFastDispatch(T, vote, merge, output, models, weights, thr, budget, base, false, out, i + 8, n, zeroSign, lambda, scratch, count, counts);
+        return;
       }
       continue;
     }
@@ -494,20 +664,24 @@ function tiesGeneric(
     if (vote != VOTE_NONE) {
       const gt0 = f32x4.gt(total0, zero), lt0 = f32x4.lt(total0, zero);
       const gt1 = f32x4.gt(total1, zero), lt1 = f32x4.lt(total1, zero);
-      votes = i32x4.add(votes, i32x4.sub(i32x4.add(lt0, lt1), i32x4.add(gt0, gt1)));
+      if (count) {
+        gtCount = i32x4.add(gtCount, i32x4.add(gt0, gt1));
+        ltCount = i32x4.add(ltCount, i32x4.add(lt0, lt1));
+        counted += 8;
+      }
       sign0 = v128.bitselect(one, v128.bitselect(minusOne, zs, lt0), gt0);
       sign1 = v128.bitselect(one, v128.bitselect(minusOne, zs, lt1), gt1);
     }
-    if (output == OUTPUT_NONE) continue;
     if (output == OUTPUT_SIGN) {
       v128.store(out + off, sign0);
       v128.store(out + off, sign1, 16);
-      continue;
     }
+    if (output != 0 && !count) continue;
 
     // Disjoint merge. A disagreeing entry adds +0 instead of being skipped: the same, because a
     // float32 sum that starts at +0 is never -0.
     let sum0 = zero, sum1 = zero, acc0 = zero, acc1 = zero; // acc: Σw ('normalize'), -count ('mean') or peak ('max')
+    let any0 = zero, any1 = zero; // lanes where some D agrees
     for (let t = 0; t < T; t++) {
       const dt = dv + (<usize>t << 5);
       const d0 = v128.load(dt), d1 = v128.load(dt, 16);
@@ -516,6 +690,11 @@ function tiesGeneric(
         agree0 = f32x4.gt(f32x4.mul(d0, sign0), zero);
         agree1 = f32x4.gt(f32x4.mul(d1, sign1), zero);
       }
+      if (count) {
+        any0 = v128.or(any0, agree0);
+        any1 = v128.or(any1, agree1);
+      }
+      if (output != 0) continue;
       sum0 = f32x4.add(sum0, v128.and(d0, agree0));
       sum1 = f32x4.add(sum1, v128.and(d1, agree1));
       if (merge == MERGE_MEAN) {
@@ -530,6 +709,8 @@ function tiesGeneric(
         acc1 = v128.bitselect(d1, acc1, v128.and(agree1, f32x4.gt(f32x4.abs(d1), f32x4.abs(acc1))));
       }
     }
+    if (count) noneCount = i32x4.add(noneCount, i32x4.add(i32x4.eq(any0, zero), i32x4.eq(any1, zero)));
+    if (output != 0) continue;
     let mix0 = sum0, mix1 = sum1;
     if (merge == MERGE_MEAN) {
       // acc holds -count (a true mask is -1).
@@ -560,9 +741,21 @@ function tiesGeneric(
     v128.store(out + off, f32x4.add(b0, mix0));
     v128.store(out + off, f32x4.add(b1, mix1), 16);
   }
-  for (; i < n; i++) votesScalar += tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, scratch);
-  return votesScalar + laneSum(votes);
+  addCounts(counts, counted, gtCount, ltCount, noneCount);
+  for (; i < n; i++) tiesEntry(models, T, weights, thr, budget, base, out, i, vote, merge, output, zeroSign, lambda, ds, counts);
 }
+
+/**
+ * Adds to `counts` (i32 votes, undecided) what the lane counters saw over `entries` entries: the
+ * masks of totals > 0 and < 0 and of entries where nothing agrees (each -1 per lane); the rest are
+ * the undecided entries.
+ */
+function addCounts(counts: usize, entries: i32, gtCount: v128, ltCount: v128, noneCount: v128): void {
+  const gts = -laneSum(gtCount), lts = -laneSum(ltCount), nones = -laneSum(noneCount);
+  store<i32>(counts, load<i32>(counts) + gts - lts);
+  store<i32>(counts, load<i32>(counts, 4) + entries - gts - lts - nones, 4);
+}
+
 
 /** murmur3's 32-bit finaliser on four lanes. */
 // @ts-ignore: decorator

@@ -22,3 +22,15 @@ export function simdFlopProbe(iters: i32, seed: f32): f32 {
 export function copyBytes(dst: usize, src: usize, bytes: usize): void {
   memory.copy(dst, src, bytes);
 }
+
+/**
+ * out[i] = a[i] + b[i] + c[i] over n floats (n a multiple of 4), f32x4: the stream floor of a pass
+ * that reads three arrays and writes one (TIES' fused pass on three task vectors), with one
+ * instruction of work per input.
+ */
+export function streamProbe(a: usize, b: usize, c: usize, out: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const off = <usize>i << 2;
+    v128.store(out + off, f32x4.add(f32x4.add(v128.load(a + off), v128.load(b + off)), v128.load(c + off)));
+  }
+}

@@ -3,7 +3,7 @@
 import * as ref from './reference/cosine-similarity.ts';
 import * as refMatch from './reference/bipartite-soft-matching.ts';
 import * as refMerge from './reference/merge-primitives.ts';
-import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeOptions } from './reference/merge-primitives.ts';
+import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from './reference/merge-primitives.ts';
 import * as wasm from './wasm/cosine-similarity.ts';
 import * as wasmMatch from './wasm/best-match.ts';
 import * as wasmMerge from './wasm/merge-primitives.ts';
@@ -28,8 +28,8 @@ export interface Backend {
   // Model-merging primitives over one chunk of a tensor; see reference/merge-primitives.ts.
   /** Every requested histogram over one chunk of T models (minus `base` when given), reading the chunk once. */
   absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): Promise<void>;
-  /** Returns the vote count Σ sign(total) (see the reference). */
-  tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<number>;
+  /** Returns the vote count Σ sign(total) and the undecided entries (see the reference). */
+  tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<TiesMergeCounts>;
   dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]>;
   findNonFinite(x: Float32Array): Promise<number>;
   dispose(): void;
@@ -113,20 +113,36 @@ export class WebGpuBackend implements Backend {
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
     this.runtime.check();
     const deltas = o.subtractBase && base ? models.map((m) => subtract(m, base)) : models;
-    if (o.output !== 'none') {
-      await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, base, out, { ...o, subtractBase: false });
-      return 0;
+    const n = out.length;
+    const plain: TiesMergeOptions = { ...o, subtractBase: false };
+    // The counts, host-assisted: the disjoint sums (merge 'sum', λ = 1, no base) under either zero
+    // sign, each on a copy of the tie budgets. Where both are > 0 the total was > 0, where both are
+    // < 0 it was < 0 (the same elected sign, the same agreeing values); elsewhere the zero sign
+    // elected, and the sum under it is non-zero iff some value agrees (one sign: no cancellation).
+    let counts: TiesMergeCounts = { votes: 0, undecided: 0 };
+    if (o.counts !== false && o.vote !== 'none') {
+      const sums = async (zeroSign: 1 | -1) => {
+        const s = new Float32Array(n);
+        await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget.slice(), undefined, s, { ...plain, zeroSign, merge: 'sum', lambda: 1, output: 'merged' });
+        return s;
+      };
+      const plus = await sums(1), minus = await sums(-1);
+      const own = o.zeroSign > 0 ? plus : minus;
+      let votes = 0, undecided = 0;
+      for (let i = 0; i < n; i++) {
+        if (plus[i]! > 0 && minus[i]! > 0) votes++;
+        else if (plus[i]! < 0 && minus[i]! < 0) votes--;
+        else if (own[i] !== 0) undecided++;
+      }
+      counts = { votes, undecided };
     }
-    // The vote count from two sign passes: they differ exactly where the total is 0, so
-    // (s₊ + s₋)/2 is +1, -1 or 0 per entry. The first pass spends a copy of the tie budgets.
-    const plus = new Float32Array(out.length), minus = new Float32Array(out.length);
-    const sign: TiesMergeOptions = { ...o, subtractBase: false, output: 'sign' };
-    await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget.slice(), undefined, plus, { ...sign, zeroSign: 1 });
-    await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, undefined, minus, { ...sign, zeroSign: -1 });
-    if (o.vote === 'none') return 0;
-    let votes = 0;
-    for (let i = 0; i < out.length; i++) votes += (plus[i]! + minus[i]!) / 2;
-    return votes;
+    if (o.output !== 'none') {
+      await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, base, out, plain);
+    } else if (tieBudget.some((b) => b > 0)) {
+      // Nothing to write, but the tie budgets are spent as by any pass.
+      await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, undefined, new Float32Array(n), { ...plain, output: 'sign' });
+    }
+    return counts;
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
     this.runtime.check();

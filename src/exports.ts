@@ -22,7 +22,7 @@ export type {
   SafetensorsHeader, SafetensorsTensor, SafetensorsTensorInput, ShardIndex,
 } from './safetensors.ts';
 export { MergePrimitives } from './merging/primitives.ts';
-export type { HistogramRequest, TiesMergeOptions } from './merging/primitives.ts';
+export type { HistogramRequest, TiesMergeCounts, TiesMergeOptions } from './merging/primitives.ts';
 export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, TensorParams, Chunk, ParamValue } from './merging/types.ts';
 export { mergeTensor } from './merging/driver.ts';
 export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';

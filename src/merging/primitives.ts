@@ -3,9 +3,9 @@
 // are checked here, once; the semantics are those of src/reference/merge-primitives.ts.
 import type { Backend } from '../backends.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
-import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeOptions } from '../reference/merge-primitives.ts';
+import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 
-export type { HistogramRequest, TiesMergeOptions };
+export type { HistogramRequest, TiesMergeCounts, TiesMergeOptions };
 
 const VOTES = ['sum', 'count', 'none'] as const;
 const MERGES = ['sum', 'mean', 'normalize', 'max'] as const;
@@ -86,14 +86,16 @@ export class MergePrimitives {
   /**
    * One fused pass of TIES' trim, elect sign and disjoint merge over a chunk of task vectors
    * (`models[t]` = δ_t, all the same length as `out`; with `options.subtractBase`, fine-tuned
-   * tensors from which `base` is subtracted). `tieBudget` is updated in place. With output
-   * 'none' (nothing written) returns the vote count: entries whose vote total is > 0 minus those
-   * < 0 (0 when vote is 'none'), whose sign is the TIES paper's majority sign; other outputs return 0.
+   * tensors from which `base` is subtracted). `tieBudget` is updated in place. Returns, for every
+   * output, `votes` (entries whose vote total is > 0 minus those < 0: the sign of its sum over a
+   * whole vector is the TIES paper's majority sign) and `undecided` (entries whose total is 0 or
+   * NaN while some value agrees with zeroSign: those whose merged value may depend on zeroSign);
+   * both 0 without a vote or with `options.counts: false` (which lets a backend skip counting).
    */
   async tiesMerge(
     models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
     base: Float32Array | undefined, out: Float32Array, options: TiesMergeOptions,
-  ): Promise<number> {
+  ): Promise<TiesMergeCounts> {
     const backend = this.#backend();
     f32('out', out);
     if (!Array.isArray(models) || models.length === 0) throw new MergeKernelsError('INVALID_TYPE', `models: expected a non-empty array of Float32Array, got ${describe(models)}`, 'models');
@@ -118,8 +120,10 @@ export class MergePrimitives {
       lambda: options.lambda,
       output: oneOf('output', options.output ?? 'merged', OUTPUTS),
       subtractBase: options.subtractBase ?? false,
+      counts: options.counts ?? true,
     };
     if (typeof o.subtractBase !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `subtractBase: expected a boolean, got ${describe(o.subtractBase)}`, 'subtractBase');
+    if (typeof o.counts !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `counts: expected a boolean, got ${describe(o.counts)}`, 'counts');
     if (typeof o.lambda !== 'number' || !Number.isFinite(o.lambda)) throw new MergeKernelsError('INVALID_OPTION', `lambda: expected a finite number, got ${describe(o.lambda)}`, 'lambda');
     return backend.tiesMerge(models, weights, thr, tieBudget, base, out, o);
   }

@@ -156,7 +156,7 @@ async function elect(backend: Backend, deltas: Float32Array[], o: SignOptions): 
   const n = deltas[0]!.length;
   const run = async (zeroSign: 1 | -1) => {
     const out = new Float32Array(n);
-    await backend.tiesMerge(deltas, o.weights, new Int32Array(T).fill(-1), new Float64Array(T), undefined, out, { vote: o.method as 'sum' | 'count', zeroSign, merge: 'sum', lambda: 1, output: 'sign' });
+    await backend.tiesMerge(deltas, o.weights, new Int32Array(T).fill(-1), new Float64Array(T), undefined, out, { vote: o.method as 'sum' | 'count', zeroSign, merge: 'sum', lambda: 1, output: 'sign', counts: false });
     return out;
   };
   const plus = await run(1);
@@ -185,6 +185,6 @@ export async function disjointMerge(backend: Backend, deltas: unknown, opts?: un
   const T = data.length;
   const zeroSign = o.method === 'none' ? 1 : (await elect(backend, data, o)).zeroSign;
   const out = new Float32Array(data[0]!.length);
-  await backend.tiesMerge(data, o.weights, new Int32Array(T).fill(-1), new Float64Array(T), undefined, out, { vote: o.method, zeroSign, merge, lambda: 1, output: 'merged' });
+  await backend.tiesMerge(data, o.weights, new Int32Array(T).fill(-1), new Float64Array(T), undefined, out, { vote: o.method, zeroSign, merge, lambda: 1, output: 'merged', counts: false });
   return { data: out, shape: [...list[0]!.shape] };
 }

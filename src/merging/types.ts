@@ -3,7 +3,8 @@
 //
 // A method merges one tensor at a time, streamed in chunks: first `passes` observation passes
 // over the tensor's chunks (to gather statistics such as a magnitude histogram or norms), then
-// one apply pass that writes the merged chunk. Peak memory is therefore one chunk per input,
+// one apply pass that writes the merged chunk (and, where the driver keeps its output in memory,
+// the chunks the method asks to revisit). Peak memory is therefore one chunk per input,
 // whatever the tensor or model size. Methods that need a statistic of the whole model (TIES
 // with scope 'model') declare `modelPasses`: the runner first streams every tensor through
 // `observeModel`, then merges tensor by tensor.
@@ -51,6 +52,19 @@ export interface TensorMerge {
   observe(pass: number, chunk: Chunk): Promise<void>;
   /** Writes the merged values of `chunk` into `out` (length chunk.length), in order. */
   apply(chunk: Chunk, out: Float32Array): Promise<void>;
+  /**
+   * Only for drivers that can revisit their output (TensorDriver.revisit), once the apply pass is
+   * done: the offsets of the chunks whose apply must run again, now that a statistic of the whole
+   * tensor is known (the TIES paper's zero sign, guessed during the apply pass). The driver calls
+   * apply once more for each, with the same chunk. Absent or empty: nothing to redo.
+   */
+  revisit?(): number[];
+}
+
+/** What the code feeding a TensorMerge can do besides one apply per chunk, in order. */
+export interface TensorDriver {
+  /** apply may run again for chunks already applied (the output is in memory, not a written stream). */
+  revisit: boolean;
 }
 
 /** A configured merge method (one merge run). */
@@ -63,8 +77,8 @@ export interface MergeMethod {
   readonly modelPasses: number;
   /** Sees every chunk of every tensor, in the runner's tensor order, once per model pass. */
   observeModel(pass: number, tensor: TensorInfo, params: TensorParams, chunk: Chunk): Promise<void>;
-  /** Starts merging one tensor. */
-  tensor(info: TensorInfo, params: TensorParams): TensorMerge;
+  /** Starts merging one tensor (`driver`: what its driver can do; none beyond the protocol when absent). */
+  tensor(info: TensorInfo, params: TensorParams, driver?: TensorDriver): TensorMerge;
 }
 
 /** What a method needs to know at creation: the number of models, the seed, and the backend's primitives. */

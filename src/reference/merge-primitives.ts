@@ -113,6 +113,28 @@ export interface TiesMergeOptions {
    * (models[t] itself without a base), so callers need not form the task vectors. Default false.
    */
   subtractBase?: boolean;
+  /** Whether to count votes and undecided entries (TiesMergeCounts). Default true; with false both are 0 and a backend may skip the counting. */
+  counts?: boolean;
+}
+
+/** What one tiesMerge call counted over its entries (both 0 without a vote). */
+export interface TiesMergeCounts {
+  /**
+   * Entries whose vote total is > 0 minus those whose total is < 0: the sign of its sum over a
+   * whole vector is the TIES paper's majority sign (the paper's zero sign).
+   */
+  votes: number;
+  /**
+   * Entries whose vote total is 0 or NaN (so zeroSign elected them) while some D_t agrees with
+   * zeroSign: the entries whose merged value may depend on zeroSign. Without a NaN among the D_t
+   * these are exactly such entries: a total of exactly 0 with a non-zero D_t has D_t of both signs,
+   * so some agree whichever sign is elected, and a total of ±Inf + ∓Inf likewise; where nothing
+   * agrees with zeroSign every D_t is 0 and the merged value is base + λ·0 under either sign.
+   * (With a NaN D_t the total is NaN and an entry whose other values all disagree with zeroSign
+   * may still change with it; finite task vectors and weights never give a NaN D_t.) Elected
+   * signs (output 'sign') depend on zeroSign wherever the total is 0 or NaN.
+   */
+  undecided: number;
 }
 
 /**
@@ -129,14 +151,14 @@ export interface TiesMergeOptions {
  * (zeros never agree), and out[i] = f32(base[i] + lambda · mix) per `o.merge` (base 0 when absent).
  * Sums run over t = 0..T-1 in order, in float32.
  *
- * With output 'none', returns the number of entries whose vote total is > 0 minus those whose
- * total is < 0 (0 when vote is 'none'): the sign of its sum over a whole vector is the TIES
- * paper's majority sign. Other outputs return 0 (the count is only wanted on its own pass).
+ * Returns the vote count and the undecided entries (TiesMergeCounts), for every output. A caller
+ * that needs the paper's zero sign (the majority over a whole vector) can guess it, merge, and
+ * redo only the chunks with undecided entries if the guess was wrong.
  */
 export function tiesMerge(
   models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
   base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
-): number {
+): TiesMergeCounts {
   const T = models.length;
   const n = out.length;
   // One weight, threshold and budget per model, exactly: the kernels rely on it.
@@ -145,7 +167,7 @@ export function tiesMerge(
   }
   const d = new Float32Array(T);
   const subtract = o.subtractBase === true && base !== undefined;
-  let votes = 0;
+  let votes = 0, undecided = 0;
   for (let i = 0; i < n; i++) {
     // Trim, weight.
     for (let t = 0; t < T; t++) {
@@ -162,6 +184,7 @@ export function tiesMerge(
       for (let t = 0; t < T; t++) total = f(total + (o.vote === 'sum' ? d[t]! : Math.sign(d[t]!)));
       sign = total > 0 ? 1 : total < 0 ? -1 : o.zeroSign;
       votes += total > 0 ? 1 : total < 0 ? -1 : 0;
+      if (!(total > 0 || total < 0) && d.some((v) => Math.sign(v) === o.zeroSign)) undecided++;
     }
     if (o.output === 'none') continue;
     if (o.output === 'sign') { out[i] = sign; continue; }
@@ -190,7 +213,7 @@ export function tiesMerge(
     }
     out[i] = f((base ? base[i]! : 0) + f(o.lambda * mix));
   }
-  return o.output === 'none' ? votes : 0;
+  return o.counts === false ? { votes: 0, undecided: 0 } : { votes, undecided };
 }
 
 /** murmur3's 32-bit finaliser: a bijective mix of a u32. */

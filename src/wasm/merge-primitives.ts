@@ -1,4 +1,4 @@
-import { LEVEL1_BINS, type HistogramRequest, type TiesMergeOptions } from '../reference/merge-primitives.ts';
+import { LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 import type { WasmRuntime } from './runtime.ts';
 
 /**
@@ -15,6 +15,8 @@ const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
 const OUTPUT = { merged: 0, sign: 1, none: 2 } as const;
 /** Or'ed into tiesMerge's output: the models are fine-tuned weights, the base to subtract first. */
 const SUBTRACT_BASE = 4;
+/** Or'ed into tiesMerge's output: count votes and undecided entries. */
+const COUNT = 8;
 
 /**
  * Every request's histogram over one chunk: each slice of the models the requests read (and of the
@@ -51,7 +53,7 @@ export function absHistograms(rt: WasmRuntime, models: Float32Array[], base: Flo
 export function tiesMerge(
   rt: WasmRuntime, models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
   base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
-): number {
+): TiesMergeCounts {
   const T = models.length;
   const n = out.length;
   const size = Math.min(n, SLICE);
@@ -63,7 +65,8 @@ export function tiesMerge(
   const pBudget = rt.alloc(T * 8, 'tie budgets');
   const pBase = base ? rt.alloc(size * 4, 'a slice of base') : 0;
   const pOut = rt.alloc(size * 4, 'a slice of out');
-  const pScratch = rt.alloc(T * 68, 'scratch');
+  const pScratch = rt.alloc(320 + T * 68, 'scratch');
+  const pCounts = rt.alloc(8, 'counts');
   const mem = rt.memory.buffer;
   new Uint32Array(mem, pTable, T).set(pm);
   new Float32Array(mem, pw, T).set(weights);
@@ -73,18 +76,22 @@ export function tiesMerge(
   const ms = pm.map((p) => new Float32Array(mem, p, size));
   const bs = base ? new Float32Array(mem, pBase, size) : undefined;
   const os = new Float32Array(mem, pOut, size);
+  const sliceCounts = new Int32Array(mem, pCounts, 2);
   // The kernel forms δ = f32(x − base) itself, in registers when it can.
-  const output = OUTPUT[o.output] | (o.subtractBase === true && base !== undefined ? SUBTRACT_BASE : 0);
-  let votes = 0;
+  const counting = o.counts !== false && o.vote !== 'none';
+  const output = OUTPUT[o.output] | (o.subtractBase === true && base !== undefined ? SUBTRACT_BASE : 0) | (counting ? COUNT : 0);
+  let votes = 0, undecided = 0;
   for (let s = 0; s < n; s += size) {
     const len = Math.min(size, n - s);
     bs?.set(base!.subarray(s, s + len));
     for (let t = 0; t < T; t++) ms[t]!.set(models[t]!.subarray(s, s + len));
-    votes += rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], output, o.zeroSign, o.lambda, pScratch);
+    rt.exports.tiesMerge(pTable, T, pw, pThr, pBudget, pBase, pOut, len, VOTE[o.vote], MERGE[o.merge], output, o.zeroSign, o.lambda, pScratch, pCounts);
     if (o.output !== 'none') out.set(len === size ? os : os.subarray(0, len), s);
+    votes += sliceCounts[0]!;
+    undecided += sliceCounts[1]!;
   }
   tieBudget.set(budget);
-  return o.output === 'none' ? votes : 0;
+  return counting ? { votes, undecided } : { votes: 0, undecided: 0 };
 }
 
 export function dropAndRescale(rt: WasmRuntime, x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): [number, number] {

@@ -13,11 +13,12 @@ export interface KernelExports {
   absHistogram(x: number, n: number, hist: number, level: number, prefix: number, span: number): void;
   subtractInPlace(x: number, base: number, n: number): void;
   tiesMerge(models: number, T: number, weights: number, thr: number, budget: number, base: number, out: number, n: number,
-    vote: number, merge: number, output: number, zeroSign: number, lambda: number, scratch: number): number;
+    vote: number, merge: number, output: number, zeroSign: number, lambda: number, scratch: number, counts: number): void;
   dropAndRescale(x: number, n: number, offLo: number, offHi: number, key: number, cut: number, scale: number, out: number, sums: number): void;
   findNonFinite(x: number, n: number): number;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
+  streamProbe(a: number, b: number, c: number, out: number, n: number): void;
 }
 
 const PAGE = 65536;

@@ -114,10 +114,15 @@ function refTies(c: TiesCase, o: TiesMergeOptions): { out: Float32Array; budget:
   return { out, budget };
 }
 
-/** Checks a tiesMerge output against the reference's: signs exactly, merged values within float32 rounding. */
-function tiesClose(got: Float32Array, want: Float32Array, o: TiesMergeOptions, what: string): void {
+/**
+ * Checks a tiesMerge output against the reference's: signs exactly; merged values bit for bit on
+ * js and wasm (the same float32 operations in the same order, so -0 and +0 differ), within float32
+ * rounding on webgpu (see MERGED).
+ */
+function tiesClose(backend: string, got: Float32Array, want: Float32Array, o: TiesMergeOptions, what: string): void {
   if (o.output === 'sign') sameInts(got, want, `${what}: elected signs`);
-  else allClose(got, want, MERGED, `${what}: merged values`);
+  else if (backend === 'webgpu') allClose(got, want, MERGED, `${what}: merged values`);
+  else sameBits(got, want, `${what}: merged values`);
 }
 
 /** A mask from DARE's definition: kept iff uniform24(key, offset + i) < p·2^24. */
@@ -219,7 +224,7 @@ export default function (h: Harness) {
     }
   });
 
-  test('tiesMerge with subtractBase equals tiesMerge on the task vectors formed first; the vote count (output none) equals the reference', async () => {
+  test('tiesMerge with subtractBase equals tiesMerge on the task vectors formed first; the counts equal the reference for every output', async () => {
     let combo = 0;
     for (const n of SIZES) for (const T of [1, 3, 5]) {
       combo++;
@@ -231,14 +236,13 @@ export default function (h: Harness) {
         const o: TiesMergeOptions = { vote: VOTES[combo % 3]!, merge: MERGES[combo % 4]!, output, zeroSign: combo % 2 ? 1 : -1, lambda: 0.75 };
         const what = `n = ${n}, T = ${T}, ${o.vote}/${o.merge}/${output}`;
         const want = new Float32Array(n).fill(7), wantBudget = c.tieBudget.slice();
-        const wantVotes = R.tiesMerge(deltas, c.weights, c.thr, wantBudget, c.base, want, o);
+        const wantCounts = R.tiesMerge(deltas, c.weights, c.thr, wantBudget, c.base, want, o);
         const out = new Float32Array(n).fill(7), budget = c.tieBudget.slice();
-        const votes = await p.tiesMerge(xs, c.weights, c.thr, budget, c.base, out, { ...o, subtractBase: true });
-        assert.is(votes, wantVotes, `${what}: vote count`);
-        if (output !== 'none') assert.is(votes, 0, `${what}: the vote count is only returned with output 'none'`);
+        const counts = await p.tiesMerge(xs, c.weights, c.thr, budget, c.base, out, { ...o, subtractBase: true });
+        assert.equal(counts, wantCounts, `${what}: counts`);
         sameInts(budget, wantBudget, `${what}: final tie budgets`);
         if (output === 'none') sameInts(out, want, `${what}: nothing written`);
-        else tiesClose(out, want, o, what);
+        else tiesClose(h.backend, out, want, o, what);
       }
     }
   });
@@ -282,18 +286,22 @@ export default function (h: Harness) {
     }
   });
 
-  test('tiesMerge equals the reference for every vote × merge × output × zeroSign, with and without base', async () => {
-    const n = 1023, T = 3;
-    for (const withBase of [false, true]) {
-      const c = tiesCase(n, T, withBase ? 11 : 12, withBase);
+  test('tiesMerge equals the reference for every vote × merge × output × zeroSign, T = 2..4, unit and other weights, with and without base', async () => {
+    const n = 1023;
+    // T and unit weights pick wasm loops; the WGSL kernel has one for all (and a submit per call).
+    const gpu = h.backend === 'webgpu';
+    for (const T of gpu ? [3] : [2, 3, 4]) for (const unit of gpu ? [false] : [false, true]) for (const withBase of [false, true]) {
+      const c = tiesCase(n, T, T * 4 + (withBase ? 11 : 12), withBase);
+      // Weights of exactly 1 take the wasm loops without a multiply (the TIES paper's case).
+      if (unit) c.weights.fill(1);
       for (const vote of VOTES) for (const merge of MERGES) for (const output of OUTPUTS) for (const zeroSign of [1, -1] as const) {
-        const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda: 0.7 };
-        const what = `${vote}/${merge}/${output}/zeroSign ${zeroSign}/${withBase ? 'base' : 'no base'}`;
+        const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda: withBase ? 0.7 : 1 };
+        const what = `T = ${T}, ${unit ? 'unit' : 'other'} weights, ${vote}/${merge}/${output}/zeroSign ${zeroSign}/${withBase ? 'base' : 'no base'}`;
         const want = refTies(c, o);
         const out = new Float32Array(n).fill(NaN);
         const budget = c.tieBudget.slice();
         await p.tiesMerge(c.models, c.weights, c.thr, budget, c.base, out, o);
-        tiesClose(out, want.out, o, what);
+        tiesClose(h.backend, out, want.out, o, what);
         sameInts(budget, want.budget, `${what}: final tie budgets`);
       }
     }
@@ -314,7 +322,7 @@ export default function (h: Harness) {
       const budget = c.tieBudget.slice();
       await p.tiesMerge(c.models, c.weights, c.thr, budget, c.base, out, o);
       const what = `n = ${n}, T = ${T}, ${o.vote}/${o.merge}/${o.output}`;
-      tiesClose(out, want.out, o, what);
+      tiesClose(h.backend, out, want.out, o, what);
       sameInts(budget, want.budget, `${what}: final tie budgets`);
     }
   });
@@ -331,7 +339,7 @@ export default function (h: Harness) {
       const wholeBudget = c.tieBudget.slice();
       await p.tiesMerge(c.models, c.weights, c.thr, wholeBudget, c.base, whole, o);
       const want = refTies(c, o);
-      tiesClose(whole, want.out, o, `whole, ${o.vote}/${o.merge}/${o.output}`);
+      tiesClose(h.backend, whole, want.out, o, `whole, ${o.vote}/${o.merge}/${o.output}`);
       sameInts(wholeBudget, want.budget, 'whole: final tie budgets');
       assert.ok(want.budget.every((b) => b === 0), 'the case uses up every budget before the end');
       // Chunks of 1 and 3 are thousands of calls: on webgpu each is a submit and a readback (~10 ms on
@@ -371,6 +379,78 @@ export default function (h: Harness) {
     await p.tiesMerge([new Float32Array([-0, 0.5]), new Float32Array([1, -0])], new Float32Array([1, 1]), new Int32Array([-1, -1]),
       new Float64Array(2), undefined, out, { vote: 'sum', merge: 'mean', output: 'merged', zeroSign: 1, lambda: 1 });
     sameInts(out, [1, 0.5], 'means');
+  });
+
+  test('tiesMerge counts votes and undecided entries, worked by hand, for every output and chunking', async () => {
+    // Three models, thr = -1 (keep all), weights 1, entries repeating every 4 (each meets every lane):
+    //   (1, -1, 0)    total 0: values agree with either zero sign → undecided
+    //   (0, 0, 0)     total 0, nothing agrees whatever the sign → not undecided
+    //   (2, -1, 0.5)  total 1.5 → vote +1
+    //   (-3, 1, 0.5)  total -1.5 → vote -1
+    // so 64 entries give votes 16 - 16 = 0 and 16 undecided, under either zero sign. The merged
+    // means: 1 or -1 (the zero sign's agreeing value), 0, (2 + 0.5)/2 = 1.25, -3.
+    const n = 64;
+    const rows = [[1, -1, 0], [0, 0, 0], [2, -1, 0.5], [-3, 1, 0.5]];
+    const models = [0, 1, 2].map((t) => Float32Array.from({ length: n }, (_, i) => rows[i % 4]![t]!));
+    for (const zeroSign of [1, -1] as const) for (const output of ['merged', 'sign', 'none'] as const) {
+      const o: TiesMergeOptions = { vote: 'sum', merge: 'mean', output, zeroSign, lambda: 1 };
+      // (A submit or three per chunk on webgpu: no chunks of 1 there.)
+      for (const size of h.backend === 'webgpu' ? [16, 64] : [1, 3, 64]) {
+        const out = new Float32Array(n).fill(7);
+        let votes = 0, undecided = 0;
+        for (let s = 0; s < n; s += size) {
+          const e = Math.min(n, s + size);
+          const c = await p.tiesMerge(models.map((m) => m.subarray(s, e)), new Float32Array(3).fill(1), new Int32Array(3).fill(-1), new Float64Array(3), undefined, out.subarray(s, e), o);
+          votes += c.votes;
+          undecided += c.undecided;
+        }
+        const what = `zeroSign ${zeroSign}, ${output}, chunks of ${size}`;
+        assert.equal({ votes, undecided }, { votes: 0, undecided: 16 }, `${what}: counts`);
+        const want = output === 'merged' ? [zeroSign, 0, 1.25, -3] : output === 'sign' ? [zeroSign, zeroSign, 1, -1] : [7, 7, 7, 7];
+        sameInts(out, Array.from({ length: n }, (_, i) => want[i % 4]!), `${what}: output`);
+      }
+      // Without a vote, or with counts: false, nothing is counted.
+      const none = await p.tiesMerge(models, new Float32Array(3).fill(1), new Int32Array(3).fill(-1), new Float64Array(3), undefined, new Float32Array(n), { ...o, vote: 'none' });
+      assert.equal(none, { votes: 0, undecided: 0 }, 'vote none');
+      const off = await p.tiesMerge(models, new Float32Array(3).fill(1), new Int32Array(3).fill(-1), new Float64Array(3), undefined, new Float32Array(n), { ...o, counts: false });
+      assert.equal(off, { votes: 0, undecided: 0 }, 'counts: false');
+    }
+  });
+
+  test('tiesMerge: signed zeros, cancellations, underflow and negative weights equal the reference bit for bit', async () => {
+    // Five entry patterns, repeated (so each meets every SIMD lane): a cancellation (0.5, -0.5, 0:
+    // total exactly 0, agreeing entries under either zero sign), values dropped by the trim
+    // (nothing agrees: merged +0 even with a base of -0), a lone tiny value (a mean that must not
+    // underflow to -0), a single negative entry, and -0 everywhere (kept where thr = -1).
+    const n = 67;
+    // The smallest subnormal, except on WebGPU, where a device may flush subnormals (SwiftShader
+    // does; see kernels/ties-merge.wgsl): there the smallest normal, for the same pattern.
+    const gpu = h.backend === 'webgpu';
+    const tiny = fromBits(gpu ? 0x00800000 : 1);
+    const rows = [[0.5, -0.5, 0, 0.01], [0.01, -0.01, 0.02, 0], [-tiny, -tiny, -tiny, 0.01], [-0.5, 0.01, 0.01, 0.01], [-0, -0, -0, -0]];
+    const models = [0, 1, 2, 3].map((t) => Float32Array.from({ length: n }, (_, i) => rows[i % 5]![t]!));
+    const base = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : 1.5));
+    // On WebGPU (a submit per call) the options that pick wasm loops (T, unit weights, base and λ) less exhaustively.
+    for (const T of gpu ? [3] : [2, 3, 4]) for (const weights of [[1, 1, 1, 1], [1.5, -0.5, 2, 0.25], [-1, -1, -1, -1]]) for (const keepAll of [false, true]) {
+      const ms = models.slice(0, T);
+      // Models 0 and 1 keep |δ| > 0.25 (or everything), the others everything, zeros included.
+      const thr = Int32Array.from({ length: T }, (_, t) => (t < 2 && !keepAll ? absBits(0.25) : -1));
+      for (const vote of VOTES) for (const merge of MERGES) for (const output of ['merged', 'sign', 'none'] as const)
+        for (const zeroSign of [1, -1] as const) for (const lambda of gpu ? [-1] : [1, 0.5, -1]) for (const io of gpu ? ['base'] as const : ['no base', 'base', 'subtractBase'] as const) {
+          // subtractBase: fine-tuned x = δ + base (the reference forms δ = f32(x − base) the same way).
+          const b = io === 'no base' ? undefined : base;
+          const inputs = io === 'subtractBase' ? ms.map((m) => Float32Array.from(m, (v, i) => v + base[i]!)) : ms;
+          const o: TiesMergeOptions = { vote, merge, output, zeroSign, lambda, subtractBase: io === 'subtractBase' };
+          const w = Float32Array.from(weights.slice(0, T));
+          const want = new Float32Array(n).fill(7), got = new Float32Array(n).fill(7);
+          const wantCounts = R.tiesMerge(inputs.map((m) => m.slice()), w, thr, new Float64Array(T), b, want, o);
+          const counts = await p.tiesMerge(inputs, w, thr, new Float64Array(T), b, got, o);
+          const what = `T = ${T}, weights ${weights.slice(0, T)}, thr ${keepAll ? '-1' : '0.25'}, ${vote}/${merge}/${output}, zeroSign ${zeroSign}, λ ${lambda}, ${io}`;
+          assert.equal(counts, wantCounts, `${what}: counts`);
+          if (output === 'none') sameInts(got, want, `${what}: nothing written`);
+          else tiesClose(h.backend, got, want, o, what);
+        }
+    }
   });
 
   test('dropAndRescale masks equal the definition bit for bit at offsets 0, 12345 and across 2^32 and 2^33', async () => {
@@ -469,6 +549,7 @@ export default function (h: Harness) {
     await rejects(() => ties({ o: { ...o, output: 'both' } }), 'INVALID_OPTION', ['output']);
     await rejects(() => ties({ o: { ...o, zeroSign: 0 } }), 'INVALID_OPTION', ['zeroSign']);
     await rejects(() => ties({ o: { ...o, lambda: NaN } }), 'INVALID_OPTION', ['lambda']);
+    await rejects(() => ties({ o: { ...o, counts: 1 } }), 'INVALID_OPTION', ['counts']);
     await rejects(() => ties({ o: null }), 'INVALID_OPTION', ['options']);
 
     await rejects(() => p.dropAndRescale(x, 0, 1, 0.5, 2, new Float32Array(3)), 'SHAPE_MISMATCH', ['out']);
@@ -566,32 +647,55 @@ export function mergePrimitivesReference(h: Harness) {
     assert.equal(run({ lambda: 0.5 }, new Float32Array([10, 20, 30, 40])), [11, 19.6875, 30, 41]);
   });
 
-  test('tiesMerge returns the vote count; subtractBase forms δ = x − base; output none writes nothing', () => {
+  test('tiesMerge returns the counts for every output; subtractBase forms δ = x − base; output none writes nothing', () => {
     const d = [[0.5, -1.0, 0.25, 2.0], [-0.75, -0.5, 0.5, -1.0], [1.0, 0.25, -0.25, -0.5]];
     const base = [10, 20, 30, 40];
     const thr = new Int32Array([absBits(0.5), absBits(0.5), absBits(0.25)]);
     const weights = new Float32Array([1, 0.5, 2]);
     const run = (models: number[][], o: Partial<TiesMergeOptions>, out = new Float32Array(4)) => {
-      const votes = R.tiesMerge(models.map((m) => new Float32Array(m)), weights, thr, new Float64Array([0, 1, 0]), new Float32Array(base), out,
+      const counts = R.tiesMerge(models.map((m) => new Float32Array(m)), weights, thr, new Float64Array([0, 1, 0]), new Float32Array(base), out,
         { vote: 'sum', merge: 'mean', output: 'merged', zeroSign: 1, lambda: 0.5, ...o });
-      return { votes, out: Array.from(out) };
+      return { ...counts, out: Array.from(out) };
     };
-    // The same D as the hand-worked case above. Vote 'sum' totals 1.625, -1.25, 0, 0.5: two > 0,
-    // one < 0 → 2 - 1 = 1. Vote 'count' totals 0, -2, 0, -1 → 0 - 2 = -2. Vote 'none' → 0.
-    assert.is(run(d, { output: 'none' }).votes, 1);
-    assert.is(run(d, { vote: 'count', output: 'none' }).votes, -2);
-    assert.is(run(d, { vote: 'none', output: 'none' }).votes, 0);
-    // Other outputs return 0: the count is only wanted on its own pass.
-    assert.is(run(d, {}).votes, 0);
+    // The same D as the hand-worked case above: D0 = [0, -1, 0, 2], D1 = [-0.375, -0.25, 0, -0.5],
+    // D2 = [2, 0, 0, -1]. Vote 'sum' totals 1.625, -1.25, 0, 0.5: two > 0, one < 0 → votes 1; the
+    // zero total (entry 2) has every D 0, so nothing is undecided. Vote 'count' totals 0, -2, 0, -1
+    // → votes -2; entry 0 (signs 0, -1, +1) is undecided under either zero sign (D2 = 2 agrees
+    // with +1, D1 = -0.375 with -1), entry 2 is not. Vote 'none' counts nothing.
+    for (const output of ['merged', 'sign', 'none'] as const) {
+      assert.equal({ ...run(d, { output }), out: [] }, { votes: 1, undecided: 0, out: [] }, `sum, ${output}`);
+      for (const zeroSign of [1, -1] as const) {
+        assert.equal({ ...run(d, { vote: 'count', output, zeroSign }), out: [] }, { votes: -2, undecided: 1, out: [] }, `count, ${output}, ${zeroSign}`);
+      }
+      assert.equal({ ...run(d, { vote: 'none', output }), out: [] }, { votes: 0, undecided: 0, out: [] }, `none, ${output}`);
+      assert.equal({ ...run(d, { vote: 'count', output, counts: false }), out: [] }, { votes: 0, undecided: 0, out: [] }, `counts: false, ${output}`);
+    }
     // x = δ + base exactly (10.5, 19, 30.25, 42, ...): subtractBase gives back δ, so the merged
     // values are the hand-worked ones: base + 0.5·mean = 11, 19.6875, 30, 41.
     const x = d.map((row) => row.map((v, i) => v + base[i]!));
-    assert.equal(run(x, { subtractBase: true }), { votes: 0, out: [11, 19.6875, 30, 41] });
-    assert.is(run(x, { subtractBase: true, output: 'none' }).votes, 1);
+    assert.equal(run(x, { subtractBase: true }), { votes: 1, undecided: 0, out: [11, 19.6875, 30, 41] });
     // Without subtractBase the same x are task vectors themselves: every |x| ≥ 10 is kept, all positive.
     assert.is(run(x, { output: 'none' }).votes, 4);
-    // Output 'none': the count only, out untouched.
-    assert.equal(run(d, { output: 'none' }, new Float32Array([7, 7, 7, 7])), { votes: 1, out: [7, 7, 7, 7] });
+    // Output 'none': the counts only, out untouched.
+    assert.equal(run(d, { output: 'none' }, new Float32Array([7, 7, 7, 7])), { votes: 1, undecided: 0, out: [7, 7, 7, 7] });
+  });
+
+  test('tiesMerge: undecided entries are those whose merged value may change with the zero sign', () => {
+    // Two models, keep all, weights 1: (1, -1) total 0 → undecided; (0, 0) nothing agrees under
+    // either sign → not; (2, -1) and (-3, 1) are decided; (Inf, -Inf) total NaN with values of both
+    // signs → undecided; (NaN, -1) total NaN: with zero sign +1 nothing agrees (NaN never does), so
+    // not undecided, although under -1 the value would be -1 (the NaN exception of TiesMergeCounts).
+    const m0 = new Float32Array([1, 0, 2, -3, Infinity, NaN]);
+    const m1 = new Float32Array([-1, 0, -1, 1, -Infinity, -1]);
+    const merged = (zeroSign: 1 | -1) => {
+      const out = new Float32Array(6);
+      const counts = R.tiesMerge([m0, m1], new Float32Array([1, 1]), new Int32Array([-1, -1]), new Float64Array(2), undefined, out,
+        { vote: 'sum', merge: 'mean', output: 'merged', zeroSign, lambda: 1 });
+      return { ...counts, out: Array.from(out) };
+    };
+    // Means of the agreeing values: +1 → 1, 0, 2, -3, Inf, 0;  -1 → -1, 0, 2, -3, -Inf, -1.
+    assert.equal(merged(1), { votes: 0, undecided: 2, out: [1, 0, 2, -3, Infinity, 0] });
+    assert.equal(merged(-1), { votes: 0, undecided: 3, out: [-1, 0, 2, -3, -Infinity, -1] });
   });
 
   test("tiesMerge: the paper's convention thr = kthBits - 1 keeps every entry tied with the k-th", () => {

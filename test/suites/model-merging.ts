@@ -105,6 +105,42 @@ export default function (h: Harness) {
     }
   });
 
+  test("ties, paper semantics: a wrongly guessed zero sign is corrected where entries were undecided, whatever the chunking", async () => {
+    // mergeTensors guesses the paper's zero sign from the votes counted so far (none yet: -1) and
+    // applies the chunks with undecided entries again once the whole tensor's majority is known.
+    // Base 0.5; task vectors: 16 cancellations (1, -1, 0) first (total 0: undecided), then 48
+    // entries (0.25, 0.5, 0.75) (total 1.5 > 0), one more cancellation at 40. The majority is +48,
+    // so the zero sign is +1: a cancellation merges to the mean of its positive value, 0.5 + 1 =
+    // 1.5 (not 0.5 - 1 under the first guess); the others to 0.5 + mean(0.25, 0.5, 0.75) = 1.
+    // Negated task vectors: majority -48, zero sign -1, guessed right from the start: -0.5 and 0.
+    const n = 64, shape = [n];
+    const cancels = (i: number) => i < 16 || i === 40;
+    const delta = (t: number, i: number) => (cancels(i) ? [1, -1, 0][t]! : [0.25, 0.5, 0.75][t]!);
+    const base = { data: new Float32Array(n).fill(0.5), shape };
+    for (const sign of [1, -1]) {
+      const models = [0, 1, 2].map((t) => ({ data: Float32Array.from({ length: n }, (_, i) => 0.5 + sign * delta(t, i)), shape }));
+      const byHand = Float32Array.from({ length: n }, (_, i) => (cancels(i) ? 0.5 + sign : 0.5 + sign * 0.5));
+      const want = R.generalizedTaskArithmetic(base.data, models.map((m) => m.data), shape, '', 0, {
+        sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale: false, lambda: 1, semantics: 'paper',
+        models: [0, 1, 2].map(() => ({ weight: 1, density: 1, gamma: 0, epsilon: 0 })),
+      });
+      allClose(want, byHand, { rtol: 0, atol: 0 }, `reference, sign ${sign}`);
+      // Density 1 keeps everything (no histogram pass); 0.9 trims (the fused kernel forms δ itself).
+      for (const density of [1, 0.9]) {
+        const wantTrimmed = density === 1 ? want : R.generalizedTaskArithmetic(base.data, models.map((m) => m.data), shape, '', 0, {
+          sparsifier: 'magnitude', vote: 'sum', normalize: true, rescale: false, lambda: 1, semantics: 'paper',
+          models: [0, 1, 2].map(() => ({ weight: 1, density, gamma: 0, epsilon: 0 })),
+        });
+        // Chunks of 1 and 7 put undecided entries in chunks of their own or split the first run of
+        // them; 16 ends a chunk where the run ends; 64 is one chunk (all of it applied again).
+        for (const chunkSize of h.backend === 'webgpu' ? [7, 16, 64] : [1, 7, 16, 64]) {
+          const got = await h.mk.mergeTensors('ties', { base, models, parameters: { semantics: 'paper' }, modelParameters: [0, 1, 2].map(() => ({ density })), chunkSize });
+          allClose(got.data, wantTrimmed, TOL, `sign ${sign}, density ${density}, chunk ${chunkSize}`);
+        }
+      }
+    }
+  });
+
   test('ties: mergekit rescale (L1 matching) and scope model on one tensor equal the reference', async () => {
     const shape = [13, 7];
     const { base, models } = inputs(shape, 5);

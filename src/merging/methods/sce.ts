@@ -78,7 +78,7 @@ class SceTensor implements TensorMerge {
     this.#weights ??= sceWeightsFromSums(this.#sums, this.info.numel);
     const T = deltas.length;
     const signs = scratch(this.#tmp, 2, chunk.length)[1]!;
-    await this.ctx.backend.tiesMerge(deltas, new Float32Array(T).fill(1), new Int32Array(T).fill(-1), new Float64Array(T), undefined, signs, { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'sign' });
+    await this.ctx.backend.tiesMerge(deltas, new Float32Array(T).fill(1), new Int32Array(T).fill(-1), new Float64Array(T), undefined, signs, { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'sign', counts: false });
     const base = chunk.base!;
     for (let i = 0; i < out.length; i++) {
       let num = 0, den = 0;

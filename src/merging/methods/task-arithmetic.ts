@@ -5,8 +5,11 @@
 // 'paper' and 'mergekit' semantics mean, is src/reference/model-merging.ts (GtaOptions).
 //
 // Per tensor: observation passes as needed (two histogram passes for exact top-k thresholds; one
-// for L1-rescale sums; one for the paper's zero-sign majority), then one apply pass that
-// sparsifies each chunk and runs the fused elect + disjoint-merge kernel. Magnitude trims (ties)
+// for L1-rescale sums; one for the paper's zero-sign majority where the driver cannot revisit its
+// output), then one apply pass that sparsifies each chunk and runs the fused elect + disjoint-merge
+// kernel. In memory (mergeTensors) the paper's zero sign is guessed instead: the apply pass counts
+// the votes and the entries the guess decided, and only chunks with such entries are applied again
+// if the guess was wrong. Magnitude trims (ties)
 // are fused into that kernel as (threshold, tie budget), and then the kernels also form the task
 // vectors x − base themselves (every pass reads each chunk once, in one backend call); other
 // sparsifiers write the kept values first and the kernel runs with threshold −1. Memory: a few
@@ -18,7 +21,7 @@ import {
 } from '../../reference/model-merging.ts';
 import { Params } from '../params.ts';
 import { TrimSet, exactPlan, scratch, taskVectors, trimArrays, trimPlan, type TrimPlan } from '../streaming.ts';
-import type { Chunk, MergeMethod, MethodContext, MethodSpec, TensorInfo, TensorMerge, TensorParams } from '../types.ts';
+import type { Chunk, MergeMethod, MethodContext, MethodSpec, TensorDriver, TensorInfo, TensorMerge, TensorParams } from '../types.ts';
 import type { TiesMergeOptions } from '../../reference/merge-primitives.ts';
 
 const f = Math.fround;
@@ -150,10 +153,10 @@ class GtaMethod implements MergeMethod {
     }
   }
 
-  tensor(info: TensorInfo, params: TensorParams): TensorMerge {
+  tensor(info: TensorInfo, params: TensorParams, driver?: TensorDriver): TensorMerge {
     const o = readOptions(this.kind, params);
     this.#checkScope(o);
-    return new GtaTensor(this.ctx, info, o, this.#scope);
+    return new GtaTensor(this.ctx, info, o, this.#scope, driver?.revisit === true);
   }
 
   /** The model passes were planned from MethodContext.global: every tensor must agree with it. */
@@ -173,7 +176,8 @@ class GtaMethod implements MergeMethod {
  */
 async function voteCount(ctx: MethodContext, inputs: Float32Array[], base: Float32Array | undefined, o: GtaOptions, thr: Int32Array, budget: Float64Array, unused: Float32Array): Promise<number> {
   const weights = Float32Array.from(o.models, (m) => m.weight);
-  return ctx.backend.tiesMerge(inputs, weights, thr, budget, base, unused, { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'none', subtractBase: base !== undefined });
+  const { votes } = await ctx.backend.tiesMerge(inputs, weights, thr, budget, base, unused, { vote: 'sum', zeroSign: 1, merge: 'sum', lambda: 1, output: 'none', subtractBase: base !== undefined });
+  return votes;
 }
 
 class GtaTensor implements TensorMerge {
@@ -190,10 +194,23 @@ class GtaTensor implements TensorMerge {
   readonly #tmp: Float32Array[] = [];
   readonly #l1 = { before: [] as number[], after: [] as number[] };
   #factors: number[] | undefined;
+  /** The paper's vote count: from the 'signs' pass, or summed during the apply pass when guessing. */
   #majority = 0;
   readonly #budgets = new Map<string, Float64Array>();
+  /**
+   * Whether the paper's zero sign is guessed during the apply pass rather than counted first: only
+   * where the driver can revisit chunks, and where applying a chunk again gives the same inputs
+   * (not breadcrumbs' exact-k bands, whose tie budgets are spent in order).
+   */
+  readonly #guess: boolean;
+  /** Applied chunks with undecided entries, and the zero sign each was applied with. */
+  readonly #undecided: Array<{ offset: number; zeroSign: 1 | -1 }> = [];
+  #revisiting = false;
 
-  constructor(readonly ctx: MethodContext, readonly info: TensorInfo, readonly o: GtaOptions & { scope: 'tensor' | 'model' }, readonly scope: ModelScope | undefined) {
+  constructor(
+    readonly ctx: MethodContext, readonly info: TensorInfo, readonly o: GtaOptions & { scope: 'tensor' | 'model' },
+    readonly scope: ModelScope | undefined, revisit: boolean,
+  ) {
     const T = ctx.models;
     this.#rule = rescaleRule(o);
     this.#keys = Array.from({ length: T }, (_, t) => modelStreamKey(ctx.seed, info.name, t));
@@ -214,7 +231,9 @@ class GtaTensor implements TensorMerge {
       this.#trims = scope!.trims ?? new TrimSet(ctx.backend, o.models.map(() => false), trimSlots(o, 0));
     }
     if (this.#rule === 'l1' && sparsified) steps.push('l1');
-    if (o.vote !== 'none' && o.semantics === 'paper' && o.scope === 'tensor') steps.push('signs');
+    const paperZeroSign = o.vote !== 'none' && o.semantics === 'paper' && o.scope === 'tensor';
+    this.#guess = paperZeroSign && revisit && o.sparsifier !== 'magnitude_outliers';
+    if (paperZeroSign && !this.#guess) steps.push('signs');
     this.#steps = steps;
     if (this.#rule !== 'l1') this.#factors = o.models.map(() => 1);
   }
@@ -286,18 +305,33 @@ class GtaTensor implements TensorMerge {
   }
 
   async apply(chunk: Chunk, out: Float32Array): Promise<void> {
+    // The paper's zero sign: the sign of the vote count, ≤ 0 → -1. Guessed from the chunks applied
+    // so far (right more often than a fixed sign), final once revisiting.
     const majority = this.scope ? this.scope.majority : this.#majority;
+    const zeroSign = this.o.semantics === 'paper' && majority <= 0 ? -1 : 1;
+    const counting = this.#guess && !this.#revisiting;
     const options: TiesMergeOptions = {
-      vote: this.o.vote, zeroSign: this.o.semantics === 'paper' && majority <= 0 ? -1 : 1,
-      merge: mergeRule(this.o), lambda: this.o.lambda, output: 'merged',
+      vote: this.o.vote, zeroSign, merge: mergeRule(this.o), lambda: this.o.lambda, output: 'merged', counts: counting,
     };
+    let counts;
     if (this.#direct('apply', 0)) {
-      await this.ctx.backend.tiesMerge([...chunk.models], this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, { ...options, subtractBase: true });
-      return;
+      counts = await this.ctx.backend.tiesMerge([...chunk.models], this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, { ...options, subtractBase: true });
+    } else {
+      const deltas = await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, this.passes === 0);
+      const inputs = await this.#sparsify(deltas, chunk.offset, 'apply', false);
+      counts = await this.ctx.backend.tiesMerge(inputs, this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, options);
     }
-    const deltas = await taskVectors(this.ctx.backend, this.info.name, chunk, this.#deltas, this.passes === 0);
-    const inputs = await this.#sparsify(deltas, chunk.offset, 'apply', false);
-    await this.ctx.backend.tiesMerge(inputs, this.#weights, this.#thresholds(), this.#fusedBudget('apply'), chunk.base, out, options);
+    if (!counting) return;
+    this.#majority += counts.votes;
+    if (counts.undecided > 0) this.#undecided.push({ offset: chunk.offset, zeroSign });
+  }
+
+  /** The chunks applied under the wrong guess that had undecided entries (their merged values may change). */
+  revisit(): number[] {
+    if (!this.#guess) return [];
+    this.#revisiting = true;
+    const zeroSign = this.#majority <= 0 ? -1 : 1;
+    return this.#undecided.filter((c) => c.zeroSign !== zeroSign).map((c) => c.offset);
   }
 
   /** Thresholds of the fused kernel: the magnitude trims when fused, else keep all (already sparsified). */
