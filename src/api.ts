@@ -11,7 +11,7 @@ import { MergePrimitives } from './merging/primitives.ts';
 import * as merging from './merging/tensors.ts';
 import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './reference/model-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
-import { GpuRuntime, acquireDevice } from './webgpu/runtime.ts';
+import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 
 export type BackendOption = 'auto' | BackendName;
 
@@ -79,6 +79,16 @@ export class MergeKernels {
     const impl = this.#backend;
     const ns = impl instanceof WebGpuBackend ? impl.runtime.gpuNs : undefined;
     return ns === undefined ? undefined : ns / 1e6;
+  }
+
+  /**
+   * What this context has asked of the GPU so far (webgpu only, else undefined): submits,
+   * readbacks, and host data uploaded into storage buffers (count and bytes). A snapshot: read it
+   * before and after a call to see what that call cost in transfers.
+   */
+  get gpuCounters(): GpuCounters | undefined {
+    const impl = this.#backend;
+    return impl instanceof WebGpuBackend ? { ...impl.runtime.counters } : undefined;
   }
 
   /**

@@ -2,6 +2,7 @@
 export { MergeKernels } from './api.ts';
 export type { InitOptions, BackendOption } from './api.ts';
 export type { BackendName } from './backends.ts';
+export type { GpuCounters } from './webgpu/runtime.ts';
 export { MergeKernelsError } from './errors.ts';
 export { TokenMergePlan } from './token-merging.ts';
 export type { BipartiteSoftMatchingOptions, MergeMode, TokenMergeMethod } from './token-merging.ts';

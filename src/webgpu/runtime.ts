@@ -48,6 +48,17 @@ export async function acquireDevice(gpu: GPU | undefined, label: string): Promis
   }
 }
 
+/** What a context has asked of the GPU so far: instrumentation for tests and benchmarks. */
+export interface GpuCounters {
+  /** queue.submit calls. */
+  submits: number;
+  /** Buffers mapped for reading (results copied back to the host). */
+  readbacks: number;
+  /** Storage buffers written from host data (at creation or by writeBuffer), and their bytes. */
+  uploads: number;
+  uploadBytes: number;
+}
+
 export class GpuRuntime {
   readonly device: GPUDevice;
   readonly limits: GPUSupportedLimits;
@@ -65,6 +76,8 @@ export class GpuRuntime {
    */
   gpuNs: number | undefined;
   private timestamps: { set: GPUQuerySet; resolve: GPUBuffer; used: number } | undefined;
+  /** Counts of submits, readbacks and uploads (uniform parameter blocks are not counted). */
+  readonly counters: GpuCounters = { submits: 0, readbacks: 0, uploads: 0, uploadBytes: 0 };
 
   constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = [], timing = false) {
     this.device = device;
@@ -110,6 +123,8 @@ export class GpuRuntime {
       mappedAtCreation: withData,
     });
     if (withData) {
+      this.counters.uploads++;
+      this.counters.uploadBytes += data.byteLength;
       new Uint8Array(buffer.getMappedRange(0, Math.ceil(data.byteLength / 4) * 4)).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       buffer.unmap();
     }
@@ -125,6 +140,8 @@ export class GpuRuntime {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       mappedAtCreation: true,
     });
+    this.counters.uploads++;
+    this.counters.uploadBytes += bytes;
     const mapped = new Float32Array(buffer.getMappedRange(0, Math.max(16, bytes)));
     let at = 0;
     for (const p of parts) { mapped.set(p, at); at += p.length; }
@@ -176,6 +193,7 @@ export class GpuRuntime {
           encoder.copyBufferToBuffer(ts.resolve, 0, timing, 0, ts.used * 8);
         }
         device.queue.submit([encoder.finish()]);
+        this.counters.submits++;
       } catch (e) {
         recordError = e;
       }
@@ -192,6 +210,7 @@ export class GpuRuntime {
         timing.unmap();
       }
       if (bytes === 0) return new Float32Array(0);
+      this.counters.readbacks++;
       try {
         await staging.mapAsync(GPUMapMode.READ, 0, bytes);
       } catch (cause) {

@@ -56,6 +56,19 @@ export default function (h: Harness) {
     await rejects(() => init({ backend: 'wasm', wasm: 'not bytes' as never }), 'INVALID_OPTION', ['wasm']);
   });
 
+  test('gpuCounters: one submit and one readback per cosineSimilarity, uploads counted with their bytes; undefined off webgpu', async () => {
+    if (h.backend !== 'webgpu') { assert.is(h.mk.gpuCounters, undefined); return; }
+    const x = { data: new Float32Array(3 * 5).fill(1), shape: [3, 5] };
+    const y = { data: new Float32Array(2 * 5).fill(2), shape: [2, 5] };
+    const before = h.mk.gpuCounters!;
+    await h.mk.cosineSimilarity(x, y);
+    const after = h.mk.gpuCounters!;
+    assert.is(after.submits - before.submits, 1, 'submits');
+    assert.is(after.readbacks - before.readbacks, 1, 'readbacks');
+    assert.is(after.uploads - before.uploads, 2, 'the two inputs');
+    assert.is(after.uploadBytes - before.uploadBytes, (15 + 10) * 4, 'their bytes');
+  });
+
   test('gpuTiming: gpuTimeMs grows with our kernels on a webgpu device with timestamps, is undefined otherwise; a non-boolean is INVALID_OPTION', async () => {
     const err = await rejects(() => init({ backend: h.backend, gpu: h.gpu, gpuTiming: 'yes' as never }), 'INVALID_OPTION', ['gpuTiming', 'yes']);
     assert.is(err.argument, 'gpuTiming');
