@@ -47,7 +47,17 @@ const skips = [];   // reasons printed by SKIP lines
 /** Parses uvu's closing lines and our SKIP lines out of a run's output. */
 function tally(runtime, backend, output, exitCode) {
   const text = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const backendFail = text.match(/FAIL-BACKEND: (.*)/);
+  if (backendFail) {
+    results.push({ runtime, backend, passed: 0, failed: 1, skipped: 0, note: `backend failed to start: ${backendFail[1]}` });
+    return;
+  }
   const backendSkip = text.match(/SKIP-BACKEND: (.*)/);
+  // Only WebGPU may be unavailable; a js or wasm backend that says so is broken, in and out of CI.
+  if (backendSkip && backend !== 'webgpu') {
+    results.push({ runtime, backend, passed: 0, failed: 1, skipped: 0, note: `unavailable: ${backendSkip[1]}` });
+    return;
+  }
   if (backendSkip) return unavailable(runtime, backend, backendSkip[1]);
   const num = (label) => { const m = text.match(new RegExp(`${label}:\\s+(\\d+)`)); return m ? Number(m[1]) : undefined; };
   const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') ?? 0;

@@ -284,7 +284,18 @@ async function createWasm(opts: InitOptions, source: WasmSource): Promise<Backen
     return new WasmBackend(await WasmRuntime.create(module));
   } catch (e) {
     if (e instanceof MergeKernelsError) throw e;
-    return `the wasm module could not be compiled or instantiated: ${(e as Error)?.message ?? e}`;
+    const why = (e as Error)?.message ?? String(e);
+    // Only the runtime may make wasm unavailable (a CSP without 'wasm-unsafe-eval', an embedder
+    // that forbids code generation): then the probe does not compile either. When the probe
+    // compiles, our module is at fault (a broken build, wrong bytes) and that is an error, never
+    // a silent fallback to a slower backend.
+    try {
+      await WebAssembly.compile(simdProbe);
+    } catch {
+      return `this runtime refuses to compile WebAssembly (${why})`;
+    }
+    const given = opts.wasm !== undefined;
+    throw new MergeKernelsError('WASM_BROKEN', `${given ? 'the wasm option' : 'the bundled kernels.wasm'} failed to compile or instantiate where WebAssembly works: ${why}${given ? '' : '; this is a bug in merge-kernels (a broken build)'}`, given ? 'wasm' : undefined, { cause: e });
   }
 }
 

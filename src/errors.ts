@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule
   | 'MISSING_TENSOR'        // a tensor is in some of the models to merge but not in others
   | 'GPU_ERROR'             // WebGPU reported a validation or internal error (a bug: please report)
-  | 'WASM_ABORT';           // the wasm module aborted (a bug: please report)
+  | 'WASM_ABORT'            // the wasm module aborted (a bug: please report)
+  | 'WASM_BROKEN';          // the kernels' wasm failed to compile or instantiate where wasm works (a broken build or wrong bytes)
 
 /** Every error merge-kernels throws. `code` is stable; `argument` names the offending argument. */
 export class MergeKernelsError extends Error {

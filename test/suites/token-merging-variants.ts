@@ -101,7 +101,7 @@ function roundTrip(plan: TokenMergePlan, label: string, seed: number) {
 }
 
 /** The plan equals the reference's: sets, choices, output order, merged values. */
-function samePlan(got: TokenMergePlan, want: reference.MergePlan, label: string) {
+function samePlan(got: TokenMergePlan, want: reference.MergePlan, label: string, checkMerge: boolean) {
   assert.is(got.r, want.r, `${label}: r`);
   assert.equal(list(got.srcIdx), list(want.srcIdx), `${label}: srcIdx`);
   assert.equal(list(got.dstIdx), list(want.dstIdx), `${label}: dstIdx`);
@@ -109,6 +109,7 @@ function samePlan(got: TokenMergePlan, want: reference.MergePlan, label: string)
   if (want.aIdx) assert.equal(list(got.aIdx), list(want.aIdx), `${label}: aIdx`);
   if (want.bIdx) assert.equal(list(got.bIdx), list(want.bIdx), `${label}: bIdx`);
   assert.equal(list(got.outputRow), list(reference.outputRows(want)), `${label}: outputRow`);
+  if (!checkMerge) return; // plan.merge is host code: a plumbing check, run in the js pass only
   const x = randomTensor([got.batch, got.tokens, D], 77);
   for (const mode of ['mean', 'sum', 'amax'] as const) {
     allClose(got.merge(x, { mode }).data, reference.mergeTokens(want, x.data, D, mode), { rtol: 1e-5, atol: 1e-6 }, `${label}: merge ${mode}`);
@@ -136,7 +137,7 @@ export default function (h: Harness) {
       assert.ok(gap > 1e-6, `${label}: near-tied deciding scores (gap ${gap}); pick another seed`);
       const plan = await h.mk.bipartiteSoftMatchingRandom2d(metric, opts);
       assert.is(plan.method, 'random2d');
-      samePlan(plan, want, label);
+      samePlan(plan, want, label, h.checks('merge'));
       roundTrip(plan, label, seed++);
     }
   });
@@ -153,7 +154,7 @@ export default function (h: Harness) {
         assert.ok(gap > 1e-6, `${label}: near-tied deciding scores (gap ${gap}); pick another seed`);
       }
       const plan = await h.mk.kthBipartiteSoftMatching(metric, { k });
-      samePlan(plan, want, label);
+      samePlan(plan, want, label, h.checks('merge'));
       assert.is(plan.r, N - Math.floor(N / k), `${label}: N // k tokens remain`);
       roundTrip(plan, label, seed++);
     }
@@ -171,7 +172,7 @@ export default function (h: Harness) {
         assert.ok(gap > 1e-6, `${label}: near-tied deciding scores (gap ${gap}); pick another seed`);
       }
       const plan = await h.mk.randomBipartiteSoftMatching(metric, { r, seed: s });
-      samePlan(plan, want, label);
+      samePlan(plan, want, label, h.checks('merge'));
       assert.is(plan.requestedR, r);
       roundTrip(plan, label, seed++);
     }
@@ -205,7 +206,7 @@ export default function (h: Harness) {
         assert.ok(gap > 1e-6, `${label}: near-tied deciding scores (gap ${gap}); pick another seed`);
       }
       assert.is(plan.method, useBsm ? 'pitome-bsm' : 'pitome');
-      samePlan(plan, want, label);
+      samePlan(plan, want, label, h.checks('merge'));
       roundTrip(plan, label, seed++);
     }
   });
@@ -236,13 +237,13 @@ export default function (h: Harness) {
       const plan = await h.mk.thresholdSoftMatching(metric, opts);
       assert.instance(plan, ThresholdMergePlan);
       assert.equal(list(plan.r), want.map((p) => p.r), `${label}: r per item`);
-      plan.items.forEach((p, t) => samePlan(p, want[t]!, `${label} item ${t}`));
+      plan.items.forEach((p, t) => samePlan(p, want[t]!, `${label} item ${t}`, h.checks('merge')));
       const x = randomTensor([B, N, D], seed++);
       const ys = plan.merge(x);
       assert.equal(ys.map((y) => y.shape), want.map((p) => [1, N - p.r, D]), `${label}: shapes`);
       const back = plan.unmerge(ys);
       assert.equal(back.shape, [B, N, D]);
-      want.forEach((p, t) => {
+      if (h.checks('unmerge')) want.forEach((p, t) => {
         const y = reference.mergeTokens(p, x.data.subarray(t * N * D, (t + 1) * N * D), D, 'mean');
         allClose(back.data.subarray(t * N * D, (t + 1) * N * D), reference.unmergeTokens(p, y, D), { rtol: 1e-5, atol: 1e-6 }, `${label}: unmerge item ${t}`);
       });
@@ -308,7 +309,7 @@ export default function (h: Harness) {
       const merged = plan.merge(x, { mode: 'sum' });
       assert.equal(merged.x.shape, [B, N, D]);
       assert.equal(merged.paddingMask.shape, [B, N]);
-      allClose(merged.x.data, reference.batchLevelMerge(want, x.data, D, 'sum'), { rtol: 1e-5, atol: 1e-6 }, `${label}: merge`);
+      if (h.checks('merge')) allClose(merged.x.data, reference.batchLevelMerge(want, x.data, D, 'sum'), { rtol: 1e-5, atol: 1e-6 }, `${label}: merge`);
       // Padded slots are zero; unmerge sends every token back to its position.
       for (let i = 0; i < B * N; i++) if (merged.paddingMask.data[i] === 1) for (let d = 0; d < D; d++) assert.is(merged.x.data[i * D + d], 0);
       const back = plan.unmerge(merged.x);
@@ -361,7 +362,7 @@ export default function (h: Harness) {
     await rejects(() => k.unmerge(randomTensor([1, 3, 3], 1)), 'SHAPE_MISMATCH', ['y', '[1, 2, D]']);
   });
 
-  test('plans from the variants work with mergeWavg and mergeSource', async () => {
+  if (h.checks('mergeWavg')) test('plumbing: plans from the variants work with mergeWavg and mergeSource', async () => {
     const metric = randomTensor([2, 12, 4], 31);
     const plan = await h.mk.bipartiteSoftMatchingRandom2d(metric, { w: 4, h: 3, sx: 2, sy: 2, r: 5, seed: 2 });
     assert.instance(plan, TokenMergePlan);
