@@ -11,12 +11,17 @@ import { MergePrimitives } from './merging/primitives.ts';
 import * as merging from './merging/tensors.ts';
 import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './reference/model-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
+import { boolean, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 
 export type BackendOption = 'auto' | BackendName;
 
 export interface InitOptions {
-  /** Which backend to use. 'auto' (default): WebGPU when an adapter is available, else wasm. */
+  /**
+   * Which backend to use. 'auto' (default): WebGPU when a hardware adapter is available (a
+   * software one, such as SwiftShader or lavapipe, is passed over: wasm is faster on the same
+   * CPU), else wasm; `fallbackReasons` says why.
+   */
   backend?: BackendOption;
   /** A WebGPU implementation to use instead of navigator.gpu (in Node: create([]) from the npm package "webgpu"). */
   gpu?: GPU;
@@ -35,6 +40,7 @@ export interface InitOptions {
 export type WasmSource = () => Promise<WebAssembly.Module>;
 
 const BACKENDS: readonly BackendOption[] = ['auto', 'webgpu', 'wasm', 'js'];
+const INIT_OPTIONS: readonly (keyof InitOptions)[] = ['backend', 'gpu', 'device', 'wasm', 'gpuTiming'];
 
 export class MergeKernels {
   /** The backend that was resolved. */
@@ -299,10 +305,10 @@ async function createWasm(opts: InitOptions, source: WasmSource): Promise<Backen
   }
 }
 
-async function createWebGpu(opts: InitOptions): Promise<Backend | string> {
+async function createWebGpu(opts: InitOptions, allowSoftware: boolean): Promise<Backend | string> {
   if (opts.device) return new WebGpuBackend(new GpuRuntime(opts.device, false, [], opts.gpuTiming === true));
   const gpu = opts.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  const got = await acquireDevice(gpu, 'merge-kernels');
+  const got = await acquireDevice(gpu, 'merge-kernels', allowSoftware);
   if ('reason' in got) return got.reason;
   return new WebGpuBackend(new GpuRuntime(got.device, got.owned, got.keepAlive, opts.gpuTiming === true));
 }
@@ -314,20 +320,14 @@ export function createInit(wasmSource: WasmSource) {
    * independent context (each owns its own memory and, unless one was passed, its own device).
    */
   return async function init(options: InitOptions = {}): Promise<MergeKernels> {
-    if (options === null || typeof options !== 'object') {
-      throw new MergeKernelsError('INVALID_OPTION', `options: expected an object, got ${describe(options)}`, 'options');
-    }
-    const backend = options.backend ?? 'auto';
-    if (!BACKENDS.includes(backend)) {
-      throw new MergeKernelsError('INVALID_OPTION', `backend: expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}, got ${describe(backend)}`, 'backend');
-    }
-    if (options.gpuTiming !== undefined && typeof options.gpuTiming !== 'boolean') {
-      throw new MergeKernelsError('INVALID_OPTION', `gpuTiming: expected true or false, got ${describe(options.gpuTiming)}`, 'gpuTiming');
-    }
+    checkOptions('options', options, INIT_OPTIONS, true);
+    const backend = oneOf('backend', options.backend, BACKENDS, 'auto');
+    boolean('gpuTiming', options.gpuTiming);
     if (backend === 'js') return new MergeKernels(new JsBackend(), []);
     const reasons: string[] = [];
     if (backend === 'webgpu' || backend === 'auto') {
-      const got = await createWebGpu(options);
+      // 'auto' passes over software adapters (slower than wasm); asked for by name, any adapter goes.
+      const got = await createWebGpu(options, backend === 'webgpu');
       if (typeof got !== 'string') return new MergeKernels(got, reasons);
       if (backend === 'webgpu') throw new MergeKernelsError('BACKEND_UNAVAILABLE', `backend 'webgpu' is unavailable: ${got}`, 'backend');
       reasons.push(`webgpu: ${got}`);

@@ -108,14 +108,10 @@ async function createContext(backend: string): Promise<{ mk: MergeKernels; note:
     if (typeof gpu === 'string') throw new MergeKernelsError('BACKEND_UNAVAILABLE', `backend 'webgpu' is unavailable: ${gpu}`, 'backend');
     return { mk: await init({ backend: 'webgpu', gpu }), note: '' };
   }
-  // auto: a software adapter (SwiftShader, llvmpipe) is slower than wasm SIMD on the same CPU.
-  if (typeof gpu === 'string') return { mk: await init({ backend: 'wasm' }), note: `wasm (${gpu})` };
-  const adapter = await gpu.requestAdapter().catch(() => null);
-  const info = adapter?.info;
-  const software = !adapter || (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter === true
-    || /swiftshader|llvmpipe|lavapipe|software/i.test(`${info?.vendor} ${info?.architecture} ${info?.description} ${info?.device}`);
-  if (software) return { mk: await init({ backend: 'wasm' }), note: `wasm (${adapter ? `the WebGPU adapter is a software one: ${info?.description || info?.architecture}` : 'no WebGPU adapter'})` };
-  return { mk: await init({ backend: 'webgpu', gpu }), note: '' };
+  // auto: init's rule (a hardware adapter, else wasm), with the reason when it falls back.
+  const mk = await init({ backend: 'auto', gpu: typeof gpu === 'string' ? undefined : gpu });
+  const why = typeof gpu === 'string' ? [gpu] : mk.fallbackReasons.map((r) => r.replace(/^webgpu: /, ''));
+  return { mk, note: mk.backend === 'webgpu' ? '' : `${mk.backend} (${why.join('; ')})` };
 }
 
 function formatBytes(n: number): string {

@@ -7,9 +7,9 @@ import { MergeKernelsError, describe } from './errors.ts';
 import * as tome from './reference/bipartite-soft-matching.ts';
 import * as ref from './reference/token-merging-variants.ts';
 import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
-import { TokenMergePlan, type MergeMode } from './token-merging.ts';
+import { TokenMergePlan, checkMode, type MergeMode } from './token-merging.ts';
+import { boolean, finite, integer, options as checkOptions } from './validate.ts';
 
-const MODES: readonly MergeMode[] = ['mean', 'sum', 'amax'];
 
 /** Options of mk.bipartiteSoftMatchingRandom2d: those of the reference. */
 export type Random2dMatchingOptions = ref.Random2dOptions;
@@ -50,45 +50,11 @@ export interface PitomeMatchingOptions {
 // ---------------------------------------------------------------------------------------------
 // Option checks
 
-function checkOptionsObject(options: unknown, expected: string): Record<string, unknown> {
-  if (options === null || typeof options !== 'object') {
-    throw new MergeKernelsError('INVALID_OPTION', `options: expected ${expected}, got ${describe(options)}`, 'options');
-  }
-  return options as Record<string, unknown>;
-}
-
-function checkInteger(name: string, v: unknown, min: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? (min === 0 ? 'a non-negative integer' : `an integer >= ${min}`) : `an integer in [${min}, ${max}]`;
-    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected ${range} (${what}), got ${describe(v)}`, name);
-  }
-  return v;
-}
-
-function checkBoolean(name: string, v: unknown): boolean {
-  if (v === undefined) return false;
-  if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected a boolean, got ${describe(v)}`, name);
-  return v;
-}
-
-function checkNumber(name: string, v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected a finite number (${what}), got ${describe(v)}`, name);
-  }
-  return v;
-}
-
 function checkMetric(metric: Tensor): [Float32Array, number, number, number] {
   const m = checkTensor('metric', metric, [3]);
   checkFinite('metric', m.data);
   const [batch, tokens, c] = m.shape as [number, number, number];
   return [m.data, batch, tokens, c];
-}
-
-function checkMode(options: { mode?: MergeMode }): MergeMode {
-  const mode = options.mode ?? 'mean';
-  if (!MODES.includes(mode)) throw new MergeKernelsError('INVALID_OPTION', `mode: expected 'mean', 'sum' or 'amax', got ${describe(mode)}`, 'mode');
-  return mode;
 }
 
 /** Checks a [batch, n, D] tensor against a plan; returns D. */
@@ -126,17 +92,17 @@ const evenOdd = (batch: number, tokens: number) => {
 
 export async function random2d(impl: Backend, metric: Tensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
-  const o = checkOptionsObject(options, '{ w, h, sx, sy, r, seed?, noRand? }');
-  const w = checkInteger('w', o.w, 1, 'image width in tokens');
-  const h = checkInteger('h', o.h, 1, 'image height in tokens');
+  const o = checkOptions('options', options, ['w', 'h', 'sx', 'sy', 'r', 'seed', 'noRand'], true);
+  const w = integer('w', o.w, 1, undefined, 'image width in tokens');
+  const h = integer('h', o.h, 1, undefined, 'image height in tokens');
   if (w * h !== tokens) {
     throw new MergeKernelsError('INVALID_OPTION', `w: expected w·h to equal the metric's N = ${tokens}, got w = ${w}, h = ${h} (w·h = ${w * h})`, 'w');
   }
-  const sx = checkInteger('sx', o.sx, 1, 'destination stride along x, at most w', w);
-  const sy = checkInteger('sy', o.sy, 1, 'destination stride along y, at most h', h);
-  const r = checkInteger('r', o.r, 0, 'tokens to remove per batch item');
-  const seed = o.seed === undefined ? 0 : checkInteger('seed', o.seed, 0, 'seed of the random destinations', 0xffffffff);
-  const noRand = checkBoolean('noRand', o.noRand);
+  const sx = integer('sx', o.sx, 1, w, 'destination stride along x, at most w');
+  const sy = integer('sy', o.sy, 1, h, 'destination stride along y, at most h');
+  const r = integer('r', o.r, 0, undefined, 'tokens to remove per batch item');
+  const seed = o.seed === undefined ? 0 : integer('seed', o.seed, 0, 0xffffffff, 'seed of the random destinations');
+  const noRand = boolean('noRand', o.noRand);
   if (r === 0) return new TokenMergePlan(ref.bipartiteSoftMatchingRandom2d(data, batch, tokens, c, { w, h, sx, sy, r: 0 }), r, 'random2d');
   const sets = ref.random2dSets(w, h, sx, sy, noRand, seed);
   const nA = sets.src.length, nB = sets.dst.length;
@@ -147,8 +113,8 @@ export async function random2d(impl: Backend, metric: Tensor, options: Random2dM
 
 export async function kth(impl: Backend, metric: Tensor, options: { k: number }): Promise<TokenMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
-  const o = checkOptionsObject(options, '{ k }');
-  const k = checkInteger('k', o.k, 1, 'group size: the last of every k tokens is a destination', Math.max(tokens, 1));
+  const o = checkOptions('options', options, ['k'], true);
+  const k = integer('k', o.k, 1, Math.max(tokens, 1), 'group size: the last of every k tokens is a destination');
   if (k === 1) return new TokenMergePlan(ref.kthBipartiteSoftMatching(data, batch, tokens, c, 1), 0, 'kth');
   const sets = ref.kthSets(tokens, k);
   const nA = sets.src.length, nB = sets.dst.length;
@@ -159,9 +125,9 @@ export async function kth(impl: Backend, metric: Tensor, options: { k: number })
 
 export async function random(impl: Backend, metric: Tensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
-  const o = checkOptionsObject(options, '{ r, seed? }');
-  const rReq = checkInteger('r', o.r, 0, 'tokens to remove per batch item');
-  const seed = o.seed === undefined ? 0 : checkInteger('seed', o.seed, 0, 'seed of the random split', 0xffffffff);
+  const o = checkOptions('options', options, ['r', 'seed'], true);
+  const rReq = integer('r', o.r, 0, undefined, 'tokens to remove per batch item');
+  const seed = o.seed === undefined ? 0 : integer('seed', o.seed, 0, 0xffffffff, 'seed of the random split');
   const r = ref.randomR(rReq, tokens);
   if (r === 0) return new TokenMergePlan(ref.randomBipartiteSoftMatching(data, batch, tokens, c, 0, seed), rReq, 'random');
   const { aIdx, bIdx } = ref.randomSets(batch, tokens, r, seed);
@@ -171,18 +137,18 @@ export async function random(impl: Backend, metric: Tensor, options: { r: number
 
 export async function pitome(impl: Backend, metric: Tensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
-  const o = checkOptionsObject(options, '{ r or ratio, margin, classToken?, useBsm? }');
+  const o = checkOptions('options', options, ['r', 'ratio', 'margin', 'classToken', 'useBsm'], true);
   if ((o.r === undefined) === (o.ratio === undefined)) {
     throw new MergeKernelsError('INVALID_OPTION', `r: expected exactly one of r (tokens to remove) and ratio (share of tokens to keep), got ${o.r === undefined ? 'neither' : 'both'}`, 'r');
   }
-  const r = o.r === undefined ? undefined : checkInteger('r', o.r, 0, 'tokens to remove per batch item');
-  const ratio = o.ratio === undefined ? undefined : checkNumber('ratio', o.ratio, 'share of tokens to keep, in [0, 1]');
+  const r = o.r === undefined ? undefined : integer('r', o.r, 0, undefined, 'tokens to remove per batch item');
+  const ratio = o.ratio === undefined ? undefined : finite('ratio', o.ratio, 'share of tokens to keep, in [0, 1]');
   if (ratio !== undefined && (ratio < 0 || ratio > 1)) {
     throw new MergeKernelsError('INVALID_OPTION', `ratio: expected a number in [0, 1] (share of tokens to keep), got ${ratio}`, 'ratio');
   }
-  const margin = checkNumber('margin', o.margin, 'the energy margin, e.g. pitomeMargin(layer, layers)');
-  const classToken = checkBoolean('classToken', o.classToken);
-  const useBsm = checkBoolean('useBsm', o.useBsm);
+  const margin = finite('margin', o.margin, 'the energy margin, e.g. pitomeMargin(layer, layers)');
+  const classToken = boolean('classToken', o.classToken);
+  const useBsm = boolean('useBsm', o.useBsm);
   const method = useBsm ? 'pitome-bsm' : 'pitome';
   const t = tokens - (classToken && tokens > 0 ? 1 : 0);
   const requested = ratio !== undefined ? (ratio < 1 ? Math.floor(t - t * ratio) : 0) : r!;
@@ -250,10 +216,10 @@ export class ThresholdMergePlan {
 
 export async function threshold(impl: Backend, metric: Tensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
-  const o = checkOptionsObject(options, '{ threshold, maxR?, classToken?, distillToken? }');
-  const thr = checkNumber('threshold', o.threshold, 'merge A tokens whose best cosine similarity is above it');
-  const maxR = o.maxR === undefined ? undefined : checkInteger('maxR', o.maxR, 0, 'most merges per batch item');
-  const classToken = checkBoolean('classToken', o.classToken), distillToken = checkBoolean('distillToken', o.distillToken);
+  const o = checkOptions('options', options, ['threshold', 'maxR', 'classToken', 'distillToken'], true);
+  const thr = finite('threshold', o.threshold, 'merge A tokens whose best cosine similarity is above it');
+  const maxR = o.maxR === undefined ? undefined : integer('maxR', o.maxR, 0, undefined, 'most merges per batch item');
+  const classToken = boolean('classToken', o.classToken), distillToken = boolean('distillToken', o.distillToken);
   const { nA, nB, aIdx, bIdx } = evenOdd(batch, tokens);
   const { score, index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB, classToken, distillToken);
   const r = ref.thresholdR(score, batch, nA, tokens, thr, maxR ?? Infinity, classToken, distillToken);
@@ -317,11 +283,11 @@ export class BatchLevelMergePlan {
 
 export async function batchLevel(impl: Backend, metric: Tensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
-  const o = checkOptionsObject(options, '{ r, threshold?, maxR?, classToken?, distillToken? }');
-  const r = checkInteger('r', o.r, 0, 'average merges per batch item');
-  const thr = o.threshold === undefined ? undefined : checkNumber('threshold', o.threshold, 'merge edges whose score is above it');
-  const maxR = o.maxR === undefined ? undefined : checkInteger('maxR', o.maxR, 0, 'most merges per batch item');
-  const classToken = checkBoolean('classToken', o.classToken), distillToken = checkBoolean('distillToken', o.distillToken);
+  const o = checkOptions('options', options, ['r', 'threshold', 'maxR', 'classToken', 'distillToken'], true);
+  const r = integer('r', o.r, 0, undefined, 'average merges per batch item');
+  const thr = o.threshold === undefined ? undefined : finite('threshold', o.threshold, 'merge edges whose score is above it');
+  const maxR = o.maxR === undefined ? undefined : integer('maxR', o.maxR, 0, undefined, 'most merges per batch item');
+  const classToken = boolean('classToken', o.classToken), distillToken = boolean('distillToken', o.distillToken);
   const opts = { r, threshold: thr, maxR, classToken, distillToken };
   if (tome.effectiveR(r, tokens, classToken, distillToken) === 0) return new BatchLevelMergePlan(ref.batchLevelSoftMatching(data, batch, tokens, c, opts), r);
   const { nA, nB, aIdx, bIdx } = evenOdd(batch, tokens);

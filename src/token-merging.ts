@@ -1,9 +1,10 @@
 // Token merging's public surface: the merge plan returned by mk.bipartiteSoftMatching and the
 // checks of its arguments. The scoring step (each A token's best B match) runs on the context's
 // backend; ranking, merge and unmerge follow the reference in src/reference/bipartite-soft-matching.ts.
-import { MergeKernelsError, describe } from './errors.ts';
+import { MergeKernelsError } from './errors.ts';
 import * as ref from './reference/bipartite-soft-matching.ts';
 import { checkTensor, type Tensor } from './tensor.ts';
+import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 
 export type MergeMode = ref.MergeMode;
 const MODES: readonly MergeMode[] = ['mean', 'sum', 'amax'];
@@ -69,8 +70,7 @@ export class TokenMergePlan implements ref.MergePlan {
 
   /** `x [B, N, D]` → `[B, N - r, D]`: kept A tokens, then all B tokens with their sources reduced in. */
   merge(x: Tensor, options: { mode?: MergeMode } = {}): Tensor {
-    const mode = options.mode ?? 'mean';
-    if (!MODES.includes(mode)) throw new MergeKernelsError('INVALID_OPTION', `mode: expected 'mean', 'sum' or 'amax', got ${describe(mode)}`, 'mode');
+    const mode = checkMode(options);
     const [d] = this.checkTokens('x', x, this.tokens);
     return { data: ref.mergeTokens(this, x.data, d, mode), shape: [this.batch, this.tokens - this.r, d] };
   }
@@ -94,17 +94,17 @@ export class TokenMergePlan implements ref.MergePlan {
 
 /** Validates bipartiteSoftMatching's options; returns them complete. */
 export function checkMatchingOptions(options: unknown): Required<BipartiteSoftMatchingOptions> {
-  if (options === null || typeof options !== 'object') {
-    throw new MergeKernelsError('INVALID_OPTION', `options: expected { r, classToken?, distillToken? }, got ${describe(options)}`, 'options');
-  }
-  const { r, classToken = false, distillToken = false } = options as BipartiteSoftMatchingOptions;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 0) {
-    throw new MergeKernelsError('INVALID_OPTION', `r: expected a non-negative integer (tokens to remove per batch item), got ${describe(r)}`, 'r');
-  }
-  for (const [name, v] of [['classToken', classToken], ['distillToken', distillToken]] as const) {
-    if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected a boolean, got ${describe(v)}`, name);
-  }
-  return { r, classToken, distillToken };
+  const o = checkOptions('options', options, ['r', 'classToken', 'distillToken'], true);
+  return {
+    r: integer('r', o.r, 0, undefined, 'tokens to remove per batch item'),
+    classToken: boolean('classToken', o.classToken),
+    distillToken: boolean('distillToken', o.distillToken),
+  };
+}
+
+/** Validates a plan's merge options ({ mode? }); returns the mode. */
+export function checkMode(options: unknown): MergeMode {
+  return oneOf('mode', checkOptions('options', options, ['mode']).mode, MODES, 'mean');
 }
 
 /** Validates `size` [B, N, 1] for mergeWavg. */

@@ -16,6 +16,7 @@ import mergeRunner from './suites/merge-runner.ts';
 import modelMerging from './suites/model-merging.ts';
 import modelMergingReference from './suites/model-merging-reference.ts';
 import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
+import options from './suites/options.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -48,7 +49,7 @@ export const HOST_CODE: ReadonlySet<string> = new Set(['merge', 'unmerge', 'merg
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging,
+  context, options, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,

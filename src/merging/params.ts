@@ -3,6 +3,7 @@
 // wrong types are INVALID_OPTION errors naming the key, never ignored.
 import { MergeKernelsError, describe } from '../errors.ts';
 import type { MethodSpec, ParamValue, TensorParams } from './types.ts';
+import { closest } from '../validate.ts';
 
 function checkValue(where: string, value: unknown, like: ParamValue): ParamValue {
   if (typeof value !== typeof like || (typeof value === 'number' && !Number.isFinite(value))) {
@@ -52,7 +53,8 @@ export function resolveParams(spec: MethodSpec, models: number, global: unknown 
 
 function unknownKey(spec: MethodSpec, where: string, key: string, global: boolean): MergeKernelsError {
   const names = [...(global ? Object.keys(spec.globalParams) : []), ...Object.keys(spec.modelParams)];
-  return new MergeKernelsError('INVALID_OPTION', `${where}: method '${spec.name}' has no parameter ${JSON.stringify(key)}; it takes ${names.length ? names.join(', ') : 'none'}`, where);
+  const hint = closest(key, names);
+  return new MergeKernelsError('INVALID_OPTION', `${where}: method '${spec.name}' has no parameter ${JSON.stringify(key)}${hint ? ` (did you mean '${hint}'?)` : ''}; it takes ${names.length ? names.join(', ') : 'none'}`, where);
 }
 
 /** Typed, range-checked reads of resolved parameters; errors name the parameter and the model. */

@@ -3,6 +3,7 @@
 // are checked here, once; the semantics are those of src/reference/merge-primitives.ts.
 import type { Backend } from '../backends.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
+import { float32, integer, oneOf, onlyKeys, options as checkOptions } from '../validate.ts';
 import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 
 export type { HistogramRequest, TiesMergeCounts, TiesMergeOptions };
@@ -10,24 +11,6 @@ export type { HistogramRequest, TiesMergeCounts, TiesMergeOptions };
 const VOTES = ['sum', 'count', 'none'] as const;
 const MERGES = ['sum', 'mean', 'normalize', 'max'] as const;
 const OUTPUTS = ['merged', 'sign', 'none'] as const;
-
-function f32(name: string, v: unknown, length?: number): Float32Array {
-  if (!(v instanceof Float32Array)) throw new MergeKernelsError('INVALID_TYPE', `${name}: expected a Float32Array, got ${describe(v)}`, name);
-  if (length !== undefined && v.length !== length) throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected ${length} values, got ${v.length}`, name);
-  return v;
-}
-
-function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[]): T {
-  if (!allowed.includes(v as T)) throw new MergeKernelsError('INVALID_OPTION', `${name}: expected ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(v)}`, name);
-  return v as T;
-}
-
-function integer(name: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected an integer in [${lo}, ${hi}], got ${describe(v)}`, name);
-  }
-  return v;
-}
 
 /** A histogram argument: a Uint32Array of the level's bins (level 1: span × 32768) and a level-0 bin as prefix (level 1: the first of span bins). */
 function checkHistogram(at: string, hist: unknown, level: unknown, prefix: unknown): void {
@@ -58,8 +41,8 @@ export class MergePrimitives {
    */
   async absHistogram(x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix = 0, base?: Float32Array): Promise<void> {
     const backend = this.#backend();
-    f32('x', x);
-    if (base !== undefined) f32('base', base, x.length);
+    float32('x', x);
+    if (base !== undefined) float32('base', base, x.length);
     checkHistogram('', hist, level, prefix);
     await backend.absHistograms([x], base, [{ model: 0, hist, level, prefix }]);
   }
@@ -71,11 +54,12 @@ export class MergePrimitives {
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: HistogramRequest[]): Promise<void> {
     const backend = this.#backend();
     if (!Array.isArray(models) || models.length === 0) throw new MergeKernelsError('INVALID_TYPE', `models: expected a non-empty array of Float32Array, got ${describe(models)}`, 'models');
-    models.forEach((m, t) => f32(`models[${t}]`, m, models[0]!.length));
-    if (base !== undefined) f32('base', base, models[0]!.length);
+    models.forEach((m, t) => float32(`models[${t}]`, m, models[0]!.length));
+    if (base !== undefined) float32('base', base, models[0]!.length);
     if (!Array.isArray(requests)) throw new MergeKernelsError('INVALID_TYPE', `requests: expected an array of { model, hist, level, prefix }, got ${describe(requests)}`, 'requests');
     const checked = requests.map((r, i) => {
       if (r === null || typeof r !== 'object') throw new MergeKernelsError('INVALID_TYPE', `requests[${i}]: expected { model, hist, level, prefix }, got ${describe(r)}`, `requests[${i}]`);
+      onlyKeys(`requests[${i}]`, r, ['model', 'hist', 'level', 'prefix']);
       integer(`requests[${i}].model`, r.model, 0, models.length - 1);
       checkHistogram(`requests[${i}].`, r.hist, r.level, r.prefix);
       return { model: r.model, hist: r.hist, level: r.level, prefix: r.prefix };
@@ -97,11 +81,11 @@ export class MergePrimitives {
     base: Float32Array | undefined, out: Float32Array, options: TiesMergeOptions,
   ): Promise<TiesMergeCounts> {
     const backend = this.#backend();
-    f32('out', out);
+    float32('out', out);
     if (!Array.isArray(models) || models.length === 0) throw new MergeKernelsError('INVALID_TYPE', `models: expected a non-empty array of Float32Array, got ${describe(models)}`, 'models');
-    models.forEach((m, t) => f32(`models[${t}]`, m, out.length));
+    models.forEach((m, t) => float32(`models[${t}]`, m, out.length));
     const T = models.length;
-    f32('weights', weights, T);
+    float32('weights', weights, T);
     for (let t = 0; t < T; t++) {
       if (!Number.isFinite(weights[t])) throw new MergeKernelsError('NON_FINITE', `weights: expected finite values, got ${weights[t]} at ${t}`, 'weights');
     }
@@ -111,8 +95,8 @@ export class MergePrimitives {
       integer(`thr[${t}]`, thr[t], -1, 0x7fffffff);
       integer(`tieBudget[${t}]`, tieBudget[t], 0, Number.MAX_SAFE_INTEGER);
     }
-    if (base !== undefined) f32('base', base, out.length);
-    if (options === null || typeof options !== 'object') throw new MergeKernelsError('INVALID_OPTION', `options: expected { vote, zeroSign, merge, lambda, output }, got ${describe(options)}`, 'options');
+    if (base !== undefined) float32('base', base, out.length);
+    checkOptions('options', options, ['vote', 'zeroSign', 'merge', 'lambda', 'output', 'subtractBase', 'counts'], true);
     const o: TiesMergeOptions = {
       vote: oneOf('vote', options.vote, VOTES),
       zeroSign: options.zeroSign === -1 ? -1 : options.zeroSign === 1 ? 1 : (() => { throw new MergeKernelsError('INVALID_OPTION', `zeroSign: expected 1 or -1, got ${describe(options.zeroSign)}`, 'zeroSign'); })(),
@@ -135,8 +119,8 @@ export class MergePrimitives {
    */
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]> {
     const backend = this.#backend();
-    f32('x', x);
-    f32('out', out, x.length);
+    float32('x', x);
+    float32('out', out, x.length);
     integer('offset', offset, 0, Number.MAX_SAFE_INTEGER - x.length);
     integer('key', key, 0, 0xffffffff);
     if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new MergeKernelsError('INVALID_OPTION', `p: expected a keep probability in [0, 1], got ${describe(p)}`, 'p');
@@ -147,7 +131,7 @@ export class MergePrimitives {
   /** The index of the first NaN or ±Infinity in `x`, or -1. */
   async findNonFinite(x: Float32Array): Promise<number> {
     const backend = this.#backend();
-    f32('x', x);
+    float32('x', x);
     return backend.findNonFinite(x);
   }
 }

@@ -16,6 +16,7 @@ import {
 import { checkConfigAgainst, layerPositions, parseMergeConfig, resolveTensorParams, type ConfigDtype, type MergeConfig } from './config.ts';
 import { alignChunk, chunksOf } from './driver.ts';
 import type { Chunk, MergeMethod, MethodSpec, TensorInfo, TensorParams } from './types.ts';
+import { options as checkOptions } from '../validate.ts';
 
 /** One file readable by byte range. */
 export interface ByteSource {
@@ -332,8 +333,11 @@ function resolveBackend(backend: unknown): Backend {
  * input fails with NON_FINITE naming the model and the tensor. On any failure the output target
  * is aborted, so no partial model is left behind.
  */
+/** The keys of MergeModelsOptions (an unknown one is an error). */
+export const MERGE_MODELS_OPTIONS: readonly (keyof MergeModelsOptions)[] = ['config', 'inputs', 'methods', 'backend', 'output', 'chunkSize', 'maxShardSize', 'seed', 'onProgress'];
+
 export async function mergeModels(options: MergeModelsOptions): Promise<MergeModelsResult> {
-  if (options === null || typeof options !== 'object') throw new MergeKernelsError('INVALID_OPTION', `options: expected { config, inputs, methods, backend }, got ${describe(options)}`, 'options');
+  checkOptions('options', options, MERGE_MODELS_OPTIONS, true);
   const backend = resolveBackend(options.backend);
   if (options.methods === null || typeof options.methods !== 'object') throw new MergeKernelsError('INVALID_TYPE', `methods: expected a table of MethodSpecs by name, got ${describe(options.methods)}`, 'methods');
   const config = parseMergeConfig(options.config);

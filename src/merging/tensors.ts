@@ -4,6 +4,7 @@
 import type { Backend } from '../backends.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
 import { checkFinite, checkTensor, numel, type Tensor } from '../tensor.ts';
+import { integer, oneOf, options } from '../validate.ts';
 import type { DisjointMergeRule, TrimConvention, ZeroSignRule } from '../reference/model-merging.ts';
 import { chunksOf, mergeTensor } from './driver.ts';
 import { resolveParams } from './params.ts';
@@ -47,40 +48,13 @@ function sameShape(name: string, x: Tensor, like: Tensor, likeName: string): voi
   }
 }
 
-function integer(name: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected an integer in [${lo}, ${hi}], got ${describe(v)}`, name);
-  }
-  return v;
-}
-
-function options(name: string, value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new MergeKernelsError('INVALID_OPTION', `${name}: expected an options object, got ${describe(value)}`, name);
-  }
-  return value as Record<string, unknown>;
-}
-
-function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[], fallback: T): T {
-  if (v === undefined) return fallback;
-  if (!allowed.includes(v as T)) throw new MergeKernelsError('INVALID_OPTION', `${name}: expected ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(v)}`, name);
-  return v as T;
-}
-
-function onlyKeys(name: string, o: Record<string, unknown>, keys: readonly string[]): void {
-  for (const key of Object.keys(o)) {
-    if (!keys.includes(key)) throw new MergeKernelsError('INVALID_OPTION', `${name}.${key}: unknown option; expected ${keys.join(', ')}`, key);
-  }
-}
-
 /** Merges one tensor with a registered method; see MergeTensorsOptions. */
 export async function mergeTensors(backend: Backend, method: unknown, opts: MergeTensorsOptions): Promise<Tensor> {
   if (typeof method !== 'string' || !Object.hasOwn(METHODS, method)) {
     throw new MergeKernelsError('INVALID_OPTION', `method: expected one of ${Object.keys(METHODS).join(', ')}, got ${describe(method)}`, 'method');
   }
   const spec = METHODS[method]!;
-  const o = options('options', opts);
-  onlyKeys('options', o, ['base', 'models', 'parameters', 'modelParameters', 'seed', 'name', 'chunkSize']);
+  const o = options('options', opts, ['base', 'models', 'parameters', 'modelParameters', 'seed', 'name', 'chunkSize'], true);
   const models = tensorList('models', o.models);
   const shape = models[0]!.shape;
   let base: Tensor | undefined;
@@ -107,8 +81,7 @@ export async function mergeTensors(backend: Backend, method: unknown, opts: Merg
 /** TIES' trim of one tensor: its top-`density` fraction by magnitude, the rest 0 (see TrimConvention). */
 export async function trimTopK(backend: Backend, x: Tensor, opts: { density: number; convention?: TrimConvention }): Promise<Tensor> {
   const t = checkTensor('x', x, ANY_RANK);
-  const o = options('options', opts);
-  onlyKeys('options', o, ['density', 'convention']);
+  const o = options('options', opts, ['density', 'convention'], true);
   const density = o.density;
   if (typeof density !== 'number' || !(density >= 0 && density <= 1)) {
     throw new MergeKernelsError('INVALID_OPTION', `density: expected a number in [0, 1], got ${describe(density)}`, 'density');
@@ -134,8 +107,7 @@ interface SignOptions {
 }
 
 function signOptions(deltas: Tensor[], opts: unknown, keys: string[], methods: readonly ('sum' | 'count' | 'none')[]): SignOptions & Record<string, unknown> {
-  const o = options('options', opts ?? {});
-  onlyKeys('options', o, keys);
+  const o = options('options', opts, keys);
   const method = oneOf('method', o.method, methods, 'sum');
   const zeroSign = oneOf('zeroSign', o.zeroSign, ['paper', 'mergekit'] as const, 'paper');
   let weights = new Float32Array(deltas.length).fill(1);

@@ -15,7 +15,21 @@ export type DeviceResult = { device: GPUDevice; owned: boolean; keepAlive: unkno
  * Gets a device from `gpu` (navigator.gpu, or the npm `webgpu` package's create([]) in Node).
  * A null adapter and a thrown requestAdapter both mean "no WebGPU" (with the reason).
  */
-export async function acquireDevice(gpu: GPU | undefined, label: string): Promise<DeviceResult> {
+/**
+ * Names a software adapter (the browser's fallback adapter, SwiftShader, lavapipe/llvmpipe), or
+ * undefined for hardware. On the same CPU such an adapter is slower than wasm SIMD, so 'auto'
+ * does not pick it.
+ */
+export function softwareAdapter(adapter: GPUAdapter): string | undefined {
+  const info = adapter.info as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+  const fallback = info?.isFallbackAdapter === true || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const words = `${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.device ?? ''} ${info?.description ?? ''}`;
+  const name = words.match(/swiftshader|llvmpipe|lavapipe|software/i)?.[0];
+  if (!fallback && !name) return undefined;
+  return (info?.description || [info?.vendor, info?.architecture].filter(Boolean).join(' ') || name || 'a fallback adapter').trim();
+}
+
+export async function acquireDevice(gpu: GPU | undefined, label: string, allowSoftware = true): Promise<DeviceResult> {
   if (!gpu) {
     const hint = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
       ? ' (in Node, pass { gpu: create([]) } from the npm package "webgpu")'
@@ -29,6 +43,8 @@ export async function acquireDevice(gpu: GPU | undefined, label: string): Promis
     return { reason: `requestAdapter() threw: ${(e as Error)?.message ?? e}` };
   }
   if (!adapter) return { reason: 'requestAdapter() returned null: no WebGPU adapter (no GPU or Vulkan/Metal/D3D12 driver was found)' };
+  const software = allowSoftware ? undefined : softwareAdapter(adapter);
+  if (software) return { reason: `the adapter is a software one (${software}), slower than wasm SIMD on the same CPU; pass backend: 'webgpu' to use it anyway` };
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f));
   const al = adapter.limits;
   // Ask for the adapter's full storage sizes: the defaults (128 MiB bindings) would force
