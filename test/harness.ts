@@ -16,6 +16,7 @@ import mergeRunner from './suites/merge-runner.ts';
 import modelMerging from './suites/model-merging.ts';
 import modelMergingReference from './suites/model-merging-reference.ts';
 import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
+import tokenMergingProperties from './suites/token-merging-properties.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -34,7 +35,7 @@ export interface Harness {
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives, mergePrimitivesGpu, modelMerging,
+  context, cosineSimilarity, tokenMerging, tokenMergingVariants, modelInterpolation, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties,
 ];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
