@@ -17,6 +17,7 @@ import modelMerging from './suites/model-merging.ts';
 import modelMergingReference from './suites/model-merging-reference.ts';
 import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
 import tokenMergingProperties from './suites/token-merging-properties.ts';
+import oracles from './suites/oracles.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -39,7 +40,7 @@ const SUITES: Array<(h: Harness) => void> = [
 ];
 /** Suites with no backend (references checked by hand, file formats): run once per runtime, in the js pass. */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference, oracles,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */
