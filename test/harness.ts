@@ -17,6 +17,8 @@ import modelMerging from './suites/model-merging.ts';
 import modelMergingReference from './suites/model-merging-reference.ts';
 import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
 import options from './suites/options.ts';
+import tokenMergingProperties from './suites/token-merging-properties.ts';
+import oracles from './suites/oracles.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -49,14 +51,14 @@ export const HOST_CODE: ReadonlySet<string> = new Set(['merge', 'unmerge', 'merg
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging,
+  context, options, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,
  * which are host code over chunks): run once per runtime, in the js pass.
  */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolation, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolation, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference, oracles,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */

@@ -161,4 +161,61 @@ test('the command as a process: --help, exit codes, and a merge with the package
   assert.equal(Array.from(pkg.decodeToFloat32('F16', out.tensors.get('model.norm.weight')!.bytes)), [1.25, 0.75, 0.25]);
 });
 
+test('the command as a process: ties and dare_linear on tiny files equal values worked by hand', async () => {
+  const dir = join(root, 'hand');
+  await mkdir(dir, { recursive: true });
+  const f32 = (name: string, values: number[]) => st([[name, 'F32', [values.length], values]]);
+  const numbers = async (out: string, name: string) => Array.from(pkg.decodeToFloat32('F32', readSafetensors(new Uint8Array(await readFile(join(dir, out, 'model.safetensors')))).tensors.get(name)!.bytes));
+  const f = Math.fround;
+
+  // TIES, mergekit semantics (trim to exactly k = int(0.5·4) = 2 entries, sign of Σ w·δ,
+  // Σ agreeing w·δ / Σ agreeing w), λ = 1:
+  //   base = [1, 1, 1, 1]
+  //   δa = [3, -1, 0.5, -2]  (weight 1)   → top 2 by |δ|: [3, 0, 0, -2]   → w·δ = [3, 0, 0, -2]
+  //   δb = [-1, 2, 0.25, -4] (weight 0.5) → top 2 by |δ|: [0, 2, 0, -4]   → w·δ = [0, 1, 0, -2]
+  //   Σ w·δ = [3, 1, 0, -4] → signs [+, +, + (a zero total elects +), −]
+  //   entry 0: only a agrees (0 never agrees): 3 / 1 = 3            → 1 + 3 = 4
+  //   entry 1: only b agrees: 1 / 0.5 = 2                            → 1 + 2 = 3
+  //   entry 2: nothing agrees: 0 / (divisor 0 → 1) = 0               → 1
+  //   entry 3: both agree: (−2 − 2) / (1 + 0.5) = −8/3               → 1 − 8/3 = −5/3
+  await writeFile(join(dir, 'base.safetensors'), f32('w', [1, 1, 1, 1]));
+  await writeFile(join(dir, 'a.safetensors'), f32('w', [4, 0, 1.5, -1]));
+  await writeFile(join(dir, 'b.safetensors'), f32('w', [0, 3, 1.25, -3]));
+  await writeFile(join(dir, 'ties.yml'), `merge_method: ties
+base_model: base.safetensors
+parameters:
+  semantics: mergekit
+models:
+  - model: a.safetensors
+    parameters: { weight: 1, density: 0.5 }
+  - model: b.safetensors
+    parameters: { weight: 0.5, density: 0.5 }
+`);
+  let r = await run(['merge', join(dir, 'ties.yml'), '-o', join(dir, 'ties'), '--backend', 'wasm', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(await numbers('ties', 'w'), [4, 3, 1, f(1 + f(-4 / 1.5))]);
+
+  // dare_linear, paper rescale (÷ density), seed 1, tensor "w": the masks come from
+  // draw(key(1, "w\0" + model index), i) < density·2^24 (test/suites/oracles.ts works them out):
+  //   model 0 (density 0.5):  draws 11811118, 2686504, 1710478, 14459704 vs 8388608 → mask [0, 1, 1, 0]
+  //   model 1 (density 0.75): draws 11822884, 7941295, 6972781, 13604135 vs 12582912 → mask [1, 1, 1, 0]
+  //   base = [0.5, -1, 2, 0]; δ0 = [1, 2, -1, 0.5] (weight 1); δ1 = [-0.375, 0.75, 0.75, 1.5] (weight 0.5)
+  //   model 0: mask·δ0/0.5 = [0, 4, -2, 0]; model 1: 0.5·mask·δ1/0.75 = [-0.25, 0.5, 0.5, 0]
+  //   base + Σ = [0.25, 3.5, 0.5, 0]
+  await writeFile(join(dir, 'base2.safetensors'), f32('w', [0.5, -1, 2, 0]));
+  await writeFile(join(dir, 'c.safetensors'), f32('w', [1.5, 1, 1, 0.5]));
+  await writeFile(join(dir, 'd.safetensors'), f32('w', [0.125, -0.25, 2.75, 1.5]));
+  await writeFile(join(dir, 'dare.yml'), `merge_method: dare_linear
+base_model: base2.safetensors
+models:
+  - model: c.safetensors
+    parameters: { weight: 1, density: 0.5 }
+  - model: d.safetensors
+    parameters: { weight: 0.5, density: 0.75 }
+`);
+  r = await run(['merge', join(dir, 'dare.yml'), '-o', join(dir, 'dare'), '--backend', 'wasm', '--seed', '1', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(await numbers('dare', 'w'), [0.25, 3.5, 0.5, 0]);
+});
+
 test.run();
