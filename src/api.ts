@@ -2,7 +2,7 @@
 // GPU device and/or the wasm instance and their memory until dispose().
 import { JsBackend, WasmBackend, WebGpuBackend, type Backend, type BackendName } from './backends.ts';
 import { MergeKernelsError, describe } from './errors.ts';
-import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
+import { checkFinite, checkOutput, checkTensor, overlaps, type Tensor } from './tensor.ts';
 import * as tome from './reference/bipartite-soft-matching.ts';
 import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
 import * as variants from './token-merging-variants.ts';
@@ -138,10 +138,7 @@ export class MergeKernels {
     const [batch, tokens, c] = m.shape as [number, number, number];
     const rEff = tome.effectiveR(r, tokens, classToken, distillToken);
     if (rEff === 0) return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r);
-    const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
-    const a = tome.gatherRows(m.data, batch, tokens, c, 0);
-    const b = tome.gatherRows(m.data, batch, tokens, c, 1);
-    const { score, index } = await impl.bestMatch(a, b, batch, nA, nB, c, classToken, distillToken);
+    const { score, index } = await impl.bestMatchEvenOdd(m.data, batch, tokens, c, classToken, distillToken);
     return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r);
   }
 
@@ -212,14 +209,30 @@ export class MergeKernels {
     return variants.pitome(this.#backend, metric, options);
   }
 
-  /** ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]` (default ones). */
-  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor): { x: Tensor; size: Tensor } {
+  /**
+   * ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]`
+   * (default ones). `out` (as wgpu-matrix's `dst`): tensors of shapes [B, N − r, D] and
+   * [B, N − r, 1] to write into and return, so that a model calling this layer after layer
+   * allocates no output arrays; they must not overlap `x` or `size`.
+   */
+  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor, out?: { x: Tensor; size: Tensor }): { x: Tensor; size: Tensor } {
     this.#backend; // throws DISPOSED after dispose(), like every other method
     if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
     const [d] = plan.checkTokens('x', x, plan.tokens);
     if (size !== undefined) checkSize(plan, size);
-    const out = tome.mergeWavg(plan, x.data, d, size?.data);
-    return { x: { data: out.x, shape: [plan.batch, plan.tokens - plan.r, d] }, size: { data: out.size, shape: [plan.batch, plan.tokens - plan.r, 1] } };
+    const shapeX = [plan.batch, plan.tokens - plan.r, d], shapeSize = [plan.batch, plan.tokens - plan.r, 1];
+    if (out !== undefined) {
+      const o = checkOptions('out', out, ['x', 'size'], true);
+      const ox = checkOutput('out.x', o.x, shapeX), osize = checkOutput('out.size', o.size, shapeSize);
+      const inputs = size === undefined ? [x.data] : [x.data, size.data];
+      if ([ox, osize].some((t) => inputs.some((i) => overlaps(t, i))) || overlaps(ox, osize)) {
+        throw new MergeKernelsError('INVALID_OPTION', 'out: its arrays must not share memory with x, size or each other', 'out');
+      }
+      tome.mergeWavg(plan, x.data, d, size?.data, { x: ox, size: osize });
+      return out;
+    }
+    const merged = tome.mergeWavg(plan, x.data, d, size?.data);
+    return { x: { data: merged.x, shape: shapeX }, size: { data: merged.size, shape: shapeSize } };
   }
 
   /** ToMe's merge_source: which original tokens each merged token holds, `[B, N - r, N0]` (one-hot columns). */

@@ -25,6 +25,8 @@ export interface Backend {
   cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array>;
   /** Each A row's best cosine match in B (score, lowest index on ties); see reference/bipartite-soft-matching.ts. */
   bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
+  /** ToMe's split (even tokens A, odd tokens B of `metric` [batch, tokens, c]), then bestMatch. */
+  bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   // Model-merging primitives over one chunk of a tensor; see reference/merge-primitives.ts.
   /** Every requested histogram over one chunk of T models (minus `base` when given), reading the chunk once. */
   absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): Promise<void>;
@@ -43,6 +45,10 @@ export class JsBackend implements Backend {
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    const [a, b] = [0, 1].map((p) => refMatch.gatherRows(metric, batch, tokens, c, p as 0 | 1));
+    return refMatch.bestMatch(a!, b!, batch, Math.ceil(tokens / 2), Math.floor(tokens / 2), c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     refMerge.absHistograms(models, base, requests);
@@ -68,6 +74,9 @@ export class WasmBackend implements Backend {
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return wasmMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    return wasmMatch.bestMatchEvenOdd(this.runtime, metric, batch, tokens, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     wasmMerge.absHistograms(this.runtime, models, base, requests);
@@ -97,6 +106,11 @@ export class WebGpuBackend implements Backend {
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     this.runtime.check();
     return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    // The split on the host for now: the inputs are host arrays and get uploaded either way.
+    const [a, b] = [0, 1].map((p) => refMatch.gatherRows(metric, batch, tokens, c, p as 0 | 1));
+    return this.bestMatch(a!, b!, batch, Math.ceil(tokens / 2), Math.floor(tokens / 2), c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     this.runtime.check();

@@ -55,3 +55,17 @@ export function checkFinite(name: string, data: Float32Array): void {
     }
   }
 }
+
+/** An output tensor given by the caller: a Float32Array tensor of exactly `shape`; returns its data. */
+export function checkOutput(name: string, value: unknown, shape: readonly number[]): Float32Array {
+  const t = checkTensor(name, value, [shape.length]);
+  if (t.shape.some((d, i) => d !== shape[i])) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected an output of shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
+  }
+  return t.data;
+}
+
+/** Whether two typed arrays share any byte of memory. */
+export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}

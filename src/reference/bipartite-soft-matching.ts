@@ -207,15 +207,21 @@ export function ungroupRows(rowOf: Int32Array, batch: number, n: number, m: numb
  * Returns x' [batch, N - r, dim] and the merged sizes [batch, N - r].
  */
 export function mergeWavg(
-  plan: MergePlan, x: Float32Array, dim: number, size?: Float32Array,
+  plan: MergePlan, x: Float32Array, dim: number, size?: Float32Array, into?: { x: Float32Array; size: Float32Array },
 ): { x: Float32Array; size: Float32Array } {
   const { offsets, members } = outputGroups(plan);
   const rows = offsets.length - 1;
-  const out = new Float32Array(rows * dim), outSize = new Float32Array(rows);
+  // `into`: the caller's output arrays (rows·dim and rows values), reused across calls.
+  const out = into?.x ?? new Float32Array(rows * dim), outSize = into?.size ?? new Float32Array(rows);
   const acc = new Float64Array(dim); // x·size is exact in float64
   for (let row = 0; row < rows; row++) {
     const first = offsets[row]!, end = offsets[row + 1]!;
-    if (end === first) continue; // no token lands here (a variant's dropped slot): 0
+    if (end === first) {
+      // No token lands here (a variant's dropped slot): 0.
+      out.fill(0, row * dim, (row + 1) * dim);
+      outSize[row] = 0;
+      continue;
+    }
     const w1 = size ? size[members[first]!]! : 1;
     if (end - first === 1 && w1 !== 0 && Number.isFinite(w1)) {
       // A lone token: (x·w)/w is exactly x for a finite non-zero float32 w (the product is exact in float64).

@@ -10,6 +10,7 @@ export interface KernelExports {
   rowDots(a: number, b: number, out: number, m: number, n: number, c: number): void;
   cosineSimilarity(a: number, b: number, out: number, batch: number, m: number, n: number, c: number): void;
   bestMatch(a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, nA: number, nB: number, c: number, maskFirstA: number, maskFirstB: number): void;
+  bestMatchEvenOdd(metric: number, a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, tokens: number, c: number, maskFirstA: number, maskFirstB: number): void;
   absHistogram(x: number, n: number, hist: number, level: number, prefix: number, span: number): void;
   subtractInPlace(x: number, base: number, n: number): void;
   tiesMerge(models: number, T: number, weights: number, thr: number, budget: number, base: number, out: number, n: number,
