@@ -2,7 +2,7 @@
 // GPU device and/or the wasm instance and their memory until dispose().
 import { JsBackend, WasmBackend, WebGpuBackend, type Backend, type BackendName } from './backends.ts';
 import { MergeKernelsError, describe } from './errors.ts';
-import { checkFinite, checkOutput, checkTensor, overlaps, type Tensor } from './tensor.ts';
+import { checkFinite, checkOut, checkOutput, checkTensor, overlaps, type Tensor } from './tensor.ts';
 import * as tome from './reference/bipartite-soft-matching.ts';
 import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
 import * as variants from './token-merging-variants.ts';
@@ -101,8 +101,9 @@ export class MergeKernels {
    * Cosine similarity of every row of `a` with every row of `b`.
    * `a: [M, C]`, `b: [N, C]` → `[M, N]`; batched `[B, M, C]` × `[B, N, C]` → `[B, M, N]`.
    * Rows are L2-normalised; a zero row has similarity 0 with everything (not NaN).
+   * `out`: a tensor of the result's shape to write into and return (not sharing memory with a or b).
    */
-  async cosineSimilarity(a: Tensor, b: Tensor): Promise<Tensor> {
+  async cosineSimilarity(a: Tensor, b: Tensor, out?: Tensor): Promise<Tensor> {
     const impl = this.#backend;
     const ta = checkTensor('a', a, [2, 3]);
     const tb = checkTensor('b', b, [2, 3]);
@@ -120,8 +121,10 @@ export class MergeKernels {
     }
     checkFinite('a', ta.data);
     checkFinite('b', tb.data);
-    const data = await impl.cosineSimilarity(ta.data, tb.data, batch, m, n, c);
-    return { data, shape: batched ? [batch, m, n] : [m, n] };
+    const shape = batched ? [batch, m, n] : [m, n];
+    const into = out === undefined ? undefined : checkOut('out', out, shape, [ta.data, tb.data]);
+    const data = await impl.cosineSimilarity(ta.data, tb.data, batch, m, n, c, into);
+    return out ?? { data, shape };
   }
 
   /**
@@ -261,18 +264,18 @@ export class MergeKernels {
   }
 
   /** TIES' trim: keeps the top-`density` fraction of `x` by magnitude (convention 'paper' default, or 'mergekit'). */
-  async trimTopK(x: Tensor, options: { density: number; convention?: TrimConvention }): Promise<Tensor> {
-    return merging.trimTopK(this.#backend, x, options);
+  async trimTopK(x: Tensor, options: { density: number; convention?: TrimConvention }, out?: Tensor): Promise<Tensor> {
+    return merging.trimTopK(this.#backend, x, options, out);
   }
 
   /** TIES' sign election over task vectors: ±1 per entry (method 'sum' default or 'count'; zeroSign 'paper' default or 'mergekit'). */
-  async electSign(deltas: Tensor[], options?: { method?: 'sum' | 'count'; zeroSign?: ZeroSignRule; weights?: number[] }): Promise<Tensor> {
-    return merging.electSign(this.#backend, deltas, options);
+  async electSign(deltas: Tensor[], options?: { method?: 'sum' | 'count'; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
+    return merging.electSign(this.#backend, deltas, options, out);
   }
 
   /** TIES' disjoint merge of task vectors (merge 'mean' default, 'normalize', 'sum', 'max'; method 'none' merges every entry). */
-  async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }): Promise<Tensor> {
-    return merging.disjointMerge(this.#backend, deltas, options);
+  async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
+    return merging.disjointMerge(this.#backend, deltas, options, out);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

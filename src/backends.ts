@@ -22,7 +22,8 @@ export interface BestMatch {
 
 export interface Backend {
   readonly name: BackendName;
-  cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array>;
+  /** Writes into `out` when given (and returns it). */
+  cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array): Promise<Float32Array>;
   /** Each A row's best cosine match in B (score, lowest index on ties); see reference/bipartite-soft-matching.ts. */
   bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   /** ToMe's split (even tokens A, odd tokens B of `metric` [batch, tokens, c]), then bestMatch. */
@@ -40,8 +41,9 @@ export interface Backend {
 /** The plain TypeScript reference: readable, obviously correct, the oracle of every test. */
 export class JsBackend implements Backend {
   readonly name = 'js' as const;
-  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
-    return ref.cosineSimilarity(a, b, batch, m, n, c);
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array) {
+    const sim = ref.cosineSimilarity(a, b, batch, m, n, c);
+    return out ? (out.set(sim), out) : sim;
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
@@ -69,8 +71,8 @@ export class JsBackend implements Backend {
 export class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
   constructor(readonly runtime: WasmRuntime) {}
-  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
-    return wasm.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array) {
+    return wasm.cosineSimilarity(this.runtime, a, b, batch, m, n, c, out);
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return wasmMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
@@ -99,9 +101,11 @@ export class WasmBackend implements Backend {
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   constructor(readonly runtime: GpuRuntime) {}
-  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array) {
     this.runtime.check();
-    return gpu.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+    // The readback is a fresh array either way until results can stay on the device.
+    const sim = await gpu.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+    return out ? (out.set(sim), out) : sim;
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     this.runtime.check();

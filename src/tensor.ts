@@ -65,6 +65,15 @@ export function checkOutput(name: string, value: unknown, shape: readonly number
   return t.data;
 }
 
+/** `checkOutput`, and the output shares no memory with any of `inputs`. */
+export function checkOut(name: string, value: unknown, shape: readonly number[], inputs: readonly ArrayBufferView[]): Float32Array {
+  const data = checkOutput(name, value, shape);
+  if (inputs.some((i) => overlaps(data, i))) {
+    throw new MergeKernelsError('INVALID_OPTION', `${name}: must not share memory with the inputs`, name);
+  }
+  return data;
+}
+
 /** Whether two typed arrays share any byte of memory. */
 export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
