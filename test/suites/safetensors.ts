@@ -477,8 +477,8 @@ export default function (h: Harness) {
   const entry = (dtype: string, shape: string, offsets: string, extra = '') => `{"dtype":"${dtype}","shape":${shape},"data_offsets":${offsets}${extra}}`;
 
   test('untyped errors: data_offsets nested 4,100 or 10,000 deep is HEADER_NOT_JSON, not a RangeError', async () => {
-    // 4,100 levels (an 8 KB file) overflowed the stack of a message's JSON.stringify in the CLI;
-    // 10,000 overflow it anywhere.
+    // A message that JSON.stringify-ed such a value would overflow the stack: at 4,100 levels (an
+    // 8 KB file) inside the CLI, at 10,000 anywhere.
     for (const levels of [4100, 10_000]) {
       const deep = file(`{"a":${entry('F32', '[1]', '['.repeat(levels) + ']'.repeat(levels))}}`, F4B);
       assert.ok(deep.length > 2 * levels && deep.length < 2 * levels + 100, `${deep.length} bytes`);
