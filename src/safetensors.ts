@@ -15,6 +15,8 @@
 // before anything is allocated or decoded, so a hostile header cannot make it allocate more than
 // the file holds. Everything it rejects throws MergeKernelsError with code 'INVALID_SAFETENSORS',
 // argument 'file', and a `violation` property (SafetensorsViolation) saying which rule failed.
+// It accepts what the reference reader (Rust, serde_json) accepts, with one deliberate
+// difference: a repeated tensor name or metadata key is refused (the reference keeps the last).
 
 import { MergeKernelsError, describe } from './errors.ts';
 import { JsonNumber, JsonObject, parseStrictJson, type JsonValue, type U64 } from './strict-json.ts';
@@ -25,17 +27,17 @@ export type SafetensorsViolation =
   | 'HEADER_TOO_LARGE'      // N > 100,000,000 (the reference parser's limit)
   | 'HEADER_OUT_OF_BOUNDS'  // the file ends before the header, or before the data the header describes (a truncated file)
   | 'HEADER_NOT_UTF8'       // the header bytes are not valid UTF-8
-  | 'HEADER_NOT_JSON'       // the header is not valid JSON (a byte-order mark or NUL padding counts as invalid)
+  | 'HEADER_NOT_JSON'       // not JSON that serde_json accepts: syntax (a byte-order mark or NUL padding counts), > 127 levels, a lone surrogate escape, a number beyond f64
   | 'HEADER_NOT_OBJECT'     // the header's JSON is not an object
-  | 'BAD_ENTRY'             // a tensor entry is not an object, or names one of its fields twice
-  | 'UNKNOWN_DTYPE'         // dtype missing or not a safetensors dtype this module knows
-  | 'BAD_SHAPE'             // shape not an array of non-negative safe integers, or numel × element size overflows 2^53
-  | 'BAD_OFFSETS'           // data_offsets not [begin, end] of non-negative safe integers with begin ≤ end
+  | 'BAD_ENTRY'             // a tensor entry is not an object (or a [dtype, shape, data_offsets] array), or names one of its fields twice
+  | 'UNKNOWN_DTYPE'         // dtype missing or not a safetensors dtype
+  | 'BAD_SHAPE'             // shape not an array of u64 integers (2.0, 2e0, -0 are not), numel × bits overflows u64, or is not whole bytes
+  | 'BAD_OFFSETS'           // data_offsets not [begin, end] of u64 integers with begin ≤ end
   | 'OFFSETS_NOT_TILED'     // the tensors, sorted by offset, leave a gap or overlap in [0, buffer end)
-  | 'BYTE_COUNT_MISMATCH'   // end − begin ≠ numel × element size
+  | 'BYTE_COUNT_MISMATCH'   // end − begin ≠ numel × bits / 8
   | 'TRAILING_BYTES'        // the file continues past the end of the last tensor
   | 'BAD_METADATA'          // __metadata__ is not an object of string → string (or a key appears twice)
-  | 'DUPLICATE_TENSOR'      // two entries with the same name (JSON.parse alone would silently keep the last)
+  | 'DUPLICATE_TENSOR'      // two entries with the same name (the reference keeps the last; refused here: the name is ambiguous)
   | 'UNSUPPORTED_DTYPE'     // a known dtype that decodeToFloat32 / encodeFromFloat32 cannot convert
   | 'BAD_INDEX';            // a model.safetensors.index.json that is malformed
 
