@@ -128,9 +128,8 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
   try {
     args = parseArgs(argv);
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    io.stderr.write(`merge-kernels: ${e.message}\n`);
-    return 2;
+    io.stderr.write(`merge-kernels: ${errorLine(e)}\n`);
+    return e instanceof UsageError ? 2 : 1;
   }
   if (args === 'help') {
     io.stdout.write(HELP);
@@ -180,12 +179,30 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     return 0;
   } catch (e) {
     bar?.stop();
-    if (e instanceof MergeKernelsError) {
-      io.stderr.write(`merge-kernels: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    io.stderr.write(`merge-kernels: ${errorLine(e)}\n`);
+    return 1;
   } finally {
-    mk?.dispose();
+    try {
+      mk?.dispose();
+    } catch {
+      // The merge's outcome is already decided and reported; a failing dispose must not replace it.
+    }
   }
+}
+
+/**
+ * Any thrown value as one line: a MergeKernelsError's message; for anything else (a bug, or an
+ * error from Node or a dependency) its name and message, never a stack trace.
+ */
+export function errorLine(e: unknown): string {
+  let line: string;
+  try {
+    line = e instanceof MergeKernelsError || e instanceof UsageError ? e.message
+      : e instanceof Error ? `unexpected ${e.name}: ${e.message} (please report this)`
+      : `unexpected error: ${String(e)} (please report this)`;
+  } catch {
+    line = 'unexpected error that cannot be printed (please report this)';
+  }
+  line = line.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  return line.length > 2000 ? line.slice(0, 2000) + '…' : line;
 }

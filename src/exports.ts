@@ -16,7 +16,7 @@ export { numel } from './tensor.ts';
 export * as reference from './reference/index.ts';
 export {
   parseSafetensorsHeader, parseSafetensorsHeaderFromBlob, readSafetensors, writeSafetensors,
-  decodeToFloat32, encodeFromFloat32, parseShardIndex, safetensorsViolation, dtypeSize, MAX_HEADER_LENGTH,
+  decodeToFloat32, encodeFromFloat32, parseShardIndex, safetensorsViolation, dtypeSize, dtypeBits, MAX_HEADER_LENGTH,
 } from './safetensors.ts';
 export type {
   SafetensorsViolation, SafetensorsErrorInfo, SafetensorsDtype, DecodableDtype, SafetensorsTensorInfo,

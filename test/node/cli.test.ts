@@ -132,6 +132,53 @@ test('bad configs and missing models: exit code 1 and the reason', async () => {
   assert.equal((await readdir(root)).includes('x'), false, 'nothing was created for failed merges');
 });
 
+/** stderr is one line: "merge-kernels: …", a newline, nothing else (no stack trace). */
+function oneLine(stderr: string, what: string): void {
+  assert.match(stderr, /^merge-kernels: [^\n]+\n$/, `${what}: one line, got ${JSON.stringify(stderr.slice(0, 400))}`);
+  assert.not.match(stderr, /\bat .*:\d+:\d+/, `${what}: no stack frames`);
+}
+
+test('every error is one line with exit code 1: a header nested 10,000 deep, an integer-valued float dim, a non-MergeKernelsError', async () => {
+  // data_offsets nested 10,000 deep: a message that stringified it would overflow the stack (a RangeError).
+  const levels = 10_000;
+  const header = `{"model.norm.weight":{"dtype":"F32","shape":[1],"data_offsets":${'['.repeat(levels)}${']'.repeat(levels)}}}`;
+  const deep = new Uint8Array(8 + header.length + 4);
+  new DataView(deep.buffer).setBigUint64(0, BigInt(header.length), true);
+  deep.set(new TextEncoder().encode(header), 8);
+  await writeFile(join(root, 'models', 'deep.safetensors'), deep);
+  await writeFile(join(root, 'cfg', 'deep.yml'), 'merge_method: linear\nmodels:\n  - model: ../models/deep.safetensors\n  - model: ../models/b\n');
+  let r = await cli(['merge', join(root, 'cfg', 'deep.yml'), '-o', join(root, 'out-deep'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 1, r.stderr);
+  oneLine(r.stderr, 'deep header');
+  assert.match(r.stderr, /HEADER_NOT_JSON/);
+
+  // "shape": [3.0] is a float for the reference reader, which refuses it; so do we.
+  const floatHeader = '{"model.layers.0.w":{"dtype":"F16","shape":[2,3.0],"data_offsets":[0,12]},"model.layers.1.w":{"dtype":"F16","shape":[3],"data_offsets":[12,18]},"model.norm.weight":{"dtype":"F16","shape":[3],"data_offsets":[18,24]}}';
+  const floaty = new Uint8Array(8 + floatHeader.length + 24);
+  new DataView(floaty.buffer).setBigUint64(0, BigInt(floatHeader.length), true);
+  floaty.set(new TextEncoder().encode(floatHeader), 8);
+  await writeFile(join(root, 'models', 'float-dim.safetensors'), floaty);
+  await writeFile(join(root, 'cfg', 'float-dim.yml'), 'merge_method: linear\nmodels:\n  - model: ../models/float-dim.safetensors\n  - model: ../models/b\n');
+  r = await cli(['merge', join(root, 'cfg', 'float-dim.yml'), '-o', join(root, 'out-float'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 1, r.stderr);
+  oneLine(r.stderr, 'float dim');
+  assert.match(r.stderr, /BAD_SHAPE/);
+
+  // A method that fails with a plain TypeError whose message spans two lines.
+  const boom: MethodSpec = { ...TEST_METHODS.linear!, name: 'boom', create: () => { throw new TypeError('first line\nsecond line'); } };
+  await writeFile(join(root, 'cfg', 'boom.yml'), 'merge_method: boom\nmodels:\n  - model: ../models/a.safetensors\n  - model: ../models/b\n');
+  r = await cli(['merge', join(root, 'cfg', 'boom.yml'), '-o', join(root, 'out-boom'), '--backend', 'js', '--no-progress'], { ...TEST_METHODS, boom });
+  assert.is(r.code, 1, r.stderr);
+  oneLine(r.stderr, 'TypeError');
+  assert.match(r.stderr, /TypeError: first line second line/);
+
+  // As a process: the same one line, no stack trace.
+  const p = await run(['merge', join(root, 'cfg', 'deep.yml'), '-o', join(root, 'out-deep'), '--backend', 'wasm', '--no-progress']);
+  assert.is(p.code, 1, p.stderr);
+  oneLine(p.stderr, 'deep header, as a process');
+  assert.equal((await readdir(root)).filter((f) => f.startsWith('out-')), [], 'nothing was written');
+});
+
 test('usage errors: exit code 2', async () => {
   for (const args of [['frobnicate'], ['merge'], ['merge', 'c.yml'], ['merge', 'c.yml', '-o', 'o', '--chunk-size', 'lots'], ['merge', 'c.yml', '-o', 'o', '--backend', 'cuda'], ['merge', 'c.yml', '-o', 'o', '--bogus']]) {
     const r = await cli(args);
