@@ -4,6 +4,7 @@ export type { InitOptions, BackendOption } from './api.ts';
 export type { BackendName } from './backends.ts';
 export type { GpuCounters } from './webgpu/runtime.ts';
 export { MergeKernelsError } from './errors.ts';
+export { DeviceTensor } from './device-tensor.ts';
 export { TokenMergePlan } from './token-merging.ts';
 export type { BipartiteSoftMatchingOptions, MergeMode, TokenMergeMethod } from './token-merging.ts';
 export { ThresholdMergePlan, BatchLevelMergePlan } from './token-merging-variants.ts';
