@@ -63,8 +63,8 @@ export class JsBackend implements Backend {
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
-    const [a, b] = [0, 1].map((p) => refMatch.gatherRows(metric, batch, tokens, c, p as 0 | 1));
-    return refMatch.bestMatch(a!, b!, batch, Math.ceil(tokens / 2), Math.floor(tokens / 2), c, maskFirstA, maskFirstB);
+    const { a, b, nA, nB } = splitEvenOdd(metric, batch, tokens, c);
+    return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     refMerge.absHistograms(models, base, requests);
@@ -172,8 +172,8 @@ export class WebGpuBackend implements Backend {
   }
   async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     // The split on the host for now: the inputs are host arrays and get uploaded either way.
-    const [a, b] = [0, 1].map((p) => refMatch.gatherRows(metric, batch, tokens, c, p as 0 | 1));
-    return this.bestMatch(a!, b!, batch, Math.ceil(tokens / 2), Math.floor(tokens / 2), c, maskFirstA, maskFirstB);
+    const { a, b, nA, nB } = splitEvenOdd(metric, batch, tokens, c);
+    return this.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     this.runtime.check();
@@ -253,4 +253,12 @@ function inWasm(s: DeviceStorage): { ptr: number; length: number } {
 function onGpu(s: DeviceStorage): Extract<DeviceStorage, { kind: 'gpu' }> {
   if (s.kind !== 'gpu') throw new Error(`internal: expected GPU storage, got ${s.kind}`);
   return s;
+}
+
+/** ToMe's sets on the host: even tokens (A) and odd tokens (B) of each batch item. */
+function splitEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number) {
+  return {
+    a: refMatch.gatherRows(metric, batch, tokens, c, 0), b: refMatch.gatherRows(metric, batch, tokens, c, 1),
+    nA: Math.ceil(tokens / 2), nB: Math.floor(tokens / 2),
+  };
 }
