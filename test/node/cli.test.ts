@@ -254,6 +254,8 @@ models:
   await writeFile(join(dir, 'd.safetensors'), f32('w', [0.125, -0.25, 2.75, 1.5]));
   await writeFile(join(dir, 'dare.yml'), `merge_method: dare_linear
 base_model: base2.safetensors
+parameters:
+  semantics: paper
 models:
   - model: c.safetensors
     parameters: { weight: 1, density: 0.5 }
