@@ -343,17 +343,21 @@ export class MergeKernels {
     return merging.mergeTensors(this.#backend, method, options);
   }
 
-  /** TIES' trim: keeps the top-`density` fraction of `x` by magnitude (convention 'paper' default, or 'mergekit'). */
+  /** TIES' trim: keeps the top-`density` fraction of `x` by magnitude (convention 'mergekit' default: exactly ⌊d·n⌋ entries; or 'paper'). */
   async trimTopK(x: Tensor, options: { density: number; convention?: TrimConvention }, out?: Tensor): Promise<Tensor> {
     return merging.trimTopK(this.#backend, x, options, out);
   }
 
-  /** TIES' sign election over task vectors: ±1 per entry (method 'sum' default or 'count'; zeroSign 'paper' default or 'mergekit'). */
+  /** TIES' sign election over task vectors: ±1 per entry (method 'sum' default or 'count'; zeroSign 'mergekit' default: a zero total elects +; or 'paper'). */
   async electSign(deltas: Tensor[], options?: { method?: 'sum' | 'count'; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
     return merging.electSign(this.#backend, deltas, options, out);
   }
 
-  /** TIES' disjoint merge of task vectors (merge 'mean' default, 'normalize', 'sum', 'max'; method 'none' merges every entry). */
+  /**
+   * TIES' disjoint merge of task vectors (merge 'mean' default, 'normalize', 'sum', 'max'; method
+   * 'none' merges every entry; zeroSign as in electSign). 'mean' and mergekit's 'normalize' agree
+   * without `weights`; with weights, mergekit's TIES is 'normalize'.
+   */
   async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
     return merging.disjointMerge(this.#backend, deltas, options, out);
   }

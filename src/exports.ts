@@ -31,8 +31,10 @@ export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';
 export { parseSafetensorsHeaderFromReader, encodeSafetensorsHeader } from './safetensors.ts';
 export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, evaluateSetting, layerPositions } from './merging/config.ts';
 export type { MergeConfig, ModelEntry, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';
-export { mergeModels, blobOutput } from './merging/runner.ts';
-export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsOptions, MergeModelsResult } from './merging/runner.ts';
+// mergeModels itself is exported by each entry point, over its own init() (merging/merge-models.ts).
+export { blobOutput } from './merging/runner.ts';
+export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsResult } from './merging/runner.ts';
+export type { MergeModelsOptions } from './merging/merge-models.ts';
 export { METHODS } from './merging/registry.ts';
 export type { MergeTensorsOptions } from './merging/tensors.ts';
 export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';

@@ -87,7 +87,7 @@ export async function trimTopK(backend: Backend, x: Tensor, opts: { density: num
   if (typeof density !== 'number' || !(density >= 0 && density <= 1)) {
     throw new MergeKernelsError('INVALID_OPTION', `density: expected a number in [0, 1], got ${describe(density)}`, 'density');
   }
-  const convention = oneOf('convention', o.convention, ['paper', 'mergekit'] as const, 'paper');
+  const convention = oneOf('convention', o.convention, ['paper', 'mergekit'] as const, 'mergekit');
   checkFinite('x', t.data);
   const plan = trimPlan(t.data.length, density, convention);
   const trims = new TrimSet(backend, [plan.kind === 'select'], [{ vector: 0, plan }]);
@@ -110,7 +110,7 @@ interface SignOptions {
 function signOptions(deltas: Tensor[], opts: unknown, keys: string[], methods: readonly ('sum' | 'count' | 'none')[]): SignOptions & Record<string, unknown> {
   const o = options('options', opts, keys);
   const method = oneOf('method', o.method, methods, 'sum');
-  const zeroSign = oneOf('zeroSign', o.zeroSign, ['paper', 'mergekit'] as const, 'paper');
+  const zeroSign = oneOf('zeroSign', o.zeroSign, ['paper', 'mergekit'] as const, 'mergekit');
   let weights = new Float32Array(deltas.length).fill(1);
   if (o.weights !== undefined) {
     const w = o.weights;

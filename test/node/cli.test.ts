@@ -187,6 +187,59 @@ test('usage errors: exit code 2', async () => {
   }
 });
 
+test('--version, no arguments, the output folder after the config, YAML positions', async () => {
+  const { version } = JSON.parse(await readFile(join(process.cwd(), 'package.json'), 'utf8')) as { version: string };
+  let r = await cli(['--version']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `${version}\n`);
+  // No arguments: a usage error, the usage on stderr and nothing on stdout.
+  r = await cli([]);
+  assert.is(r.code, 2);
+  assert.is(r.stdout, '');
+  assert.match(r.stderr, /^Usage: merge-kernels merge <config\.yml> <out-dir>/);
+  // mergekit-yaml's `config.yml out/`: the same file as with -o.
+  const config = join(root, 'cfg', 'merge.yml');
+  r = await cli(['merge', config, join(root, 'pos-a'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  r = await cli(['merge', config, '-o', join(root, 'pos-b'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(root, 'pos-a', 'model.safetensors')), await readFile(join(root, 'pos-b', 'model.safetensors')));
+  for (const args of [['merge', config, 'out', 'extra'], ['merge', config, 'out', '-o', 'other']]) {
+    r = await cli(args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    oneLine(r.stderr, args.join(' '));
+  }
+  // A YAML syntax error (a duplicate key) ends with its line and column.
+  await writeFile(join(root, 'cfg', 'dup.yml'), 'merge_method: linear\nmerge_method: ties\n');
+  r = await cli(['merge', join(root, 'cfg', 'dup.yml'), join(root, 'x'), '--backend', 'js']);
+  assert.is(r.code, 1);
+  oneLine(r.stderr, 'YAML error');
+  assert.match(r.stderr, /not valid YAML: Map keys must be unique \(line 2, column 1\)\n$/);
+});
+
+test('the command as a process: no arguments, --version, and the auto backend note only with --verbose', async () => {
+  const none = await run([]);
+  assert.is(none.code, 2);
+  assert.match(none.stderr, /^Usage: merge-kernels merge/);
+  const { version } = JSON.parse(await readFile(join(process.cwd(), 'package.json'), 'utf8')) as { version: string };
+  assert.is((await run(['--version'])).stdout, `${version}\n`);
+  // The package registry (bin/merge-kernels.mjs): linear, a method of METHODS.
+  const config = join(root, 'cfg', 'linear-auto.yml');
+  await writeFile(config, 'merge_method: linear\nmodels:\n  - model: ../models/a.safetensors\n    parameters: { weight: 1 }\n  - model: ../models/b\n    parameters: { weight: 3 }\n');
+  const quiet = await run(['merge', config, join(root, 'auto-a'), '--backend', 'auto', '--no-progress']);
+  assert.is(quiet.code, 0, quiet.stderr);
+  assert.not.match(quiet.stdout, /auto chose/);
+  const verbose = await run(['merge', config, join(root, 'auto-b'), '--backend', 'auto', '--no-progress', '--verbose']);
+  assert.is(verbose.code, 0, verbose.stderr);
+  const backend = /with linear on (\w+)/.exec(verbose.stdout)?.[1];
+  if (backend === 'webgpu') console.log('SKIP: cli --verbose note: auto chose WebGPU here (a hardware adapter), which needs no reason');
+  else assert.match(verbose.stdout, new RegExp(`on ${backend} \\(auto chose ${backend} \\(`));
+  // mergeModelFiles without methods and backend: the package registry on wasm, the same file.
+  const files = await mergeModelFiles({ configPath: config, outDir: join(root, 'auto-c') });
+  assert.is(files.tensorsMerged, 3);
+  assert.equal(await readFile(join(root, 'auto-c', 'model.safetensors')), await readFile(join(root, 'auto-a', 'model.safetensors')));
+});
+
 test('the command as a process: --help, exit codes, and a merge with the package registry', async () => {
   const help = await run(['--help']);
   assert.is(help.code, 0);
@@ -254,6 +307,8 @@ models:
   await writeFile(join(dir, 'd.safetensors'), f32('w', [0.125, -0.25, 2.75, 1.5]));
   await writeFile(join(dir, 'dare.yml'), `merge_method: dare_linear
 base_model: base2.safetensors
+parameters:
+  semantics: paper
 models:
   - model: c.safetensors
     parameters: { weight: 1, density: 0.5 }

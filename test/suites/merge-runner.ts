@@ -361,5 +361,18 @@ parameters:
     assert.equal(values(out, 'w'), [3 * 1 + 0.5 * 1, 3 * 2 + 0.5 * 2]);
   });
 
+  run('without methods and backend: the package registry on a wasm context of the call\'s own', async () => {
+    // task_arithmetic is in METHODS, not in the test methods: base + λ·Σ wᵢ·(xᵢ − base), λ = 1
+    //   base [1, 1], a [2, 3] (w 1), b [0, 5] (w 0.5): 1 + (1 + 0.5·-1) = 1.5, 1 + (2 + 0.5·4) = 5
+    const config = 'merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: a\n    parameters: { weight: 1 }\n  - model: b\n    parameters: { weight: 0.5 }\n';
+    const inputs = { base: model([['w', 'F32', [2], [1, 1]]]), a: model([['w', 'F32', [2], [2, 3]]]), b: model([['w', 'F32', [2], [0, 5]]]) };
+    const result = await mergeModels({ config, inputs });
+    assert.equal(values(await read(result.blob), 'w'), [1.5, 5]);
+    // Either default alone, and an explicit undefined, is the same.
+    assert.equal(values(await read((await mergeModels({ config, inputs, backend: h.mk })).blob), 'w'), [1.5, 5]);
+    assert.equal(values(await read((await mergeModels({ config, inputs, methods: undefined, backend: undefined })).blob), 'w'), [1.5, 5]);
+    await rejects(() => mergeModels({ config, inputs, methods: TEST_METHODS }), 'INVALID_OPTION', ['task_arithmetic']);
+  });
+
   run.run();
 }
