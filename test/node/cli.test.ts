@@ -161,6 +161,30 @@ test('the command as a process: --help, exit codes, and a merge with the package
   assert.equal(Array.from(pkg.decodeToFloat32('F16', out.tensors.get('model.norm.weight')!.bytes)), [1.25, 0.75, 0.25]);
 });
 
+test('TIES zero sign guessed wrong: the chunk is rewritten in place in the temporary file; the same bytes for every chunk size', async () => {
+  const dir = join(root, 'zero-sign');
+  await mkdir(dir, { recursive: true });
+  // As in test/suites/merge-runner.ts: base 0, δa = [1, 2, 3, -1, 1, -2], δb = [-1, 2, -1, 1, 1, -2],
+  // Σ = [0, 4, 2, 0, 2, -4]: majority +2 → zero sign +1, merged = mean of the agreeing δ:
+  // [1, 2, 3, 1, 1, -2]. Entry 0 is merged first under the guess −1 (b's −1) and must be rewritten.
+  await writeFile(join(dir, 'base.safetensors'), st([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]));
+  await writeFile(join(dir, 'a.safetensors'), st([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]));
+  await writeFile(join(dir, 'b.safetensors'), st([['w', 'F32', [6], [-1, 2, -1, 1, 1, -2]]]));
+  await writeFile(join(dir, 'ties.yml'), 'merge_method: ties\nbase_model: base.safetensors\nmodels:\n  - model: a.safetensors\n    parameters: { weight: 1, density: 1 }\n  - model: b.safetensors\n    parameters: { weight: 1, density: 1 }\n');
+  const files: Uint8Array[] = [];
+  for (const size of ['4', '8', '12', '1MiB']) {
+    const out = join(dir, `out-${size}`);
+    const r = await cli(['merge', join(dir, 'ties.yml'), '-o', out, '--chunk-size', size, '--backend', 'wasm', '--no-progress'], pkg.METHODS);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /rewrote 1 chunk in place/, r.stdout);
+    assert.equal(await readdir(out), ['model.safetensors']); // the rewrite went to the temporary file, renamed after
+    const file = new Uint8Array(await readFile(join(out, 'model.safetensors')));
+    assert.equal(Array.from(pkg.decodeToFloat32('F32', readSafetensors(file).tensors.get('w')!.bytes)), [1, 2, 3, 1, 1, -2], `chunk size ${size}`);
+    files.push(file);
+  }
+  for (let i = 1; i < files.length; i++) assert.equal(files[i], files[0], `chunk size #${i} gives the same bytes`);
+});
+
 test('the command as a process: ties and dare_linear on tiny files equal values worked by hand', async () => {
   const dir = join(root, 'hand');
   await mkdir(dir, { recursive: true });

@@ -9,7 +9,7 @@ import type { Harness } from '../harness.ts';
 import { allClose, rejects, rng } from '../util.ts';
 import { TEST_METHODS, linear } from '../merge-methods.ts';
 import {
-  blobOutput, checkConfigAgainst, encodeFromFloat32, evaluateSetting, layerPositions, mergeModels, parseMergeConfig,
+  METHODS, blobOutput, checkConfigAgainst, encodeFromFloat32, evaluateSetting, layerPositions, mergeModels, parseMergeConfig,
   parseShardIndex, readSafetensors, resolveTensorParams, writeSafetensors,
   type ByteSource, type GradientSetting, type StepSetting, type MergeModelsOptions, type ModelSource, type OutputTarget, type SafetensorsDtype,
 } from 'merge-kernels';
@@ -272,6 +272,42 @@ parameters:
     // w: 15 rows read twice (observe + apply) per input; v (3 entries): one chunk, twice.
     assert.is(reads.length, 3 * (2 * 15 + 2));
     assert.ok(writes.slice(1).every((n) => n <= 16), `writes after the header ≤ 16 bytes: ${writes}`);
+  });
+
+  // TIES with the paper's zero sign (semantics 'paper', the default): an entry whose votes sum to
+  // exactly 0 takes the sign of the whole tensor's majority Σ sign(Σ_t δ_t), known only after every
+  // chunk. The runner guesses it from the chunks merged so far (≤ 0 → −1 at the start) and
+  // rewrites the chunks it guessed wrong in place. By hand, base 0, weights 1, density 1 (no trim),
+  // merged = mean of the δ_t that agree with the elected sign:
+  //   δa = [ 1, 2,  3, -1, 1, -2]
+  //   δb = [-1, 2, -1,  1, 1, -2]
+  //   Σ  = [ 0, 4,  2,  0, 2, -4] → majority = +1 +1 +1 −1 = +2 > 0 → zero sign +1
+  //   entry 0: + → a: 1;  1: both: 2;  2: + → a: 3;  3: + → b: 1;  4: both: 1;  5: both: −2
+  // Entry 0 comes first, merged under the guess −1 (nothing seen yet): it is b's −1 until rewritten.
+  // Entry 3 is merged after entries 0–2 (running majority +2): guessed right, whatever the chunk size.
+  const TIES_PAPER = 'merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 1 }\n  - model: b\n    parameters: { weight: 1, density: 1 }\n';
+  const zeroSign = {
+    base: model([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]),
+    a: model([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]),
+    b: model([['w', 'F32', [6], [-1, 2, -1, 1, 1, -2]]]),
+  };
+
+  run('TIES zero sign guessed wrong: the chunk is rewritten in place; the same bytes for every chunk size, values by hand', async () => {
+    const outputs: Uint8Array[] = [];
+    for (const chunkSize of [4, 8, 12, 1 << 20]) {
+      const result = await mergeModels({ config: TIES_PAPER, inputs: zeroSign, methods: METHODS, backend: h.mk, chunkSize });
+      // One chunk holds entry 0 and is merged under the wrong guess, whatever the chunk size.
+      assert.is(result.chunksRewritten, 1, `chunk size ${chunkSize}: one chunk rewritten`);
+      outputs.push(new Uint8Array(await result.blob!.arrayBuffer()));
+      assert.equal(values(readSafetensors(outputs.at(-1) as Uint8Array<ArrayBuffer>), 'w'), [1, 2, 3, 1, 1, -2], `chunk size ${chunkSize}`);
+    }
+    for (let i = 1; i < outputs.length; i++) assert.equal(outputs[i], outputs[0], `chunk size #${i} gives the same bytes`);
+    // An output that cannot rewrite (no writeAt): the paper's majority pass first, the same bytes.
+    const blobs = blobOutput();
+    const target: OutputTarget = { ...blobs, create: async (name, size) => { const f = await blobs.create(name, size); return { write: (b) => f.write(b), close: () => f.close() }; } };
+    const plain = await mergeModels({ config: TIES_PAPER, inputs: zeroSign, methods: METHODS, backend: h.mk, chunkSize: 4, output: target });
+    assert.is(plain.chunksRewritten, 0);
+    assert.equal(new Uint8Array(await blobs.files.get('model.safetensors')!.arrayBuffer()), outputs[0]);
   });
 
   run('a model pass sees every tensor before any is merged', async () => {
