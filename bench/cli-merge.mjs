@@ -20,6 +20,9 @@ const quick = args.includes('--quick');
 const runs = Number(opt('runs', quick ? 3 : 5));
 const chunkSize = opt('chunk-size', undefined);
 const dtypes = opt('dtype', 'F32,BF16').split(',');
+// --ab NAME=VALUE: also time the CLI with that environment variable set, interleaved run by run
+// (MERGE_KERNELS_PREFETCH=0 turns off reading the next chunk while the current one merges).
+const ab = opt('ab', undefined);
 const ENTRIES = quick ? 8_000_000 : 50_000_000; // per model: 200 MB of float32
 const COLS = 10_000;
 const SHAPES = [0, 1, 2, 3].map(() => [ENTRIES / 4 / COLS, COLS]);
@@ -49,12 +52,12 @@ function writeModel(path, dtype, list) {
 }
 
 /** One CLI run as a user runs it; returns wall ms and peak RSS in MB. */
-function cli(dir, out) {
+function cli(dir, out, env) {
   rmSync(out, { recursive: true, force: true });
   const argv = [process.execPath, bin, 'merge', join(dir, 'ties.yml'), '-o', out, '--backend', 'wasm', '--no-progress', ...(chunkSize ? ['--chunk-size', chunkSize] : [])];
   const timed = existsSync('/usr/bin/time');
   const t0 = performance.now();
-  const r = spawnSync(timed ? '/usr/bin/time' : argv[0], timed ? ['-v', ...argv] : argv.slice(1), { encoding: 'utf8' });
+  const r = spawnSync(timed ? '/usr/bin/time' : argv[0], timed ? ['-v', ...argv] : argv.slice(1), { encoding: 'utf8', env: env ? { ...process.env, [env.split('=')[0]]: env.split('=')[1] } : process.env });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`the CLI failed (${r.status}): ${r.stderr}`);
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
@@ -98,7 +101,7 @@ try {
       const exp = dtype === 'F32' ? new Uint8Array(want[t].buffer) : encodeFromFloat32(dtype, want[t]);
       return got.length === exp.length && Buffer.compare(Buffer.from(got.buffer, got.byteOffset, got.length), Buffer.from(exp.buffer, exp.byteOffset, exp.length)) === 0;
     });
-    const memMs = [], cliMs = [], rss = [];
+    const memMs = [], cliMs = [], rss = [], abMs = [];
     for (let r = 0; r < runs; r++) {
       const t0 = performance.now();
       await memory();
@@ -106,17 +109,19 @@ try {
       const c = cli(dir, outDir);
       cliMs.push(c.ms);
       rss.push(c.rssMB);
+      if (ab) abMs.push(cli(dir, outDir, ab).ms);
     }
     const m = median(memMs), c = median(cliMs);
     const row = {
       valid: same, inputBytes, memoryMs: m, memoryMsMin: Math.min(...memMs), cliMs: c, cliMsMin: Math.min(...cliMs),
       ratio: c / m, peakRssMB: Math.max(...rss), readRateGBs: inputBytes / (c / 1e3) / 1e9, cliSummary: first.stdout.trim().split('\n')[1],
-      loadAverage1m: loadavg()[0],
+      loadAverage1m: loadavg()[0], ...(ab ? { ab, abCliMs: median(abMs), abCliMsMin: Math.min(...abMs) } : {}),
     };
     results[dtype] = row;
     console.log(`${dtype}: ${same ? '✔' : '✘ the CLI output differs from the in-memory merge'}`);
     console.log(`  in memory (mk.mergeTensors('ties'), wasm)  ${fmt(m)} ms (${fmt(row.memoryMsMin)})`);
     console.log(`  CLI (spawned, whole run)                   ${fmt(c)} ms (${fmt(row.cliMsMin)})   ${row.ratio.toFixed(2)}× the in-memory merge`);
+    if (ab) console.log(`  CLI with ${ab.padEnd(31)}${fmt(row.abCliMs)} ms (${fmt(row.abCliMsMin)})   ${(row.abCliMs / m).toFixed(2)}× the in-memory merge`);
     console.log(`  CLI peak RSS                               ${row.peakRssMB.toFixed(0)} MB`);
     console.log(`  effective read rate                        ${row.readRateGBs.toFixed(2)} GB/s (${(inputBytes / 1e6).toFixed(0)} MB of inputs / wall time; copy bandwidth ${limits.copyBandwidthGBs.toFixed(1)} GB/s)`);
     console.log(`  CLI says: ${row.cliSummary}; load average now ${row.loadAverage1m.toFixed(1)}\n`);

@@ -16,7 +16,7 @@ model.safetensors or model.safetensors.index.json.
 
 Options:
   -o, --out <dir>           output folder (model.safetensors, or shards + index)
-  --chunk-size <size>       bytes of float32 per input per chunk [8MiB]
+  --chunk-size <size>       bytes of float32 per input per chunk [2MiB]
   --backend <name>          auto | wasm | webgpu | js [auto: WebGPU on a hardware
                             adapter when the optional 'webgpu' package is installed, else wasm]
   --seed <n>                seed of random methods (DARE, DELLA) [0]

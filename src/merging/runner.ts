@@ -94,7 +94,7 @@ export interface MergeModelsOptions {
   /** Where the files go; default: Blobs in the result. */
   output?: OutputTarget;
   /**
-   * Bytes of float32 per input per chunk (default 8 MiB); a chunk always holds at least one of
+   * Bytes of float32 per input per chunk (default 2 MiB: small enough that a chunk decoded is still in cache when merged; 1–2 MiB were fastest in bench/cli-merge.mjs); a chunk always holds at least one of
    * the method's rows. Buffers are allocated once per run: peak memory is about (2 × inputs + 2)
    * chunks (the chunk being merged and the next one being read, per input, and the output chunk),
    * plus half that per 16-bit input for the decoded values.
@@ -385,7 +385,7 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
   if (options.methods === null || typeof options.methods !== 'object') throw new MergeKernelsError('INVALID_TYPE', `methods: expected a table of MethodSpecs by name, got ${describe(options.methods)}`, 'methods');
   const config = parseMergeConfig(options.config);
   const spec = checkConfigAgainst(config, options.methods);
-  const chunkBytes = positiveInteger('chunkSize', options.chunkSize, 8 * MiB);
+  const chunkBytes = positiveInteger('chunkSize', options.chunkSize, 2 * MiB);
   const chunkEntries = Math.max(1, Math.floor(chunkBytes / 4));
   const maxShard = positiveInteger('maxShardSize', options.maxShardSize, 5e9);
   const seed = options.seed ?? 0;
@@ -493,8 +493,18 @@ function rangesOf(numel: number, size: number): Array<{ offset: number; length: 
   return [...chunksOf(numel, size, undefined, [])].map(({ offset, length }) => ({ offset, length }));
 }
 
-/** Whether reading the next chunk overlaps merging the current one (bench/cli-merge.mjs measured both). */
-const PREFETCH = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MERGE_KERNELS_PREFETCH !== '0';
+/**
+ * Whether reading the next chunk overlaps merging the current one. On by default: a little faster
+ * in bench/cli-merge.mjs (--ab MERGE_KERNELS_PREFETCH=0 times it off); the variable is only for
+ * that measurement, read where the runtime allows it.
+ */
+const PREFETCH = (() => {
+  try {
+    return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MERGE_KERNELS_PREFETCH !== '0';
+  } catch {
+    return true; // an environment this runtime does not let us read
+  }
+})();
 
 /**
  * Reads chunks of a tensor from every input into buffers allocated once per run and grown only
@@ -552,15 +562,18 @@ class ChunkReader {
     for (const [i, s] of p.sources.entries()) {
       const bytes = raw[i]!;
       let x: Float32Array;
+      // Where the decode already found the first non-finite entry (-1: none; undefined: not looked).
+      let found: number | undefined;
       if (readsInPlace(s.info.dtype)) {
         x = new Float32Array(bytes.buffer, bytes.byteOffset, length);
       } else {
         x = this.#decodedBuffer(i, length);
-        decodeInto(s.info.dtype, bytes, x);
+        if (s.info.dtype === 'BF16' && this.backend.decodeBf16) found = this.backend.decodeBf16(bytes, x);
+        else decodeInto(s.info.dtype, bytes, x);
       }
-      if (this.roundTo) roundInPlace(this.roundTo, x);
+      if (this.roundTo) { roundInPlace(this.roundTo, x); found = undefined; } // rounding to float16 may overflow
       if (check) {
-        const bad = await this.backend.findNonFinite(x);
+        const bad = found ?? await this.backend.findNonFinite(x);
         if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `model "${this.labels[i]}", tensor "${p.name}": ${x[bad]} at index ${offset + bad}; merging needs finite values`, p.name);
       }
       values.push(x);

@@ -21,6 +21,8 @@ async function openFile(path: string, handles: FileHandle[]): Promise<ByteSource
   handles.push(handle);
   const { size } = await handle.stat();
   // Positional reads into the caller's buffer: the runner reuses one per input and chunk slot.
+  // Asynchronous, so the runner reads the next chunk while it merges this one (readSync was no
+  // faster in bench/cli-merge.mjs, and leaves nothing to overlap).
   const readInto = async (begin: number, target: Uint8Array) => {
     let done = 0;
     while (done < target.length) {

@@ -13,6 +13,7 @@ import { encodeFromFloat32, mergeModels, readSafetensors, writeSafetensors, type
 import { mergeModelFiles } from 'merge-kernels/node';
 import { main } from '../../src/cli.ts';
 import { TEST_METHODS } from '../merge-methods.ts';
+import { rejects } from '../util.ts';
 
 const test = suite('node / files + cli');
 const root = await mkdtemp(join(tmpdir(), 'merge-kernels-cli-'));
@@ -183,6 +184,35 @@ test('TIES zero sign guessed wrong: the chunk is rewritten in place in the tempo
     files.push(file);
   }
   for (let i = 1; i < files.length; i++) assert.equal(files[i], files[0], `chunk size #${i} gives the same bytes`);
+});
+
+test('bfloat16 inputs on the wasm backend (decoded in SIMD with the finiteness check): the same bytes as js, values by hand, a NaN or infinity named at its index', async () => {
+  // 37 entries: blocks of 8 and a tail, in chunks of 13 (a partial block per chunk) and whole.
+  const n = 37;
+  const av = Array.from({ length: n }, (_, i) => i / 8 - 2), bv = Array.from({ length: n }, (_, i) => 3 - i / 4);
+  const one = (v: number[]) => writeSafetensors([{ name: 'w', dtype: 'BF16', shape: [n], data: encodeFromFloat32('BF16', new Float32Array(v)) }]);
+  const config = 'merge_method: linear\nmodels:\n  - model: a\n  - model: b\n';
+  const wasm = await pkg.init({ backend: 'wasm' });
+  const js = await pkg.init({ backend: 'js' });
+  try {
+    for (const chunkSize of [4 * 13, 1 << 20]) {
+      const merged = async (mk: pkg.MergeKernels) => new Uint8Array(await (await mergeModels({ config, inputs: { a: one(av), b: one(bv) }, methods: TEST_METHODS, backend: mk, chunkSize })).blob!.arrayBuffer());
+      const w = await merged(wasm);
+      assert.equal(w, await merged(js), `chunk size ${chunkSize}: wasm and js give the same bytes`);
+      // (a + b) / 2 = (i/8 − 2 + 3 − i/4) / 2 = 1/2 − i/16: exact in bfloat16 (8 significant bits) for i < 37.
+      assert.equal(Array.from(pkg.decodeToFloat32('BF16', readSafetensors(w as Uint8Array<ArrayBuffer>).tensors.get('w')!.bytes)), av.map((_, i) => 0.5 - i / 16));
+    }
+    for (const [at, bad] of [[3, NaN], [19, Infinity], [36, -Infinity]] as const) {
+      const v = bv.slice();
+      v[at] = bad;
+      for (const chunkSize of [4 * 13, 1 << 20]) {
+        await rejects(() => mergeModels({ config, inputs: { a: one(av), b: one(v) }, methods: TEST_METHODS, backend: wasm, chunkSize }), 'NON_FINITE', ['model "b"', `${bad} at index ${at}`]);
+      }
+    }
+  } finally {
+    wasm.dispose();
+    js.dispose();
+  }
 });
 
 test('the command as a process: ties and dare_linear on tiny files equal values worked by hand', async () => {
