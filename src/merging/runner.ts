@@ -1,11 +1,13 @@
 // The streaming merge runner: merges safetensors checkpoints tensor by tensor, and within a tensor
-// chunk by chunk, reading only the byte ranges each chunk needs. Peak memory is about
-// (inputs × chunk) + one output chunk, whatever the model size. Runtime-neutral: inputs are
-// Blobs/Files/ArrayBuffers or any ModelSource (src/node/io.ts opens paths); output goes to an
-// OutputTarget (Blobs here, a folder with temp-file + rename in src/node/io.ts).
+// chunk by chunk, reading only the byte ranges each chunk needs, into buffers allocated once per
+// run. Peak memory is about (2 × inputs + 2) chunks, whatever the model size. Runtime-neutral:
+// inputs are Blobs/Files/ArrayBuffers or any ModelSource (src/node/io.ts opens paths); output
+// goes to an OutputTarget (Blobs here, a folder with temp-file + rename in src/node/io.ts).
 //
 // The protocol with a method is that of src/merging/types.ts and driver.ts: model passes over
-// every tensor, then per tensor its observation passes and one apply pass.
+// every tensor, then per tensor its observation passes and one apply pass; where the output can
+// be rewritten in place (OutputFile.writeAt), the chunks the method revisits are applied again
+// and rewritten, as the in-memory driver does (issue 15: no majority pass over every input).
 import type { Backend } from '../backends.ts';
 import { MergeKernels } from '../api.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
