@@ -6,7 +6,7 @@
 // the CLI's peak RSS (/usr/bin/time -v on the child) and its effective read rate (input bytes /
 // wall time) against the machine's copy bandwidth. Every CLI output is checked bit for bit
 // against the in-memory result before it is timed. The files live in a temp dir, deleted after.
-//   node bench/cli-merge.mjs [--quick] [--runs 5] [--chunk-size 16MiB] [--dtype F32,BF16]
+//   node bench/cli-merge.mjs [--quick] [--runs 5] [--chunk-size 2MiB] [--dtype F32,BF16] [--ab NAME=VALUE]
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -21,7 +21,8 @@ const runs = Number(opt('runs', quick ? 3 : 5));
 const chunkSize = opt('chunk-size', undefined);
 const dtypes = opt('dtype', 'F32,BF16').split(',');
 // --ab NAME=VALUE: also time the CLI with that environment variable set, interleaved run by run
-// (MERGE_KERNELS_PREFETCH=0 turns off reading the next chunk while the current one merges).
+// (commits up to bea7a52 of branch cli read MERGE_KERNELS_PREFETCH=0 as "no read of the next
+// chunk while the current one merges"; bench/README.md has those figures).
 const ab = opt('ab', undefined);
 const ENTRIES = quick ? 8_000_000 : 50_000_000; // per model: 200 MB of float32
 const COLS = 10_000;

@@ -495,18 +495,6 @@ function rangesOf(numel: number, size: number): Array<{ offset: number; length: 
   return [...chunksOf(numel, size, undefined, [])].map(({ offset, length }) => ({ offset, length }));
 }
 
-/**
- * Whether reading the next chunk overlaps merging the current one. On by default: a little faster
- * in bench/cli-merge.mjs (--ab MERGE_KERNELS_PREFETCH=0 times it off); the variable is only for
- * that measurement, read where the runtime allows it.
- */
-const PREFETCH = (() => {
-  try {
-    return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MERGE_KERNELS_PREFETCH !== '0';
-  } catch {
-    return true; // an environment this runtime does not let us read
-  }
-})();
 
 /**
  * Reads chunks of a tensor from every input into buffers allocated once per run and grown only
@@ -600,13 +588,14 @@ class ChunkReader {
       pending.catch(() => {}); // awaited below, or abandoned when the merge fails
       return pending;
     };
+    // Reading the next chunk while this one merges was a small, noisy gain on 2 busy cores
+    // (bench/README.md, measured with a switch since removed); it costs one more set of raw buffers.
     let next = ranges.length > 0 ? start(0) : undefined;
     for (let k = 0; k < ranges.length; k++) {
       const raw = await next!;
-      if (PREFETCH) next = k + 1 < ranges.length ? start(k + 1) : undefined;
+      next = k + 1 < ranges.length ? start(k + 1) : undefined;
       const r = ranges[k]!;
       yield await this.#decode(p, r.offset, r.length, raw, check);
-      if (!PREFETCH) next = k + 1 < ranges.length ? start(k + 1) : undefined;
     }
   }
 }
