@@ -2,7 +2,7 @@
 // The host owns the memory (imported) and places all arrays above heapBase().
 export { l2NormalizeRows, rowDots, cosineSimilarity } from "./cosine-similarity";
 export { bestMatch, bestMatchEvenOdd } from "./best-match";
-export { absHistogram, subtractInPlace, tiesMerge, dropAndRescale, findNonFinite } from "./merge-primitives";
+export { absHistogram, subtractInPlace, tiesMerge, dropAndRescale, findNonFinite, bf16ToF32 } from "./merge-primitives";
 export { simdFlopProbe, copyBytes, streamProbe } from "./probe";
 
 /** First byte past the module's static data; the host allocates from here (16-byte aligned). */

@@ -853,3 +853,29 @@ export function findNonFinite(x: usize, n: i32): i32 {
   for (; i < n; i++) if ((load<i32>(x + (<usize>i << 2)) & EXP_BITS) == EXP_BITS) return i;
   return -1;
 }
+
+/**
+ * bfloat16 → float32 for the file runner (a bfloat16 is the top half of a float32): `n` entries
+ * from `src` (u16) to `dst` (f32). Returns the index of the first NaN or ±Infinity (every
+ * exponent bit set), or -1, so that decoding and the finiteness check are one pass.
+ */
+export function bf16ToF32(src: usize, dst: usize, n: i32): i32 {
+  const e = i16x8.splat(0x7f80);
+  let first = -1;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    const p = dst + (<usize>i << 2);
+    v128.store(p, i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+    v128.store(p, i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+    if (first < 0 && v128.any_true(i16x8.eq(v128.and(h, e), e))) first = i;
+  }
+  for (let j = i; j < n; j++) {
+    const h = <u32>load<u16>(src + (<usize>j << 1));
+    store<u32>(dst + (<usize>j << 2), h << 16);
+    if (first < 0 && (h & 0x7f80) == 0x7f80) first = j;
+  }
+  // A hit in a block of 8: the exact entry.
+  if (first >= 0) for (let j = first; j < n; j++) if ((<u32>load<u16>(src + (<usize>j << 1)) & 0x7f80) == 0x7f80) return j;
+  return -1;
+}

@@ -38,6 +38,12 @@ export interface Backend extends DeviceStore {
   tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<TiesMergeCounts>;
   dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]>;
   findNonFinite(x: Float32Array): Promise<number>;
+  /**
+   * Optional (wasm): decodes little-endian bfloat16 `bytes` into `out` and returns the index of
+   * the first NaN/±Infinity, or -1: the file runner's decode and finiteness check in one SIMD
+   * pass. Without it the runner decodes in JavaScript.
+   */
+  decodeBf16?(bytes: Uint8Array, out: Float32Array): number;
   dispose(): void;
 }
 
@@ -126,6 +132,10 @@ export class WasmBackend implements Backend {
   }
   async findNonFinite(x: Float32Array) {
     return wasmMerge.findNonFinite(this.runtime, x);
+  }
+  /** The file runner's bfloat16 decode, in SIMD with the finiteness check (see Backend.decodeBf16). */
+  decodeBf16(bytes: Uint8Array, out: Float32Array): number {
+    return wasmMerge.decodeBf16(this.runtime, bytes, out);
   }
   dispose(): void {
     this.alive = false;

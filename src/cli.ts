@@ -19,7 +19,7 @@ model.safetensors or model.safetensors.index.json.
 Options:
   -o, --out <dir>           output folder (model.safetensors, or shards + index);
                             or give it after the config, as mergekit-yaml does
-  --chunk-size <size>       bytes of float32 per input per chunk [64MiB]
+  --chunk-size <size>       bytes of float32 per input per chunk [2MiB]
   --backend <name>          auto | wasm | webgpu | js [auto: WebGPU on a hardware
                             adapter when the optional 'webgpu' package is installed, else wasm]
   --seed <n>                seed of random methods (DARE, DELLA) [0]
@@ -198,7 +198,7 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     const seconds = (performance.now() - t0) / 1000;
     const lines = [
       `merged ${result.tensorsMerged} tensors${result.tensorsCopied ? ` (and copied ${result.tensorsCopied} non-float tensors from the ${methods[result.method]?.needsBase ? 'base' : 'first'} model)` : ''} with ${result.method} on ${mk.backend}${ctx.note && args.verbose ? ` (auto chose ${ctx.note})` : ''}`,
-      `read ${formatBytes(result.bytesRead)} (${(result.bytesRead / 1e6 / Math.max(seconds, 1e-3)).toFixed(0)} MB/s), wrote ${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s`,
+      `read ${formatBytes(result.bytesRead)} (${(result.bytesRead / 1e6 / Math.max(seconds, 1e-3)).toFixed(0)} MB/s), wrote ${formatBytes(result.bytesWritten)}${result.chunksRewritten ? ` (and rewrote ${result.chunksRewritten} chunk${result.chunksRewritten === 1 ? '' : 's'} in place: zero sign guessed wrong)` : ''} in ${seconds.toFixed(1)} s`,
       ...result.tied.map((t) => `tied weights: "${t.model}" has no ${t.tensor}; its ${t.from} was merged in its place`),
       `output: ${result.outDir} (${result.files.map((f) => f.name).join(', ')})`,
     ];

@@ -448,7 +448,7 @@ function alloc<T>(n: number, make: (n: number) => T): T {
 let f16Table: Uint32Array | undefined;
 
 /** float32 bit patterns of all 65536 float16 values (payloads of NaNs kept), built on first use. */
-function float16Table(): Uint32Array {
+export function float16Table(): Uint32Array {
   if (f16Table) return f16Table;
   const table = new Uint32Array(65536);
   const f = new Float32Array(1), u = new Uint32Array(f.buffer);
@@ -511,7 +511,7 @@ export function decodeToFloat32(dtype: SafetensorsDtype, bytes: Uint8Array): Flo
 }
 
 /** float32 bits → float16 bits, round to nearest even; overflow → ±Inf; NaN stays NaN (quieted). */
-function float16Bits(x: number): number {
+export function float16Bits(x: number): number {
   const sign = (x >>> 16) & 0x8000, exp = (x >>> 23) & 0xff, mant = x & 0x7fffff;
   if (exp === 0xff) return mant === 0 ? sign | 0x7c00 : sign | 0x7e00 | (mant >>> 13);
   const e = exp - 112; // float16 biased exponent (bias 15 vs 127)
@@ -532,7 +532,7 @@ function float16Bits(x: number): number {
 }
 
 /** float32 bits → bfloat16 bits, round to nearest even; overflow → ±Inf; NaN stays NaN. */
-function bfloat16Bits(x: number): number {
+export function bfloat16Bits(x: number): number {
   // Truncating a NaN whose payload sits in the low 16 bits would give Inf: set the quiet bit.
   if ((x & 0x7fffffff) > 0x7f800000) return (x >>> 16) | 0x40;
   return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;

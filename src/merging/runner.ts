@@ -1,20 +1,23 @@
 // The streaming merge runner: merges safetensors checkpoints tensor by tensor, and within a tensor
-// chunk by chunk, reading only the byte ranges each chunk needs. Peak memory is about
-// (inputs × chunk) + one output chunk, whatever the model size. Runtime-neutral: inputs are
-// Blobs/Files/ArrayBuffers or any ModelSource (src/node/io.ts opens paths); output goes to an
-// OutputTarget (Blobs here, a folder with temp-file + rename in src/node/io.ts).
+// chunk by chunk, reading only the byte ranges each chunk needs, into buffers allocated once per
+// run. Peak memory is about (2 × inputs + 2) chunks, whatever the model size. Runtime-neutral:
+// inputs are Blobs/Files/ArrayBuffers or any ModelSource (src/node/io.ts opens paths); output
+// goes to an OutputTarget (Blobs here, a folder with temp-file + rename in src/node/io.ts).
 //
 // The protocol with a method is that of src/merging/types.ts and driver.ts: model passes over
-// every tensor, then per tensor its observation passes and one apply pass.
+// every tensor, then per tensor its observation passes and one apply pass; where the output can
+// be rewritten in place (OutputFile.writeAt), the chunks the method revisits are applied again
+// and rewritten, as the in-memory driver does (issue 15: no majority pass over every input).
 import type { Backend } from '../backends.ts';
 import { MergeKernels } from '../api.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
 import {
-  decodeToFloat32, dtypeSize, encodeFromFloat32, encodeSafetensorsHeader, parseSafetensorsHeaderFromReader,
+  dtypeSize, encodeSafetensorsHeader, parseSafetensorsHeaderFromReader,
   type SafetensorsDtype, type SafetensorsHeader, type SafetensorsTensorInfo,
 } from '../safetensors.ts';
 import { checkConfigAgainst, layerPositions, parseMergeConfig, resolveTensorParams, type ConfigDtype, type MergeConfig } from './config.ts';
 import { alignChunk, chunksOf } from './driver.ts';
+import { decodeInto, encodeInto, readsInPlace, roundInPlace } from './codec.ts';
 import type { Chunk, MergeMethod, MethodSpec, TensorInfo, TensorParams } from './types.ts';
 import { options as checkOptions } from '../validate.ts';
 
@@ -25,6 +28,12 @@ export interface ByteSource {
   readonly size: number;
   /** Bytes [begin, end) of the file. */
   read(begin: number, end: number): Promise<Uint8Array>;
+  /**
+   * Optional: reads bytes [begin, begin + target.length) into `target` (a buffer the runner
+   * reuses for every chunk) and returns how many were read (fewer only at the end of the file).
+   * Without it, the runner copies what `read` returns into its buffer.
+   */
+  readInto?(begin: number, target: Uint8Array): Promise<number>;
 }
 
 /** A checkpoint: one safetensors file or its shards. */
@@ -37,7 +46,10 @@ export interface ModelSource {
 /** A Blob/File/ArrayBuffer/Uint8Array holding a safetensors file, an array of them (shards), or a ModelSource. */
 export type ModelInput = ModelSource | Blob | ArrayBuffer | Uint8Array | ReadonlyArray<Blob | ArrayBuffer | Uint8Array>;
 
-/** Where the merged files go. Files are written one at a time, each from start to end. */
+/**
+ * Where the merged files go. Files are written one at a time, each from start to end; with
+ * `writeAt`, chunks already written may then be rewritten in place before the file is closed.
+ */
 export interface OutputTarget {
   /** Starts a file of `size` bytes under its final name. */
   create(name: string, size: number): Promise<OutputFile>;
@@ -48,7 +60,14 @@ export interface OutputTarget {
 }
 
 export interface OutputFile {
+  /** Appends `bytes`: a view into a buffer the runner reuses, so copy what must outlive the call. */
   write(bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional: overwrites bytes already written, from `position` (bytes from the file's start).
+   * With it the runner rewrites the few chunks whose zero-sign guess (TIES) was wrong instead
+   * of reading every input once more for the paper's majority pass.
+   */
+  writeAt?(position: number, bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,9 +96,10 @@ export interface MergeModelsOptions {
   /** Where the files go; default: Blobs in the result. */
   output?: OutputTarget;
   /**
-   * Bytes of float32 per input per chunk (default 64 MiB); a chunk always holds at least one of
-   * the method's rows. Peak memory is about (2 × inputs + 1) chunks: each input's bytes and
-   * their float32 values, and the output chunk.
+   * Bytes of float32 per input per chunk (default 2 MiB: small enough that a chunk decoded is still in cache when merged; 1–2 MiB were fastest in bench/cli-merge.mjs); a chunk always holds at least one of
+   * the method's rows. Buffers are allocated once per run: peak memory is about (2 × inputs + 2)
+   * chunks (the chunk being merged and the next one being read, per input, and the output chunk),
+   * plus half that per 16-bit input for the decoded values.
    */
   chunkSize?: number;
   /** Largest output file in bytes before the model is sharded (default 5e9, mergekit's). */
@@ -103,6 +123,8 @@ export interface MergeModelsResult {
   tied: Array<{ tensor: string; model: string; from: string }>;
   bytesRead: number;
   bytesWritten: number;
+  /** Chunks written a second time in place (TIES' zero sign guessed wrong; see OutputFile.writeAt). */
+  chunksRewritten: number;
   metadata: Record<string, string>;
 }
 
@@ -111,20 +133,6 @@ const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F64', 'F32', 'F16', 'BF16'])
 const OUT_DTYPE: Record<ConfigDtype, 'F32' | 'F16' | 'BF16'> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 // Embeddings that a model with tied word embeddings uses as its output layer (HF's tie_word_embeddings).
 const TIED_INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\.weight$/;
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** Decodes a chunk; F32 on a little-endian host takes one copy instead of decodeToFloat32's two. */
-function toFloat32(dtype: SafetensorsDtype, bytes: Uint8Array): Float32Array {
-  if (dtype === 'F32' && LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4).slice();
-  return decodeToFloat32(dtype, bytes);
-}
-
-/** Encodes an output chunk; F32 on a little-endian host is the chunk's own bytes (each chunk is a fresh array). */
-function fromFloat32(dtype: 'F32' | 'F16' | 'BF16', x: Float32Array): Uint8Array {
-  if (dtype === 'F32' && LITTLE_ENDIAN) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  return encodeFromFloat32(dtype, x);
-}
 
 /** One tensor of one input: where its bytes are. */
 interface Located { file: ByteSource; dataOffset: number; info: SafetensorsTensorInfo }
@@ -139,6 +147,8 @@ interface TensorPlan {
   kind: 'merge' | 'copy';
   /** Per input (base first when there is one). */
   sources: Located[];
+  /** Whether sources[0] is the base. */
+  hasBase: boolean;
   outDtype: SafetensorsDtype;
   outBytes: number;
 }
@@ -150,11 +160,28 @@ function positiveInteger(name: string, v: unknown, fallback: number): number {
 }
 
 function bufferSource(name: string, bytes: Uint8Array): ByteSource {
-  return { name, size: bytes.length, read: async (b, e) => bytes.subarray(b, e) };
+  return {
+    name, size: bytes.length,
+    read: async (b, e) => bytes.subarray(b, e),
+    async readInto(b, target) {
+      const part = bytes.subarray(b, b + target.length);
+      target.set(part);
+      return part.length;
+    },
+  };
 }
 
 function blobSource(name: string, blob: Blob): ByteSource {
-  return { name, size: blob.size, read: async (b, e) => new Uint8Array(await blob.slice(b, e).arrayBuffer()) };
+  // A Blob has no read into a given buffer (a BYOB stream reads from the start): one copy from the slice.
+  const read = async (b: number, e: number) => new Uint8Array(await blob.slice(b, e).arrayBuffer());
+  return {
+    name, size: blob.size, read,
+    async readInto(b, target) {
+      const part = await read(b, b + target.length);
+      target.set(part);
+      return part.length;
+    },
+  };
 }
 
 function toSource(input: ModelInput, label: string): ModelSource {
@@ -213,6 +240,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** Which tensors the output has, and where each comes from; every disagreement between the models is an error here, before anything is written. */
 function planTensors(models: OpenModel[], config: MergeConfig, tied: MergeModelsResult['tied']): TensorPlan[] {
+  const hasBase = config.baseModel !== undefined;
   const names: string[] = [];
   const seen = new Set<string>();
   for (const m of models) for (const n of m.order) if (!seen.has(n)) { seen.add(n); names.push(n); }
@@ -255,11 +283,11 @@ function planTensors(models: OpenModel[], config: MergeConfig, tied: MergeModels
     }
     const numel = numelOf(first.shape);
     if (!isFloat[0]) {
-      plans.push({ name, shape: first.shape, numel, kind: 'copy', sources: located, outDtype: first.dtype, outBytes: first.end - first.begin });
+      plans.push({ name, shape: first.shape, numel, kind: 'copy', sources: located, hasBase, outDtype: first.dtype, outBytes: first.end - first.begin });
       continue;
     }
     const outDtype: SafetensorsDtype = config.outDtype ? OUT_DTYPE[config.outDtype] : config.dtype ? OUT_DTYPE[config.dtype] : first.dtype === 'F64' ? 'F32' : first.dtype;
-    plans.push({ name, shape: first.shape, numel, kind: 'merge', sources: located, outDtype, outBytes: numel * dtypeSize(outDtype)! });
+    plans.push({ name, shape: first.shape, numel, kind: 'merge', sources: located, hasBase, outDtype, outBytes: numel * dtypeSize(outDtype)! });
   }
   return plans;
 }
@@ -300,15 +328,32 @@ function configSummary(config: MergeConfig): string {
   });
 }
 
-/** Output as Blobs, built from the encoded parts (memory: the output's size, unavoidable for a Blob). */
+/** Output as Blobs, built from copies of the written parts (memory: the output's size, unavoidable for a Blob). */
 export function blobOutput(): OutputTarget & { readonly files: ReadonlyMap<string, Blob> } {
   const files = new Map<string, Blob>();
   return {
     files,
     async create(name) {
       const parts: Uint8Array<ArrayBuffer>[] = [];
+      const starts: number[] = [];
+      let size = 0;
       return {
-        async write(bytes) { parts.push(bytes as Uint8Array<ArrayBuffer>); },
+        async write(bytes) {
+          starts.push(size);
+          parts.push(bytes.slice() as Uint8Array<ArrayBuffer>);
+          size += bytes.length;
+        },
+        async writeAt(position, bytes) {
+          if (position < 0 || position + bytes.length > size) throw new RangeError(`writeAt: [${position}, ${position + bytes.length}) is outside the ${size} bytes written`);
+          // The last part starting at or before `position`, then on through the parts it spans.
+          let lo = 0, hi = starts.length - 1;
+          while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (starts[mid]! <= position) lo = mid; else hi = mid - 1; }
+          for (let k = lo, done = 0; done < bytes.length; k++) {
+            const at = position + done - starts[k]!, n = Math.min(parts[k]!.length - at, bytes.length - done);
+            parts[k]!.set(bytes.subarray(done, done + n), at);
+            done += n;
+          }
+        },
         async close() { files.set(name, new Blob(parts, { type: 'application/octet-stream' })); parts.length = 0; },
       };
     },
@@ -342,7 +387,7 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
   if (options.methods === null || typeof options.methods !== 'object') throw new MergeKernelsError('INVALID_TYPE', `methods: expected a table of MethodSpecs by name, got ${describe(options.methods)}`, 'methods');
   const config = parseMergeConfig(options.config);
   const spec = checkConfigAgainst(config, options.methods);
-  const chunkBytes = positiveInteger('chunkSize', options.chunkSize, 64 * MiB);
+  const chunkBytes = positiveInteger('chunkSize', options.chunkSize, 2 * MiB);
   const chunkEntries = Math.max(1, Math.floor(chunkBytes / 4));
   const maxShard = positiveInteger('maxShardSize', options.maxShardSize, 5e9);
   const seed = options.seed ?? 0;
@@ -365,7 +410,6 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
     }
     // A model listed twice is read twice from one source.
     const models = labels.map((l) => opened.find((m) => m.label === l)!);
-    const hasBase = config.baseModel !== undefined;
     const tied: MergeModelsResult['tied'] = [];
     const plans = planTensors(models, config, tied);
     const positions = layerPositions(plans.map((p) => p.name));
@@ -378,25 +422,10 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
     // Parameters that shape the whole run (TIES' scope and semantics) are read as set for no
     // particular tensor.
     const method = spec.create({ models: config.models.length, seed, backend, global: resolveTensorParams(config, spec, '', 0).global });
-    const stats = { bytesRead: 0, bytesWritten: 0 };
+    const stats = { bytesRead: 0, bytesWritten: 0, chunksRewritten: 0 };
     const roundTo = config.dtype === 'float16' ? 'F16' : config.dtype === 'bfloat16' ? 'BF16' : undefined;
-
-    /** Reads and decodes entries [offset, offset + length) of a tensor from every input. */
-    const readChunk = async (p: TensorPlan, offset: number, length: number): Promise<Chunk> => {
-      const values = await Promise.all(p.sources.map(async (s, i) => {
-        const size = dtypeSize(s.info.dtype)!;
-        const at = s.dataOffset + s.info.begin + offset * size;
-        const bytes = length === 0 ? new Uint8Array(0) : await s.file.read(at, at + length * size);
-        if (bytes.length !== length * size) throw new MergeKernelsError('INVALID_SAFETENSORS', `model "${models[i]!.label}": reading tensor "${p.name}" from ${s.file.name} gave ${bytes.length} of ${length * size} bytes: the file changed or is truncated`, p.name);
-        stats.bytesRead += bytes.length;
-        let x = toFloat32(s.info.dtype, bytes);
-        if (roundTo) x = decodeToFloat32(roundTo, encodeFromFloat32(roundTo, x));
-        const bad = await backend.findNonFinite(x);
-        if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `model "${models[i]!.label}", tensor "${p.name}": ${x[bad]} at index ${offset + bad}; merging needs finite values`, p.name);
-        return x;
-      }));
-      return { offset, length, base: hasBase ? values[0] : undefined, models: hasBase ? values.slice(1) : values };
-    };
+    const reader = new ChunkReader(backend, models.map((m) => m.label), roundTo, stats);
+    const outBuffers: OutBuffers = { values: new Float32Array(0), encoded: { bytes: new Uint8Array(0) } };
     const progress = (phase: MergeProgress['phase'], p: TensorPlan, index: number) =>
       onProgress?.({ phase, tensor: p.name, index, tensors: plans.length, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten, totalBytes });
 
@@ -405,8 +434,8 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
         if (p.kind !== 'merge') continue;
         const info: TensorInfo = { name: p.name, shape: p.shape, numel: p.numel };
         const params = paramsOf(p);
-        for (const { offset, length } of chunksOf(p.numel, alignChunk(chunkEntries, 1), undefined, [])) {
-          await method.observeModel(pass, info, params, await readChunk(p, offset, length));
+        for await (const chunk of reader.chunks(p, rangesOf(p.numel, chunkEntries), pass === 0)) {
+          await method.observeModel(pass, info, params, chunk);
           progress('observe-model', p, index);
         }
       }
@@ -420,10 +449,18 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
       const file = await output.create(name, header.length + dataLength);
       const write = async (bytes: Uint8Array) => { await file.write(bytes); stats.bytesWritten += bytes.length; };
       await write(header);
+      let position = header.length;
       for (const p of shard) {
         const written = async (bytes: Uint8Array) => { await write(bytes); progress('merge', p, index); };
-        if (p.kind === 'copy') await copyTensor(p, chunkBytes, written, stats);
-        else await mergeOne(method, p, paramsOf(p), chunkEntries, readChunk, written);
+        if (p.kind === 'copy') {
+          await copyTensor(p, chunkBytes, written, stats);
+        } else {
+          // The tensor's bytes start at `start` in the file: a chunk rewritten in place goes there.
+          const start = position;
+          const writeAt = file.writeAt ? (at: number, bytes: Uint8Array) => file.writeAt!(start + at, bytes) : undefined;
+          stats.chunksRewritten += await mergeOne(method, p, paramsOf(p), chunkEntries, reader, outBuffers, written, writeAt);
+        }
+        position += p.outBytes;
         progress('merge', p, index++);
       }
       await file.close();
@@ -445,7 +482,7 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
     return {
       method: config.mergeMethod, files, blob: files.length === 1 ? files[0]!.blob : undefined,
       tensorsMerged: plans.filter((p) => p.kind === 'merge').length, tensorsCopied: plans.filter((p) => p.kind === 'copy').length,
-      tied, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten, metadata,
+      tied, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten, chunksRewritten: stats.chunksRewritten, metadata,
     };
   } finally {
     if (!committed) await output.abort();
@@ -453,21 +490,155 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
   }
 }
 
+/** The chunks [offset, offset + length) of a tensor of `numel` entries in chunks of `size`. */
+function rangesOf(numel: number, size: number): Array<{ offset: number; length: number }> {
+  return [...chunksOf(numel, size, undefined, [])].map(({ offset, length }) => ({ offset, length }));
+}
+
+
+/**
+ * Reads chunks of a tensor from every input into buffers allocated once per run and grown only
+ * for a larger chunk: two sets of raw buffers (the chunk being merged, and the next one, read
+ * meanwhile), and one set of decoded float32 values for inputs that are not F32 (F32 is read
+ * straight into its float32 buffer). Chunks handed out are views into them, valid until the
+ * next chunk is requested.
+ */
+class ChunkReader {
+  readonly #raw: ArrayBuffer[][] = [[], []];
+  readonly #decoded: Float32Array[] = [];
+
+  constructor(
+    readonly backend: Backend, readonly labels: readonly string[], readonly roundTo: 'F16' | 'BF16' | undefined,
+    readonly stats: { bytesRead: number },
+  ) {}
+
+  /** Bytes [0, bytes) of raw buffer `set` of input `i`, grown (never shrunk) as needed. */
+  #rawBuffer(set: number, i: number, bytes: number): Uint8Array {
+    let b = this.#raw[set]![i];
+    if (!b || b.byteLength < bytes) this.#raw[set]![i] = b = new ArrayBuffer(Math.ceil(bytes / 8) * 8);
+    return new Uint8Array(b, 0, bytes);
+  }
+
+  #decodedBuffer(i: number, n: number): Float32Array {
+    if (!this.#decoded[i] || this.#decoded[i]!.length < n) this.#decoded[i] = new Float32Array(n);
+    return this.#decoded[i]!.subarray(0, n);
+  }
+
+  /** Reads the raw bytes of entries [offset, offset + length) of every input into set `set`. */
+  #fetch(p: TensorPlan, offset: number, length: number, set: number): Promise<Uint8Array[]> {
+    return Promise.all(p.sources.map(async (s, i) => {
+      const size = dtypeSize(s.info.dtype)!;
+      const at = s.dataOffset + s.info.begin + offset * size;
+      const target = this.#rawBuffer(set, i, length * size);
+      let got = 0;
+      if (length > 0) {
+        if (s.file.readInto) {
+          got = await s.file.readInto(at, target);
+        } else {
+          const bytes = await s.file.read(at, at + target.length);
+          got = Math.min(bytes.length, target.length);
+          target.set(bytes.subarray(0, got));
+        }
+      }
+      if (got !== target.length) throw new MergeKernelsError('INVALID_SAFETENSORS', `model "${this.labels[i]}": reading tensor "${p.name}" from ${s.file.name} gave ${got} of ${target.length} bytes: the file changed or is truncated`, p.name);
+      this.stats.bytesRead += got;
+      return target;
+    }));
+  }
+
+  /** Decodes fetched bytes into float32 (rounded to the config's dtype); `check`: NaN/±Infinity is an error naming the model. */
+  async #decode(p: TensorPlan, offset: number, length: number, raw: Uint8Array[], check: boolean): Promise<Chunk> {
+    const values: Float32Array[] = [];
+    for (const [i, s] of p.sources.entries()) {
+      const bytes = raw[i]!;
+      let x: Float32Array;
+      // Where the decode already found the first non-finite entry (-1: none; undefined: not looked).
+      let found: number | undefined;
+      if (readsInPlace(s.info.dtype)) {
+        x = new Float32Array(bytes.buffer, bytes.byteOffset, length);
+      } else {
+        x = this.#decodedBuffer(i, length);
+        if (s.info.dtype === 'BF16' && this.backend.decodeBf16) found = this.backend.decodeBf16(bytes, x);
+        else decodeInto(s.info.dtype, bytes, x);
+      }
+      if (this.roundTo) { roundInPlace(this.roundTo, x); found = undefined; } // rounding to float16 may overflow
+      if (check) {
+        const bad = found ?? await this.backend.findNonFinite(x);
+        if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `model "${this.labels[i]}", tensor "${p.name}": ${x[bad]} at index ${offset + bad}; merging needs finite values`, p.name);
+      }
+      values.push(x);
+    }
+    const hasBase = p.hasBase;
+    return { offset, length, base: hasBase ? values[0] : undefined, models: hasBase ? values.slice(1) : values };
+  }
+
+  /** One chunk (the chunks being streamed by `chunks` must be done). */
+  async read(p: TensorPlan, offset: number, length: number, check: boolean): Promise<Chunk> {
+    return this.#decode(p, offset, length, await this.#fetch(p, offset, length, 0), check);
+  }
+
+  /**
+   * The chunks `ranges` of a tensor in order, each read while the one before is merged.
+   * `check`: the first pass over the tensor (later passes read the same, already checked, values).
+   */
+  async *chunks(p: TensorPlan, ranges: ReadonlyArray<{ offset: number; length: number }>, check: boolean): AsyncGenerator<Chunk> {
+    const start = (k: number) => {
+      const r = ranges[k]!;
+      const pending = this.#fetch(p, r.offset, r.length, k % 2);
+      pending.catch(() => {}); // awaited below, or abandoned when the merge fails
+      return pending;
+    };
+    // Reading the next chunk while this one merges was a small, noisy gain on 2 busy cores
+    // (bench/README.md, measured with a switch since removed); it costs one more set of raw buffers.
+    let next = ranges.length > 0 ? start(0) : undefined;
+    for (let k = 0; k < ranges.length; k++) {
+      const raw = await next!;
+      next = k + 1 < ranges.length ? start(k + 1) : undefined;
+      const r = ranges[k]!;
+      yield await this.#decode(p, r.offset, r.length, raw, check);
+    }
+  }
+}
+
+/** The output chunk's float32 values and its encoded bytes, reused for every chunk. */
+interface OutBuffers { values: Float32Array; encoded: { bytes: Uint8Array } }
+
+/**
+ * Merges one tensor: the method's observation passes, then apply chunk by chunk, each written
+ * before the next. With `writeAt` (an output that can rewrite in place) the method may guess a
+ * whole-tensor statistic during apply (TIES' zero sign) instead of an extra pass over every
+ * input; the chunks it guessed wrong are applied again and rewritten at their place. Returns
+ * how many chunks were rewritten.
+ */
 async function mergeOne(
-  method: MergeMethod, p: TensorPlan, params: TensorParams, chunkEntries: number,
-  readChunk: (p: TensorPlan, offset: number, length: number) => Promise<Chunk>, write: (bytes: Uint8Array) => Promise<void>,
-): Promise<void> {
-  const plan = method.tensor({ name: p.name, shape: p.shape, numel: p.numel }, params);
+  method: MergeMethod, p: TensorPlan, params: TensorParams, chunkEntries: number, reader: ChunkReader, buffers: OutBuffers,
+  write: (bytes: Uint8Array) => Promise<void>, writeAt: ((at: number, bytes: Uint8Array) => Promise<void>) | undefined,
+): Promise<number> {
+  const plan = method.tensor({ name: p.name, shape: p.shape, numel: p.numel }, params, { revisit: writeAt !== undefined });
   const size = alignChunk(chunkEntries, plan.rowAlign);
+  const ranges = rangesOf(p.numel, size);
+  let checked = false;
   for (let pass = 0; pass < plan.passes; pass++) {
-    for (const { offset, length } of chunksOf(p.numel, size, undefined, [])) await plan.observe(pass, await readChunk(p, offset, length));
+    for await (const chunk of reader.chunks(p, ranges, !checked)) await plan.observe(pass, chunk);
+    checked = true;
   }
-  for (const { offset, length } of chunksOf(p.numel, size, undefined, [])) {
-    const chunk = await readChunk(p, offset, length);
-    const out = new Float32Array(length);
+  const outDtype = p.outDtype as 'F32' | 'F16' | 'BF16';
+  const merged = async (chunk: Chunk): Promise<Uint8Array> => {
+    if (buffers.values.length < chunk.length) buffers.values = new Float32Array(chunk.length);
+    const out = buffers.values.subarray(0, chunk.length);
     await plan.apply(chunk, out);
-    if (length > 0) await write(fromFloat32(p.outDtype as 'F32' | 'F16' | 'BF16', out));
+    return encodeInto(outDtype, out, buffers.encoded);
+  };
+  for await (const chunk of reader.chunks(p, ranges, !checked)) {
+    const bytes = await merged(chunk);
+    if (chunk.length > 0) await write(bytes);
   }
+  const again = plan.revisit?.() ?? [];
+  for (const offset of again) {
+    const chunk = await reader.read(p, offset, Math.min(size, p.numel - offset), false);
+    await writeAt!(offset * dtypeSize(outDtype)!, await merged(chunk));
+  }
+  return again.length;
 }
 
 /** Copies a non-float tensor's bytes from the base (or first) model unchanged, in chunks. */

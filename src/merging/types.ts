@@ -50,7 +50,10 @@ export interface TensorMerge {
   readonly rowAlign: number;
   /** Sees every chunk of the tensor, in order, once per pass (pass = 0 .. passes-1). */
   observe(pass: number, chunk: Chunk): Promise<void>;
-  /** Writes the merged values of `chunk` into `out` (length chunk.length), in order. */
+  /**
+   * Writes the merged values of `chunk` into `out` (length chunk.length), in order: every entry
+   * (`out` may be a reused buffer holding an earlier chunk's values).
+   */
   apply(chunk: Chunk, out: Float32Array): Promise<void>;
   /**
    * Only for drivers that can revisit their output (TensorDriver.revisit), once the apply pass is

@@ -20,19 +20,27 @@ async function openFile(path: string, handles: FileHandle[]): Promise<ByteSource
   }
   handles.push(handle);
   const { size } = await handle.stat();
+  // Positional reads into the caller's buffer: the runner reuses one per input and chunk slot.
+  // Asynchronous, so the runner reads the next chunk while it merges this one (readSync was no
+  // faster in bench/cli-merge.mjs, and leaves nothing to overlap).
+  const readInto = async (begin: number, target: Uint8Array) => {
+    let done = 0;
+    while (done < target.length) {
+      const { bytesRead } = await handle.read(target, done, target.length - done, begin + done);
+      if (bytesRead === 0) break; // the file shrank: the runner reports the short read
+      done += bytesRead;
+    }
+    return done;
+  };
   return {
     name: path,
     size,
     async read(begin, end) {
       const buffer = new Uint8Array(end - begin);
-      let done = 0;
-      while (done < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, done, buffer.length - done, begin + done);
-        if (bytesRead === 0) break; // the file shrank: the runner reports the short read
-        done += bytesRead;
-      }
+      const done = await readInto(begin, buffer);
       return done === buffer.length ? buffer : buffer.subarray(0, done);
     },
+    readInto,
   };
 }
 
@@ -96,10 +104,20 @@ export function folderOutput(folder: string): OutputTarget {
       const handle = await open(tmp, 'w');
       current = handle;
       written.push({ tmp, final: join(dir, name) });
+      let size = 0;
+      const writeAt = async (position: number, bytes: Uint8Array) => {
+        let done = 0;
+        while (done < bytes.length) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
+      };
       return {
         async write(bytes: Uint8Array) {
-          let done = 0;
-          while (done < bytes.length) done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
+          await writeAt(size, bytes);
+          size += bytes.length;
+        },
+        // A chunk rewritten in place (TIES' zero sign guessed wrong), still under the temporary name.
+        async writeAt(position: number, bytes: Uint8Array) {
+          if (position < 0 || position + bytes.length > size) throw new RangeError(`writeAt: [${position}, ${position + bytes.length}) is outside the ${size} bytes written`);
+          await writeAt(position, bytes);
         },
         async close() {
           await handle.sync();

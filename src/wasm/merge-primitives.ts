@@ -135,3 +135,27 @@ export function findNonFinite(rt: WasmRuntime, x: Float32Array): number {
   }
   return -1;
 }
+
+/**
+ * Decodes little-endian bfloat16 `bytes` into `out` (out.length entries) through wasm memory in
+ * slices, checking finiteness on the way: returns the index of the first NaN/±Infinity, or -1.
+ */
+export function decodeBf16(rt: WasmRuntime, bytes: Uint8Array, out: Float32Array): number {
+  const n = out.length;
+  const size = Math.min(n, SLICE);
+  rt.reset();
+  const pIn = rt.alloc(size * 2, 'a slice of bfloat16 bytes');
+  const pOut = rt.alloc(size * 4, 'a slice of out');
+  const mem = rt.memory.buffer;
+  const ins = new Uint8Array(mem, pIn, size * 2);
+  const os = new Float32Array(mem, pOut, size);
+  let bad = -1;
+  for (let s = 0; s < n; s += size) {
+    const len = Math.min(size, n - s);
+    ins.set(bytes.subarray(2 * s, 2 * (s + len)));
+    const at = rt.exports.bf16ToF32(pIn, pOut, len);
+    if (bad < 0 && at >= 0) bad = s + at;
+    out.set(len === size ? os : os.subarray(0, len), s);
+  }
+  return bad;
+}

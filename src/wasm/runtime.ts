@@ -17,6 +17,7 @@ export interface KernelExports {
     vote: number, merge: number, output: number, zeroSign: number, lambda: number, scratch: number, counts: number): void;
   dropAndRescale(x: number, n: number, offLo: number, offHi: number, key: number, cut: number, scale: number, out: number, sums: number): void;
   findNonFinite(x: number, n: number): number;
+  bf16ToF32(src: number, dst: number, n: number): number;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
   streamProbe(a: number, b: number, c: number, out: number, n: number): void;

@@ -13,6 +13,7 @@ import { encodeFromFloat32, mergeModels, readSafetensors, writeSafetensors, type
 import { mergeModelFiles } from 'merge-kernels/node';
 import { main } from '../../src/cli.ts';
 import { TEST_METHODS } from '../merge-methods.ts';
+import { rejects } from '../util.ts';
 
 const test = suite('node / files + cli');
 const root = await mkdtemp(join(tmpdir(), 'merge-kernels-cli-'));
@@ -259,6 +260,59 @@ test('the command as a process: --help, exit codes, and a merge with the package
   // (a + b) / 2 for the norm: a = [2, 1, 0], b = [0.5, 0.5, 0.5]; output dtype F16 as in a.
   assert.is(out.tensors.get('model.norm.weight')!.dtype, 'F16');
   assert.equal(Array.from(pkg.decodeToFloat32('F16', out.tensors.get('model.norm.weight')!.bytes)), [1.25, 0.75, 0.25]);
+});
+
+test('TIES zero sign guessed wrong: the chunk is rewritten in place in the temporary file; the same bytes for every chunk size', async () => {
+  const dir = join(root, 'zero-sign');
+  await mkdir(dir, { recursive: true });
+  // As in test/suites/merge-runner.ts: base 0, δa = [1, 2, 3, -1, 1, -2], δb = [-1, 2, -1, 1, 1, -2],
+  // Σ = [0, 4, 2, 0, 2, -4]: majority +2 → zero sign +1, merged = mean of the agreeing δ:
+  // [1, 2, 3, 1, 1, -2]. Entry 0 is merged first under the guess −1 (b's −1) and must be rewritten.
+  await writeFile(join(dir, 'base.safetensors'), st([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]));
+  await writeFile(join(dir, 'a.safetensors'), st([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]));
+  await writeFile(join(dir, 'b.safetensors'), st([['w', 'F32', [6], [-1, 2, -1, 1, 1, -2]]]));
+  await writeFile(join(dir, 'ties.yml'), 'merge_method: ties\nbase_model: base.safetensors\nparameters: { semantics: paper }\nmodels:\n  - model: a.safetensors\n    parameters: { weight: 1, density: 1 }\n  - model: b.safetensors\n    parameters: { weight: 1, density: 1 }\n');
+  const files: Uint8Array[] = [];
+  for (const size of ['4', '8', '12', '1MiB']) {
+    const out = join(dir, `out-${size}`);
+    const r = await cli(['merge', join(dir, 'ties.yml'), '-o', out, '--chunk-size', size, '--backend', 'wasm', '--no-progress'], pkg.METHODS);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /rewrote 1 chunk in place/, r.stdout);
+    assert.equal(await readdir(out), ['model.safetensors']); // the rewrite went to the temporary file, renamed after
+    const file = new Uint8Array(await readFile(join(out, 'model.safetensors')));
+    assert.equal(Array.from(pkg.decodeToFloat32('F32', readSafetensors(file).tensors.get('w')!.bytes)), [1, 2, 3, 1, 1, -2], `chunk size ${size}`);
+    files.push(file);
+  }
+  for (let i = 1; i < files.length; i++) assert.equal(files[i], files[0], `chunk size #${i} gives the same bytes`);
+});
+
+test('bfloat16 inputs on the wasm backend (decoded in SIMD with the finiteness check): the same bytes as js, values by hand, a NaN or infinity named at its index', async () => {
+  // 37 entries: blocks of 8 and a tail, in chunks of 13 (a partial block per chunk) and whole.
+  const n = 37;
+  const av = Array.from({ length: n }, (_, i) => i / 8 - 2), bv = Array.from({ length: n }, (_, i) => 3 - i / 4);
+  const one = (v: number[]) => writeSafetensors([{ name: 'w', dtype: 'BF16', shape: [n], data: encodeFromFloat32('BF16', new Float32Array(v)) }]);
+  const config = 'merge_method: linear\nmodels:\n  - model: a\n  - model: b\n';
+  const wasm = await pkg.init({ backend: 'wasm' });
+  const js = await pkg.init({ backend: 'js' });
+  try {
+    for (const chunkSize of [4 * 13, 1 << 20]) {
+      const merged = async (mk: pkg.MergeKernels) => new Uint8Array(await (await mergeModels({ config, inputs: { a: one(av), b: one(bv) }, methods: TEST_METHODS, backend: mk, chunkSize })).blob!.arrayBuffer());
+      const w = await merged(wasm);
+      assert.equal(w, await merged(js), `chunk size ${chunkSize}: wasm and js give the same bytes`);
+      // (a + b) / 2 = (i/8 − 2 + 3 − i/4) / 2 = 1/2 − i/16: exact in bfloat16 (8 significant bits) for i < 37.
+      assert.equal(Array.from(pkg.decodeToFloat32('BF16', readSafetensors(w as Uint8Array<ArrayBuffer>).tensors.get('w')!.bytes)), av.map((_, i) => 0.5 - i / 16));
+    }
+    for (const [at, bad] of [[3, NaN], [19, Infinity], [36, -Infinity]] as const) {
+      const v = bv.slice();
+      v[at] = bad;
+      for (const chunkSize of [4 * 13, 1 << 20]) {
+        await rejects(() => mergeModels({ config, inputs: { a: one(av), b: one(v) }, methods: TEST_METHODS, backend: wasm, chunkSize }), 'NON_FINITE', ['model "b"', `${bad} at index ${at}`]);
+      }
+    }
+  } finally {
+    wasm.dispose();
+    js.dispose();
+  }
 });
 
 test('the command as a process: ties and dare_linear on tiny files equal values worked by hand', async () => {

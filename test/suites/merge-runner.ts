@@ -9,7 +9,7 @@ import type { Harness } from '../harness.ts';
 import { allClose, rejects, rng } from '../util.ts';
 import { TEST_METHODS, linear } from '../merge-methods.ts';
 import {
-  blobOutput, checkConfigAgainst, encodeFromFloat32, evaluateSetting, layerPositions, mergeModels, parseMergeConfig,
+  METHODS, blobOutput, checkConfigAgainst, decodeToFloat32, encodeFromFloat32, evaluateSetting, layerPositions, mergeModels, parseMergeConfig,
   parseShardIndex, readSafetensors, resolveTensorParams, writeSafetensors,
   type ByteSource, type GradientSetting, type StepSetting, type MergeModelsOptions, type ModelSource, type OutputTarget, type SafetensorsDtype,
 } from 'merge-kernels';
@@ -272,6 +272,78 @@ parameters:
     // w: 15 rows read twice (observe + apply) per input; v (3 entries): one chunk, twice.
     assert.is(reads.length, 3 * (2 * 15 + 2));
     assert.ok(writes.slice(1).every((n) => n <= 16), `writes after the header ≤ 16 bytes: ${writes}`);
+  });
+
+  // TIES with the paper's zero sign (semantics 'paper', the default): an entry whose votes sum to
+  // exactly 0 takes the sign of the whole tensor's majority Σ sign(Σ_t δ_t), known only after every
+  // chunk. The runner guesses it from the chunks merged so far (≤ 0 → −1 at the start) and
+  // rewrites the chunks it guessed wrong in place. By hand, base 0, weights 1, density 1 (no trim),
+  // merged = mean of the δ_t that agree with the elected sign:
+  //   δa = [ 1, 2,  3, -1, 1, -2]
+  //   δb = [-1, 2, -1,  1, 1, -2]
+  //   Σ  = [ 0, 4,  2,  0, 2, -4] → majority = +1 +1 +1 −1 = +2 > 0 → zero sign +1
+  //   entry 0: + → a: 1;  1: both: 2;  2: + → a: 3;  3: + → b: 1;  4: both: 1;  5: both: −2
+  // Entry 0 comes first, merged under the guess −1 (nothing seen yet): it is b's −1 until rewritten.
+  // Entry 3 is merged after entries 0–2 (running majority +2): guessed right, whatever the chunk size.
+  const TIES_PAPER = 'merge_method: ties\nbase_model: base\nparameters: { semantics: paper }\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 1 }\n  - model: b\n    parameters: { weight: 1, density: 1 }\n';
+  const zeroSign = {
+    base: model([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]),
+    a: model([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]),
+    b: model([['w', 'F32', [6], [-1, 2, -1, 1, 1, -2]]]),
+  };
+
+  run('TIES zero sign guessed wrong: the chunk is rewritten in place; the same bytes for every chunk size, values by hand', async () => {
+    const outputs: Uint8Array[] = [];
+    for (const chunkSize of [4, 8, 12, 1 << 20]) {
+      const result = await mergeModels({ config: TIES_PAPER, inputs: zeroSign, methods: METHODS, backend: h.mk, chunkSize });
+      // One chunk holds entry 0 and is merged under the wrong guess, whatever the chunk size.
+      assert.is(result.chunksRewritten, 1, `chunk size ${chunkSize}: one chunk rewritten`);
+      outputs.push(new Uint8Array(await result.blob!.arrayBuffer()));
+      assert.equal(values(readSafetensors(outputs.at(-1) as Uint8Array<ArrayBuffer>), 'w'), [1, 2, 3, 1, 1, -2], `chunk size ${chunkSize}`);
+    }
+    for (let i = 1; i < outputs.length; i++) assert.equal(outputs[i], outputs[0], `chunk size #${i} gives the same bytes`);
+    // An output that cannot rewrite (no writeAt): the paper's majority pass first, the same bytes.
+    const blobs = blobOutput();
+    const target: OutputTarget = { ...blobs, create: async (name, size) => { const f = await blobs.create(name, size); return { write: (b) => f.write(b), close: () => f.close() }; } };
+    const plain = await mergeModels({ config: TIES_PAPER, inputs: zeroSign, methods: METHODS, backend: h.mk, chunkSize: 4, output: target });
+    assert.is(plain.chunksRewritten, 0);
+    assert.equal(new Uint8Array(await blobs.files.get('model.safetensors')!.arrayBuffer()), outputs[0]);
+  });
+
+  run('the chunk codecs: F16/BF16 read and F16/BF16 written give the bits of decodeToFloat32 / encodeFromFloat32, odd lengths and partial chunks included', async () => {
+    // One model merged by linear with weight 1 is itself: the output is the input re-encoded.
+    // Random finite float32 bit patterns (every exponent, both signs, subnormals), 1001 entries.
+    const next = rng(11);
+    const bits = new Uint32Array(1001);
+    for (let i = 0; i < bits.length; i++) {
+      let b = Math.floor(next() * 2 ** 32) >>> 0;
+      if ((b & 0x7f800000) === 0x7f800000) b &= 0xff7fffff; // keep it finite
+      bits[i] = b;
+    }
+    bits.set([0x3f808000, 0x3f818000, 0xbf808000, 0x477fe000, 0x477ff000, 0x33000000, 0x80000001]); // ties, F16's largest and overflow, the smallest subnormal's half, a negative that rounds to −0
+    // (not −0 itself: linear sums from +0, and 0 + −0 is +0)
+    const x = new Float32Array(bits.buffer);
+    const one = (dtype: 'F32' | 'F16' | 'BF16') => writeSafetensors([{ name: 'w', dtype, shape: [x.length], data: encodeFromFloat32(dtype, x) }]);
+    const bytesOf = async (r: { blob: Blob | undefined }) => readSafetensors(new Uint8Array(await r.blob!.arrayBuffer())).tensors.get('w')!.bytes;
+    for (const chunkSize of [4 * 13, 1 << 20]) {
+      for (const out of ['float16', 'bfloat16'] as const) {
+        const yaml = `merge_method: linear\nmodels:\n  - model: m\nout_dtype: ${out}\n`;
+        const got = await bytesOf(await mergeModels(opts({ config: yaml, inputs: { m: one('F32') }, chunkSize })));
+        // float16 overflows to ±Inf for the largest magnitudes: written as the reference encodes them.
+        assert.equal(got, encodeFromFloat32(out === 'float16' ? 'F16' : 'BF16', x), `F32 → ${out}, chunk ${chunkSize}`);
+      }
+      for (const [dtype, exp] of [['F16', 0x7c00], ['BF16', 0x7f80]] as const) {
+        // Every finite 16-bit pattern kind: random bits, the all-ones exponent avoided.
+        const h = Uint16Array.from({ length: 1001 }, () => {
+          const v = Math.floor(next() * 65536);
+          return (v & exp) === exp ? v & ~0x4000 : v === 0x8000 ? 0x8001 : v; // no −0 (see above)
+        });
+        const stored = new Uint8Array(h.buffer);
+        const file = writeSafetensors([{ name: 'w', dtype, shape: [h.length], data: stored }]);
+        const got = await bytesOf(await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\nout_dtype: float32\n', inputs: { m: file }, chunkSize })));
+        assert.equal(got, new Uint8Array(decodeToFloat32(dtype, stored).buffer), `${dtype} → F32, chunk ${chunkSize}`);
+      }
+    }
   });
 
   run('a model pass sees every tensor before any is merged', async () => {
