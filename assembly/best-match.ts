@@ -44,3 +44,26 @@ export function bestMatch(
     }
   }
 }
+
+/**
+ * ToMe's split, then bestMatch: `metric` [batch, tokens, c]; even tokens (set A) are copied to `a`
+ * [batch, ⌈tokens/2⌉, c] and odd tokens (set B) to `b` [batch, ⌊tokens/2⌋, c] inside wasm memory,
+ * so the host copies the metric in once and allocates nothing per call.
+ */
+export function bestMatchEvenOdd(
+  metric: usize, a: usize, b: usize, scratch: usize, bestScore: usize, bestIdx: usize,
+  batch: i32, tokens: i32, c: i32, maskFirstA: bool, maskFirstB: bool,
+): void {
+  const nA = (tokens + 1) >> 1, nB = tokens >> 1;
+  const rowBytes = <usize>c << 2;
+  for (let t = 0; t < batch; t++) {
+    for (let i = 0; i < tokens; i++) {
+      const src = metric + (<usize>t * <usize>tokens + <usize>i) * rowBytes;
+      const dst = (i & 1) == 0
+        ? a + (<usize>t * <usize>nA + <usize>(i >> 1)) * rowBytes
+        : b + (<usize>t * <usize>nB + <usize>(i >> 1)) * rowBytes;
+      memory.copy(dst, src, rowBytes);
+    }
+  }
+  bestMatch(a, b, scratch, bestScore, bestIdx, batch, nA, nB, c, maskFirstA, maskFirstB);
+}

@@ -1,7 +1,7 @@
 // The single wasm module: every kernel's exports, plus where free memory starts.
 // The host owns the memory (imported) and places all arrays above heapBase().
 export { l2NormalizeRows, rowDots, cosineSimilarity } from "./cosine-similarity";
-export { bestMatch } from "./best-match";
+export { bestMatch, bestMatchEvenOdd } from "./best-match";
 export { absHistogram, subtractInPlace, tiesMerge, dropAndRescale, findNonFinite, bf16ToF32 } from "./merge-primitives";
 export { simdFlopProbe, copyBytes, streamProbe } from "./probe";
 

@@ -255,7 +255,7 @@ async function run(gpu, ctx, quick, wasm) {
     process.stdout.write(`  generating TIES inputs (${T} × ${n.toLocaleString('en')} float32 and a base)…\n`);
     const { base, models, deltas } = tiesInputs(n, 42);
     const shape = [n];
-    const call = (ctxMk) => async () => (await ctxMk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density }, chunkSize })).data;
+    const call = (ctxMk) => async () => (await ctxMk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density, semantics: 'paper' }, chunkSize })).data;
     const w = await timeOurs(call(wasm), quick ? 1 : 3, wasm);
     const g = await timeOurs(call(gpu), quick ? 1 : 3, gpu);
     const tasks = new Float32Array(T * n);

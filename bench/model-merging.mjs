@@ -2,7 +2,7 @@
 // sign of the sum, disjoint mean) of T task vectors of N float32 values, the issue's case: 3 × 50M
 // at density 0.2, with the paper's semantics (keep |δ| ≥ the k-th magnitude, a zero sum takes the
 // majority sign). Contenders, fed the same seeded inputs:
-//  - ours, wasm, end to end: mk.mergeTensors('ties', { base, models, parameters: { density } }) with a
+//  - ours, wasm, end to end: mk.mergeTensors('ties', { base, models, parameters: { density, semantics: 'paper' } }) with a
 //    real (random, non-zero) base, so the task vectors δ = x − base are formed inside;
 //  - ours, wasm, the primitives pipeline on the task vectors themselves, phase by phase (two
 //    histogram passes per model, selectThreshold, the fused trim/elect/merge pass that also counts
@@ -277,7 +277,7 @@ export default async function bench({ quick, limits, mk }) {
   process.stdout.write(`model merging: generating ${T} models of ${N / 1e6}M float32 values and a base…\n`);
   const { base, models, deltas } = inputs(N, 2023);
   const shape = [N];
-  const ties = () => mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY }, chunkSize: CHUNK });
+  const ties = () => mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY, semantics: 'paper' }, chunkSize: CHUNK });
 
   // Ours end to end: validated below against numpy (or plain JS), timed here.
   const first = (await ties()).data;
@@ -336,7 +336,7 @@ export default async function bench({ quick, limits, mk }) {
   let webgpu = { skipped: gpu.reason };
   if (gpu.mk) {
     process.stdout.write(`model merging: WebGPU (${gpu.name})…\n`);
-    const run = () => gpu.mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY }, chunkSize: CHUNK });
+    const run = () => gpu.mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY, semantics: 'paper' }, chunkSize: CHUNK });
     t0 = performance.now();
     const out = (await run()).data;
     const once = performance.now() - t0;

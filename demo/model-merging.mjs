@@ -166,7 +166,7 @@ export async function modelMergingDemo({ gpu }) {
   const runs = [
     { label: 'task_arithmetic', method: 'task_arithmetic', model: { weight: 1.0 }, global: { lambda: 1.0 } },
     { label: 'ties', method: 'ties', model: { weight: 1.0, density: 0.5 } },
-    { label: 'ties (mergekit)', method: 'ties', model: { weight: 1.0, density: 0.5 }, global: { semantics: 'mergekit' } },
+    { label: 'ties (paper)', method: 'ties', model: { weight: 1.0, density: 0.5 }, global: { semantics: 'paper' } },
     { label: 'dare_ties', method: 'dare_ties', model: { weight: 1.0, density: 0.5 } },
   ];
   const mk = await init({ backend: 'auto', gpu });
@@ -180,9 +180,10 @@ export async function modelMergingDemo({ gpu }) {
   console.log(`\nmerged on the ${mk.backend} backend: mergeModels({ config, inputs: { 'base.safetensors': ArrayBuffer, … }, methods: METHODS, backend: mk, seed: ${SEED} }) → a Blob; the ties config:`);
   console.log(ties.yaml.trimEnd().replace(/^/gm, '    '));
   console.log('  the others: task_arithmetic with merge_method: task_arithmetic, {weight: 1} per model and parameters: {lambda: 1};');
-  console.log('  ties (mergekit): the same plus parameters: {semantics: mergekit}; dare_ties: merge_method: dare_ties');
-  console.log('  (ties: the paper\'s trim keeps floor(d·n) + 1 entries plus ties, a zero vote total takes the majority sign, normalize is the mean of agreeing entries;');
-  console.log('   semantics: mergekit keeps exactly floor(d·n), elects + on a zero total and divides by the agreeing weights. dare_ties: random drop, kept entries ÷ density)\n');
+  console.log('  ties (paper): the same plus parameters: {semantics: paper}; dare_ties: merge_method: dare_ties');
+  console.log('  (ties, as mergekit: keeps exactly floor(d·n) entries, elects + on a zero vote total and divides by the agreeing weights;');
+  console.log('   semantics: paper, the TIES code: keeps floor(d·n) + 1 entries plus ties, a zero total takes the majority sign, normalize is the mean of agreeing entries.');
+  console.log('   dare_ties: random drop, kept entries rescaled to the task vector\'s L1 norm, mergekit\'s rescale)\n');
 
   const head = ['task', 'base', 'task-a', 'task-b', 'task-c', ...runs.map((r) => r.label)];
   const rows = TASKS.map((t, i) => [t.name, ...['base.safetensors', ...TASKS.map((u) => `task-${u.name}.safetensors`)].map((f) => pct(accuracy(stored[f], i, data[i].test))),

@@ -2,7 +2,7 @@
 // GPU device and/or the wasm instance and their memory until dispose().
 import { JsBackend, WasmBackend, WebGpuBackend, type Backend, type BackendName } from './backends.ts';
 import { MergeKernelsError, describe } from './errors.ts';
-import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
+import { checkFinite, checkOut, checkOutput, checkTensor, overlaps, type Tensor } from './tensor.ts';
 import * as tome from './reference/bipartite-soft-matching.ts';
 import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
 import * as variants from './token-merging-variants.ts';
@@ -11,7 +11,8 @@ import { MergePrimitives } from './merging/primitives.ts';
 import * as merging from './merging/tensors.ts';
 import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './reference/model-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
-import { boolean, oneOf, options as checkOptions } from './validate.ts';
+import { DeviceTensor } from './device-tensor.ts';
+import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 
 export type BackendOption = 'auto' | BackendName;
@@ -88,6 +89,65 @@ export class MergeKernels {
   }
 
   /**
+   * The GPUDevice this context runs on (webgpu only, else undefined): create buffers on it to
+   * hand to `wrap`, or give it to another library (see README, "Device tensors").
+   */
+  get gpuDevice(): GPUDevice | undefined {
+    const impl = this.#backend;
+    return impl instanceof WebGpuBackend ? impl.runtime.device : undefined;
+  }
+
+  /**
+   * Copies a host tensor to this context's backend: a GPUBuffer on webgpu, a block of wasm memory
+   * on wasm, an array on js. Kernels given device tensors return device tensors.
+   */
+  upload(tensor: Tensor): DeviceTensor {
+    const impl = this.#backend;
+    const t = checkTensor('tensor', tensor, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    return new DeviceTensor(impl, impl, impl.upload(t.data), t.shape);
+  }
+
+  /**
+   * Adopts a GPUBuffer another library made on this context's device (webgpu only): `shape`
+   * float32 values from byte `offset` (a multiple of the device's minStorageBufferOffsetAlignment,
+   * default 0). The buffer needs STORAGE usage (and COPY_SRC to be read back); it stays its
+   * owner's: disposing the tensor does not destroy it. A buffer of another device is WRONG_DEVICE.
+   */
+  async wrap(options: { buffer: GPUBuffer; shape: number[]; offset?: number }): Promise<DeviceTensor> {
+    const impl = this.#backend;
+    const o = checkOptions('options', options, ['buffer', 'shape', 'offset'], true);
+    if (!(impl instanceof WebGpuBackend)) {
+      throw new MergeKernelsError('INVALID_OPTION', `wrap: adopting a GPUBuffer needs a webgpu context; this one is ${impl.name} (use upload)`, 'buffer');
+    }
+    const rt = impl.runtime;
+    const buffer = o.buffer as GPUBuffer;
+    if (buffer === null || typeof buffer !== 'object' || typeof (buffer as { usage?: unknown }).usage !== 'number' || typeof (buffer as { size?: unknown }).size !== 'number') {
+      throw new MergeKernelsError('INVALID_TYPE', `buffer: expected a GPUBuffer, got ${describe(buffer)}`, 'buffer');
+    }
+    if (!Array.isArray(o.shape) || !o.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new MergeKernelsError('INVALID_SHAPE', `shape: expected an array of non-negative integers, got ${describe(o.shape)}`, 'shape');
+    }
+    const shape = o.shape as number[];
+    const align = rt.limits.minStorageBufferOffsetAlignment;
+    const offset = o.offset === undefined ? 0 : integer('offset', o.offset, 0, buffer.size, `a byte offset, a multiple of ${align}`);
+    if (offset % align !== 0) throw new MergeKernelsError('INVALID_OPTION', `offset: expected a multiple of minStorageBufferOffsetAlignment (${align}), got ${offset}`, 'offset');
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    if (offset + bytes > buffer.size) {
+      throw new MergeKernelsError('INVALID_SHAPE', `shape: [${shape.join(', ')}] needs ${bytes} bytes from offset ${offset}, but the buffer holds ${buffer.size}`, 'shape');
+    }
+    if ((buffer.usage & GPUBufferUsage.STORAGE) === 0) {
+      throw new MergeKernelsError('INVALID_OPTION', 'buffer: needs GPUBufferUsage.STORAGE to be bound by our kernels', 'buffer');
+    }
+    // A buffer of another device fails validation when bound: find out now, not in a kernel.
+    rt.device.pushErrorScope('validation');
+    const probe = rt.device.createBindGroupLayout({ label: 'merge-kernels:wrap:probe', entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } }] });
+    rt.device.createBindGroup({ label: 'merge-kernels:wrap:probe', layout: probe, entries: [{ binding: 0, resource: { buffer, offset, size: Math.max(4, bytes) } }] });
+    const err = await rt.device.popErrorScope();
+    if (err) throw new MergeKernelsError('WRONG_DEVICE', `buffer: cannot be used on this context's device (${err.message.split('\n')[0]}); create it on mk.gpuDevice`, 'buffer');
+    return new DeviceTensor(impl, impl, { kind: 'gpu', buffer, offset, bytes, owned: false }, shape);
+  }
+
+  /**
    * What this context has asked of the GPU so far (webgpu only, else undefined): submits,
    * readbacks, and host data uploaded into storage buffers (count and bytes). A snapshot: read it
    * before and after a call to see what that call cost in transfers.
@@ -101,27 +161,50 @@ export class MergeKernels {
    * Cosine similarity of every row of `a` with every row of `b`.
    * `a: [M, C]`, `b: [N, C]` → `[M, N]`; batched `[B, M, C]` × `[B, N, C]` → `[B, M, N]`.
    * Rows are L2-normalised; a zero row has similarity 0 with everything (not NaN).
+   * `out`: a tensor of the result's shape to write into and return (not sharing memory with a or b).
+   * Given a device tensor (the other may be a host tensor, uploaded for the call), the result is
+   * a device tensor of this context; device inputs are not checked for NaN (that would read them back).
    */
-  async cosineSimilarity(a: Tensor, b: Tensor): Promise<Tensor> {
+  async cosineSimilarity(a: Tensor, b: Tensor, out?: Tensor): Promise<Tensor>;
+  async cosineSimilarity(a: Tensor | DeviceTensor, b: Tensor | DeviceTensor): Promise<DeviceTensor>;
+  async cosineSimilarity(a: Tensor | DeviceTensor, b: Tensor | DeviceTensor, out?: Tensor): Promise<Tensor | DeviceTensor> {
     const impl = this.#backend;
+    if (a instanceof DeviceTensor || b instanceof DeviceTensor) return this.#cosineOnDevice(impl, a, b, out);
     const ta = checkTensor('a', a, [2, 3]);
     const tb = checkTensor('b', b, [2, 3]);
-    if (ta.shape.length !== tb.shape.length) {
-      throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected rank ${ta.shape.length} like a [${ta.shape.join(', ')}], got [${tb.shape.join(', ')}]`, 'b');
-    }
-    const batched = ta.shape.length === 3;
-    const [batch, m, c] = batched ? ta.shape as [number, number, number] : [1, ...ta.shape as [number, number]];
-    const [batchB, n, cb] = batched ? tb.shape as [number, number, number] : [1, ...tb.shape as [number, number]];
-    if (cb !== c) {
-      throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected feature size C = ${c} (the last dimension of a [${ta.shape.join(', ')}]), got ${cb} in [${tb.shape.join(', ')}]`, 'b');
-    }
-    if (batchB !== batch) {
-      throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected batch size ${batch} like a [${ta.shape.join(', ')}], got ${batchB} in [${tb.shape.join(', ')}]`, 'b');
-    }
+    const [batch, m, c, n] = cosineShapes(ta.shape, tb.shape);
     checkFinite('a', ta.data);
     checkFinite('b', tb.data);
-    const data = await impl.cosineSimilarity(ta.data, tb.data, batch, m, n, c);
-    return { data, shape: batched ? [batch, m, n] : [m, n] };
+    const shape = ta.shape.length === 3 ? [batch, m, n] : [m, n];
+    const into = out === undefined ? undefined : checkOut('out', out, shape, [ta.data, tb.data]);
+    const data = await impl.cosineSimilarity(ta.data, tb.data, batch, m, n, c, into);
+    return out ?? { data, shape };
+  }
+
+  async #cosineOnDevice(impl: Backend, a: Tensor | DeviceTensor, b: Tensor | DeviceTensor, out: Tensor | undefined): Promise<DeviceTensor> {
+    if (out !== undefined) throw new MergeKernelsError('INVALID_OPTION', 'out: a host output, for host inputs; with device tensors the result is a device tensor', 'out');
+    const shapeOf = (name: string, t: Tensor | DeviceTensor) => {
+      if (!(t instanceof DeviceTensor)) return checkTensor(name, t, [2, 3]).shape;
+      if (t.shape.length !== 2 && t.shape.length !== 3) throw new MergeKernelsError('INVALID_SHAPE', `${name}: expected rank 2 or 3, got [${t.shape.join(', ')}]`, name);
+      return [...t.shape];
+    };
+    const sa = shapeOf('a', a), sb = shapeOf('b', b);
+    const [batch, m, c, n] = cosineShapes(sa, sb);
+    // A host operand is uploaded for this call only.
+    const uploaded: DeviceTensor[] = [];
+    const storage = (name: string, t: Tensor | DeviceTensor) => {
+      if (t instanceof DeviceTensor) return DeviceTensor.storageOf(t, impl, name);
+      checkFinite(name, t.data);
+      const d = this.upload(t);
+      uploaded.push(d);
+      return DeviceTensor.storageOf(d, impl, name);
+    };
+    try {
+      const result = await impl.cosineSimilarityOnDevice(storage('a', a), storage('b', b), batch, m, n, c);
+      return new DeviceTensor(impl, impl, result, sa.length === 3 ? [batch, m, n] : [m, n]);
+    } finally {
+      for (const d of uploaded) d.dispose();
+    }
   }
 
   /**
@@ -138,10 +221,7 @@ export class MergeKernels {
     const [batch, tokens, c] = m.shape as [number, number, number];
     const rEff = tome.effectiveR(r, tokens, classToken, distillToken);
     if (rEff === 0) return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r);
-    const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
-    const a = tome.gatherRows(m.data, batch, tokens, c, 0);
-    const b = tome.gatherRows(m.data, batch, tokens, c, 1);
-    const { score, index } = await impl.bestMatch(a, b, batch, nA, nB, c, classToken, distillToken);
+    const { score, index } = await impl.bestMatchEvenOdd(m.data, batch, tokens, c, classToken, distillToken);
     return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r);
   }
 
@@ -212,14 +292,30 @@ export class MergeKernels {
     return variants.pitome(this.#backend, metric, options);
   }
 
-  /** ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]` (default ones). */
-  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor): { x: Tensor; size: Tensor } {
+  /**
+   * ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]`
+   * (default ones). `out` (as wgpu-matrix's `dst`): tensors of shapes [B, N − r, D] and
+   * [B, N − r, 1] to write into and return, so that a model calling this layer after layer
+   * allocates no output arrays; they must not overlap `x` or `size`.
+   */
+  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor, out?: { x: Tensor; size: Tensor }): { x: Tensor; size: Tensor } {
     this.#backend; // throws DISPOSED after dispose(), like every other method
     if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
     const [d] = plan.checkTokens('x', x, plan.tokens);
     if (size !== undefined) checkSize(plan, size);
-    const out = tome.mergeWavg(plan, x.data, d, size?.data);
-    return { x: { data: out.x, shape: [plan.batch, plan.tokens - plan.r, d] }, size: { data: out.size, shape: [plan.batch, plan.tokens - plan.r, 1] } };
+    const shapeX = [plan.batch, plan.tokens - plan.r, d], shapeSize = [plan.batch, plan.tokens - plan.r, 1];
+    if (out !== undefined) {
+      const o = checkOptions('out', out, ['x', 'size'], true);
+      const ox = checkOutput('out.x', o.x, shapeX), osize = checkOutput('out.size', o.size, shapeSize);
+      const inputs = size === undefined ? [x.data] : [x.data, size.data];
+      if ([ox, osize].some((t) => inputs.some((i) => overlaps(t, i))) || overlaps(ox, osize)) {
+        throw new MergeKernelsError('INVALID_OPTION', 'out: its arrays must not share memory with x, size or each other', 'out');
+      }
+      tome.mergeWavg(plan, x.data, d, size?.data, { x: ox, size: osize });
+      return out;
+    }
+    const merged = tome.mergeWavg(plan, x.data, d, size?.data);
+    return { x: { data: merged.x, shape: shapeX }, size: { data: merged.size, shape: shapeSize } };
   }
 
   /** ToMe's merge_source: which original tokens each merged token holds, `[B, N - r, N0]` (one-hot columns). */
@@ -247,19 +343,23 @@ export class MergeKernels {
     return merging.mergeTensors(this.#backend, method, options);
   }
 
-  /** TIES' trim: keeps the top-`density` fraction of `x` by magnitude (convention 'paper' default, or 'mergekit'). */
-  async trimTopK(x: Tensor, options: { density: number; convention?: TrimConvention }): Promise<Tensor> {
-    return merging.trimTopK(this.#backend, x, options);
+  /** TIES' trim: keeps the top-`density` fraction of `x` by magnitude (convention 'mergekit' default: exactly ⌊d·n⌋ entries; or 'paper'). */
+  async trimTopK(x: Tensor, options: { density: number; convention?: TrimConvention }, out?: Tensor): Promise<Tensor> {
+    return merging.trimTopK(this.#backend, x, options, out);
   }
 
-  /** TIES' sign election over task vectors: ±1 per entry (method 'sum' default or 'count'; zeroSign 'paper' default or 'mergekit'). */
-  async electSign(deltas: Tensor[], options?: { method?: 'sum' | 'count'; zeroSign?: ZeroSignRule; weights?: number[] }): Promise<Tensor> {
-    return merging.electSign(this.#backend, deltas, options);
+  /** TIES' sign election over task vectors: ±1 per entry (method 'sum' default or 'count'; zeroSign 'mergekit' default: a zero total elects +; or 'paper'). */
+  async electSign(deltas: Tensor[], options?: { method?: 'sum' | 'count'; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
+    return merging.electSign(this.#backend, deltas, options, out);
   }
 
-  /** TIES' disjoint merge of task vectors (merge 'mean' default, 'normalize', 'sum', 'max'; method 'none' merges every entry). */
-  async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }): Promise<Tensor> {
-    return merging.disjointMerge(this.#backend, deltas, options);
+  /**
+   * TIES' disjoint merge of task vectors (merge 'mean' default, 'normalize', 'sum', 'max'; method
+   * 'none' merges every entry; zeroSign as in electSign). 'mean' and mergekit's 'normalize' agree
+   * without `weights`; with weights, mergekit's TIES is 'normalize'.
+   */
+  async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
+    return merging.disjointMerge(this.#backend, deltas, options, out);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */
@@ -267,6 +367,23 @@ export class MergeKernels {
     this.#impl?.dispose();
     this.#impl = undefined;
   }
+}
+
+/** cosineSimilarity's shapes: a [M, C] and b [N, C], or [B, M, C] and [B, N, C] → [batch, m, c, n]. */
+function cosineShapes(sa: readonly number[], sb: readonly number[]): [number, number, number, number] {
+  if (sa.length !== sb.length) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected rank ${sa.length} like a [${sa.join(', ')}], got [${sb.join(', ')}]`, 'b');
+  }
+  const batched = sa.length === 3;
+  const [batch, m, c] = batched ? sa as [number, number, number] : [1, ...sa as [number, number]];
+  const [batchB, n, cb] = batched ? sb as [number, number, number] : [1, ...sb as [number, number]];
+  if (cb !== c) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected feature size C = ${c} (the last dimension of a [${sa.join(', ')}]), got ${cb} in [${sb.join(', ')}]`, 'b');
+  }
+  if (batchB !== batch) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected batch size ${batch} like a [${sa.join(', ')}], got ${batchB} in [${sb.join(', ')}]`, 'b');
+  }
+  return [batch, m, c, n];
 }
 
 async function compileWasm(source: WebAssembly.Module | BufferSource | undefined, fallback: WasmSource): Promise<WebAssembly.Module> {

@@ -10,6 +10,7 @@ import * as wasmMerge from './wasm/merge-primitives.ts';
 import * as gpu from './webgpu/cosine-similarity.ts';
 import * as gpuMatch from './webgpu/best-match.ts';
 import * as gpuMerge from './webgpu/merge-primitives.ts';
+import type { DeviceStorage, DeviceStore } from './device-tensor.ts';
 import type { WasmRuntime } from './wasm/runtime.ts';
 import type { GpuRuntime } from './webgpu/runtime.ts';
 
@@ -20,11 +21,16 @@ export interface BestMatch {
   index: Int32Array;
 }
 
-export interface Backend {
+export interface Backend extends DeviceStore {
   readonly name: BackendName;
-  cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number): Promise<Float32Array>;
+  /** cosineSimilarity on device storage (from this backend): the result stays on the device. */
+  cosineSimilarityOnDevice(a: DeviceStorage, b: DeviceStorage, batch: number, m: number, n: number, c: number): Promise<DeviceStorage>;
+  /** Writes into `out` when given (and returns it). */
+  cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array): Promise<Float32Array>;
   /** Each A row's best cosine match in B (score, lowest index on ties); see reference/bipartite-soft-matching.ts. */
   bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
+  /** ToMe's split (even tokens A, odd tokens B of `metric` [batch, tokens, c]), then bestMatch. */
+  bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   // Model-merging primitives over one chunk of a tensor; see reference/merge-primitives.ts.
   /** Every requested histogram over one chunk of T models (minus `base` when given), reading the chunk once. */
   absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): Promise<void>;
@@ -44,10 +50,26 @@ export interface Backend {
 /** The plain TypeScript reference: readable, obviously correct, the oracle of every test. */
 export class JsBackend implements Backend {
   readonly name = 'js' as const;
-  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
-    return ref.cosineSimilarity(a, b, batch, m, n, c);
+  alive = true;
+  upload(data: Float32Array): DeviceStorage {
+    return { kind: 'host', data: data.slice() };
+  }
+  async read(s: DeviceStorage) {
+    return host(s).slice();
+  }
+  free(): void {}
+  async cosineSimilarityOnDevice(a: DeviceStorage, b: DeviceStorage, batch: number, m: number, n: number, c: number): Promise<DeviceStorage> {
+    return { kind: 'host', data: ref.cosineSimilarity(host(a), host(b), batch, m, n, c) };
+  }
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array) {
+    const sim = ref.cosineSimilarity(a, b, batch, m, n, c);
+    return out ? (out.set(sim), out) : sim;
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    const { a, b, nA, nB } = splitEvenOdd(metric, batch, tokens, c);
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
@@ -62,18 +84,42 @@ export class JsBackend implements Backend {
   async findNonFinite(x: Float32Array) {
     return refMerge.findNonFinite(x);
   }
-  dispose(): void {}
+  dispose(): void {
+    this.alive = false;
+  }
 }
 
 /** WebAssembly SIMD (AssemblyScript, f32x4). */
 export class WasmBackend implements Backend {
   readonly name = 'wasm' as const;
+  alive = true;
   constructor(readonly runtime: WasmRuntime) {}
-  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
-    return wasm.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+  upload(data: Float32Array): DeviceStorage {
+    const ptr = this.runtime.keep(data.byteLength, 'a device tensor');
+    this.runtime.f32(ptr, data.length).set(data);
+    return { kind: 'wasm', ptr, length: data.length };
+  }
+  async read(s: DeviceStorage) {
+    const { ptr, length } = inWasm(s);
+    return this.runtime.take(ptr, length);
+  }
+  free(s: DeviceStorage): void {
+    const { ptr, length } = inWasm(s);
+    this.runtime.release(ptr, length * 4);
+  }
+  async cosineSimilarityOnDevice(a: DeviceStorage, b: DeviceStorage, batch: number, m: number, n: number, c: number): Promise<DeviceStorage> {
+    const out = this.runtime.keep(batch * m * n * 4, 'the similarity matrix');
+    wasm.cosineSimilarityAt(this.runtime, inWasm(a), inWasm(b), out, batch, m, n, c);
+    return { kind: 'wasm', ptr: out, length: batch * m * n };
+  }
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array) {
+    return wasm.cosineSimilarity(this.runtime, a, b, batch, m, n, c, out);
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return wasmMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    return wasmMatch.bestMatchEvenOdd(this.runtime, metric, batch, tokens, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     wasmMerge.absHistograms(this.runtime, models, base, requests);
@@ -92,6 +138,7 @@ export class WasmBackend implements Backend {
     return wasmMerge.decodeBf16(this.runtime, bytes, out);
   }
   dispose(): void {
+    this.alive = false;
     this.runtime.dispose();
   }
 }
@@ -100,13 +147,43 @@ export class WasmBackend implements Backend {
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   constructor(readonly runtime: GpuRuntime) {}
-  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number) {
+  get alive(): boolean {
+    return !this.runtime.isDisposed;
+  }
+  upload(data: Float32Array): DeviceStorage {
     this.runtime.check();
-    return gpu.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+    const buffer = this.runtime.storage('deviceTensor', data.byteLength, data);
+    return { kind: 'gpu', buffer, offset: 0, bytes: data.byteLength, owned: true };
+  }
+  async read(s: DeviceStorage) {
+    this.runtime.check();
+    const g = onGpu(s);
+    return this.runtime.read('deviceTensor', g.buffer, g.offset, g.bytes);
+  }
+  free(s: DeviceStorage): void {
+    const g = onGpu(s);
+    if (g.owned) g.buffer.destroy();
+  }
+  async cosineSimilarityOnDevice(a: DeviceStorage, b: DeviceStorage, batch: number, m: number, n: number, c: number): Promise<DeviceStorage> {
+    this.runtime.check();
+    const binding = (s: DeviceStorage) => { const g = onGpu(s); return { buffer: g.buffer, offset: g.offset, size: Math.max(16, g.bytes) }; };
+    const buffer = await gpu.cosineSimilarityOnDevice(this.runtime, binding(a), binding(b), batch, m, n, c);
+    return { kind: 'gpu', buffer, offset: 0, bytes: batch * m * n * 4, owned: true };
+  }
+  async cosineSimilarity(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, c: number, out?: Float32Array) {
+    this.runtime.check();
+    // The readback is a fresh array either way until results can stay on the device.
+    const sim = await gpu.cosineSimilarity(this.runtime, a, b, batch, m, n, c);
+    return out ? (out.set(sim), out) : sim;
   }
   async bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     this.runtime.check();
     return gpuMatch.bestMatch(this.runtime, a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    // The split on the host for now: the inputs are host arrays and get uploaded either way.
+    const { a, b, nA, nB } = splitEvenOdd(metric, batch, tokens, c);
+    return this.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     this.runtime.check();
@@ -172,4 +249,26 @@ function subtract(x: Float32Array, base: Float32Array): Float32Array {
   const d = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) d[i] = x[i]! - base[i]!;
   return d;
+}
+
+// Device storage of the kind each backend makes (DeviceTensor.storageOf checked the context).
+function host(s: DeviceStorage): Float32Array {
+  if (s.kind !== 'host') throw new Error(`internal: expected host storage, got ${s.kind}`);
+  return s.data;
+}
+function inWasm(s: DeviceStorage): { ptr: number; length: number } {
+  if (s.kind !== 'wasm') throw new Error(`internal: expected wasm storage, got ${s.kind}`);
+  return s;
+}
+function onGpu(s: DeviceStorage): Extract<DeviceStorage, { kind: 'gpu' }> {
+  if (s.kind !== 'gpu') throw new Error(`internal: expected GPU storage, got ${s.kind}`);
+  return s;
+}
+
+/** ToMe's sets on the host: even tokens (A) and odd tokens (B) of each batch item. */
+function splitEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number) {
+  return {
+    a: refMatch.gatherRows(metric, batch, tokens, c, 0), b: refMatch.gatherRows(metric, batch, tokens, c, 1),
+    nA: Math.ceil(tokens / 2), nB: Math.floor(tokens / 2),
+  };
 }

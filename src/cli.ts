@@ -1,13 +1,15 @@
-// The `merge-kernels` command: `merge-kernels merge config.yml -o out/`. Parses the command line,
+// The `merge-kernels` command: `merge-kernels merge config.yml out/` (or `-o out/`). Parses the command line,
 // picks a backend, runs mergeModelFiles with a progress bar, prints a summary. Returns the exit
 // code instead of exiting, so tests can call it in-process.
 import cliProgress from 'cli-progress';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { checkConfigAgainst, init, MergeKernelsError, parseMergeConfig, type MergeKernels, type MethodSpec } from './index.ts';
 import { mergeModelFiles } from './node/index.ts';
 
-const HELP = `Usage: merge-kernels merge <config.yml> -o <out-dir> [options]
+const HELP = `Usage: merge-kernels merge <config.yml> <out-dir> [options]
+       merge-kernels merge <config.yml> -o <out-dir> [options]
 
 Merges safetensors checkpoints as a mergekit YAML config describes (merge_method, base_model,
 models with parameters, parameters, dtype, out_dtype), streaming tensor by tensor. Model paths
@@ -15,14 +17,17 @@ in the config are relative to the config file: a .safetensors file, or a folder 
 model.safetensors or model.safetensors.index.json.
 
 Options:
-  -o, --out <dir>           output folder (model.safetensors, or shards + index)
+  -o, --out <dir>           output folder (model.safetensors, or shards + index);
+                            or give it after the config, as mergekit-yaml does
   --chunk-size <size>       bytes of float32 per input per chunk [2MiB]
   --backend <name>          auto | wasm | webgpu | js [auto: WebGPU on a hardware
                             adapter when the optional 'webgpu' package is installed, else wasm]
   --seed <n>                seed of random methods (DARE, DELLA) [0]
   --max-shard-size <size>   largest output file before sharding [5GB]
   --no-progress             no progress bar
+  --verbose                 say why auto chose its backend
   -h, --help                this help
+  --version                 the package version
 Sizes: a byte count, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
 Exit codes: 0 merged, 1 the merge failed (the message says why), 2 bad command line.
 `;
@@ -45,13 +50,15 @@ export function parseSize(text: string, option: string): number {
   return bytes;
 }
 
-interface Args { config: string; out: string; chunkSize?: number; backend: string; seed?: number; maxShardSize?: number; progress: boolean }
+interface Args { config: string; out: string; chunkSize?: number; backend: string; seed?: number; maxShardSize?: number; progress: boolean; verbose: boolean }
 
-function parseArgs(argv: string[]): Args | 'help' {
-  if (argv.length === 0 || argv.includes('-h') || argv.includes('--help')) return 'help';
+function parseArgs(argv: string[]): Args | 'help' | 'version' | 'usage' {
+  if (argv.includes('-h') || argv.includes('--help')) return 'help';
+  if (argv.includes('--version')) return 'version';
+  if (argv.length === 0) return 'usage';
   const [command, ...rest] = argv;
-  if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the command is: merge-kernels merge <config.yml> -o <out-dir>`);
-  const args: Partial<Args> = { backend: 'auto', progress: true };
+  if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the command is: merge-kernels merge <config.yml> <out-dir>`);
+  const args: Partial<Args> = { backend: 'auto', progress: true, verbose: false };
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
@@ -80,13 +87,19 @@ function parseArgs(argv: string[]): Args | 'help' {
         break;
       }
       case '--no-progress': args.progress = false; break;
+      case '--verbose': args.verbose = true; break;
       default:
         if (a.startsWith('-')) throw new UsageError(`unknown option ${a}; see --help`);
         positional.push(a);
     }
   }
-  if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'expected the config file: merge-kernels merge <config.yml> -o <out-dir>' : `expected one config file, got ${positional.join(' ')}`);
-  if (!args.out) throw new UsageError('expected the output folder: -o <out-dir>');
+  if (positional.length === 0) throw new UsageError('expected the config file: merge-kernels merge <config.yml> <out-dir>');
+  // mergekit-yaml's form: the output folder after the config.
+  if (positional.length === 2 && args.out === undefined) args.out = positional.pop();
+  if (positional.length !== 1) {
+    throw new UsageError(`expected a config file and an output folder${args.out !== undefined ? ' (given with -o)' : ''}, got ${positional.map((p) => JSON.stringify(p)).join(' ')}`);
+  }
+  if (!args.out) throw new UsageError('expected the output folder: merge-kernels merge <config.yml> <out-dir>');
   return { ...args, config: positional[0]! } as Args;
 }
 
@@ -124,17 +137,30 @@ function formatBytes(n: number): string {
 
 /** Runs the command line `argv` (without `node` and the script); returns the exit code. */
 export async function main(argv: string[], methods: Readonly<Record<string, MethodSpec>>, io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let args: Args | 'help';
+  let args: Args | 'help' | 'version' | 'usage';
   try {
     args = parseArgs(argv);
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    io.stderr.write(`merge-kernels: ${e.message}\n`);
-    return 2;
+    io.stderr.write(`merge-kernels: ${errorLine(e)}\n`);
+    return e instanceof UsageError ? 2 : 1;
   }
   if (args === 'help') {
     io.stdout.write(HELP);
     return 0;
+  }
+  if (args === 'usage') {
+    // No command at all: a usage error, so a script that forgot its arguments does not succeed.
+    io.stderr.write(HELP);
+    return 2;
+  }
+  if (args === 'version') {
+    try {
+      io.stdout.write(`${await packageVersion()}\n`);
+      return 0;
+    } catch (e) {
+      io.stderr.write(`merge-kernels: ${errorLine(e)}\n`);
+      return 1;
+    }
   }
   let mk: MergeKernels | undefined;
   let bar: cliProgress.SingleBar | undefined;
@@ -171,7 +197,7 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     bar?.stop();
     const seconds = (performance.now() - t0) / 1000;
     const lines = [
-      `merged ${result.tensorsMerged} tensors${result.tensorsCopied ? ` (and copied ${result.tensorsCopied} non-float tensors from the ${methods[result.method]?.needsBase ? 'base' : 'first'} model)` : ''} with ${result.method} on ${mk.backend}${ctx.note ? ` (auto chose ${ctx.note})` : ''}`,
+      `merged ${result.tensorsMerged} tensors${result.tensorsCopied ? ` (and copied ${result.tensorsCopied} non-float tensors from the ${methods[result.method]?.needsBase ? 'base' : 'first'} model)` : ''} with ${result.method} on ${mk.backend}${ctx.note && args.verbose ? ` (auto chose ${ctx.note})` : ''}`,
       `read ${formatBytes(result.bytesRead)} (${(result.bytesRead / 1e6 / Math.max(seconds, 1e-3)).toFixed(0)} MB/s), wrote ${formatBytes(result.bytesWritten)}${result.chunksRewritten ? ` (and rewrote ${result.chunksRewritten} chunk${result.chunksRewritten === 1 ? '' : 's'} in place: zero sign guessed wrong)` : ''} in ${seconds.toFixed(1)} s`,
       ...result.tied.map((t) => `tied weights: "${t.model}" has no ${t.tensor}; its ${t.from} was merged in its place`),
       `output: ${result.outDir} (${result.files.map((f) => f.name).join(', ')})`,
@@ -180,12 +206,36 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     return 0;
   } catch (e) {
     bar?.stop();
-    if (e instanceof MergeKernelsError) {
-      io.stderr.write(`merge-kernels: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    io.stderr.write(`merge-kernels: ${errorLine(e)}\n`);
+    return 1;
   } finally {
-    mk?.dispose();
+    try {
+      mk?.dispose();
+    } catch {
+      // The merge's outcome is already decided and reported; a failing dispose must not replace it.
+    }
   }
+}
+
+/** The version in the package's package.json (the folder above src/ and dist/, whichever holds this module). */
+async function packageVersion(): Promise<string> {
+  const { version } = JSON.parse(await readFile(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string };
+  return version;
+}
+
+/**
+ * Any thrown value as one line: a MergeKernelsError's message; for anything else (a bug, or an
+ * error from Node or a dependency) its name and message, never a stack trace.
+ */
+export function errorLine(e: unknown): string {
+  let line: string;
+  try {
+    line = e instanceof MergeKernelsError || e instanceof UsageError ? e.message
+      : e instanceof Error ? `unexpected ${e.name}: ${e.message} (please report this)`
+      : `unexpected error: ${String(e)} (please report this)`;
+  } catch {
+    line = 'unexpected error that cannot be printed (please report this)';
+  }
+  line = line.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  return line.length > 2000 ? line.slice(0, 2000) + '…' : line;
 }

@@ -7,7 +7,8 @@ export type ErrorCode =
   | 'INVALID_OPTION'        // an option is out of range, of the wrong type, or unknown
   | 'BACKEND_UNAVAILABLE'   // the requested backend cannot run here (the message says why)
   | 'DEVICE_LOST'           // the GPU device was lost; create a new context with init()
-  | 'DISPOSED'              // the context was disposed
+  | 'DISPOSED'              // the context, or a device tensor, was disposed
+  | 'WRONG_DEVICE'          // a device tensor of another context, or a GPUBuffer of another device
   | 'OUT_OF_MEMORY'         // wasm memory could not grow to the size the call needs
   | 'TOO_LARGE'             // the problem exceeds a hard limit of the backend even after splitting
   | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule

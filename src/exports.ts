@@ -4,6 +4,7 @@ export type { InitOptions, BackendOption } from './api.ts';
 export type { BackendName } from './backends.ts';
 export type { GpuCounters } from './webgpu/runtime.ts';
 export { MergeKernelsError } from './errors.ts';
+export { DeviceTensor } from './device-tensor.ts';
 export { TokenMergePlan } from './token-merging.ts';
 export type { BipartiteSoftMatchingOptions, MergeMode, TokenMergeMethod } from './token-merging.ts';
 export { ThresholdMergePlan, BatchLevelMergePlan } from './token-merging-variants.ts';
@@ -16,7 +17,7 @@ export { numel } from './tensor.ts';
 export * as reference from './reference/index.ts';
 export {
   parseSafetensorsHeader, parseSafetensorsHeaderFromBlob, readSafetensors, writeSafetensors,
-  decodeToFloat32, encodeFromFloat32, parseShardIndex, safetensorsViolation, dtypeSize, MAX_HEADER_LENGTH,
+  decodeToFloat32, encodeFromFloat32, parseShardIndex, safetensorsViolation, dtypeSize, dtypeBits, MAX_HEADER_LENGTH,
 } from './safetensors.ts';
 export type {
   SafetensorsViolation, SafetensorsErrorInfo, SafetensorsDtype, DecodableDtype, SafetensorsTensorInfo,
@@ -30,8 +31,10 @@ export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';
 export { parseSafetensorsHeaderFromReader, encodeSafetensorsHeader } from './safetensors.ts';
 export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, evaluateSetting, layerPositions } from './merging/config.ts';
 export type { MergeConfig, ModelEntry, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';
-export { mergeModels, blobOutput } from './merging/runner.ts';
-export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsOptions, MergeModelsResult } from './merging/runner.ts';
+// mergeModels itself is exported by each entry point, over its own init() (merging/merge-models.ts).
+export { blobOutput } from './merging/runner.ts';
+export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsResult } from './merging/runner.ts';
+export type { MergeModelsOptions } from './merging/merge-models.ts';
 export { METHODS } from './merging/registry.ts';
 export type { MergeTensorsOptions } from './merging/tensors.ts';
 export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';

@@ -15,8 +15,11 @@
 // before anything is allocated or decoded, so a hostile header cannot make it allocate more than
 // the file holds. Everything it rejects throws MergeKernelsError with code 'INVALID_SAFETENSORS',
 // argument 'file', and a `violation` property (SafetensorsViolation) saying which rule failed.
+// It accepts what the reference reader (Rust, serde_json) accepts, with one deliberate
+// difference: a repeated tensor name or metadata key is refused (the reference keeps the last).
 
 import { MergeKernelsError, describe } from './errors.ts';
+import { JsonNumber, JsonObject, parseStrictJson, type JsonValue, type U64 } from './strict-json.ts';
 
 /** Which rule of the format a rejected file (or shard index) breaks; attached to the error as `violation`. */
 export type SafetensorsViolation =
@@ -24,17 +27,17 @@ export type SafetensorsViolation =
   | 'HEADER_TOO_LARGE'      // N > 100,000,000 (the reference parser's limit)
   | 'HEADER_OUT_OF_BOUNDS'  // the file ends before the header, or before the data the header describes (a truncated file)
   | 'HEADER_NOT_UTF8'       // the header bytes are not valid UTF-8
-  | 'HEADER_NOT_JSON'       // the header is not valid JSON (a byte-order mark or NUL padding counts as invalid)
+  | 'HEADER_NOT_JSON'       // not JSON that serde_json accepts: syntax (a byte-order mark or NUL padding counts), > 127 levels, a lone surrogate escape, a number beyond f64
   | 'HEADER_NOT_OBJECT'     // the header's JSON is not an object
-  | 'BAD_ENTRY'             // a tensor entry is not an object, or names one of its fields twice
-  | 'UNKNOWN_DTYPE'         // dtype missing or not a safetensors dtype this module knows
-  | 'BAD_SHAPE'             // shape not an array of non-negative safe integers, or numel × element size overflows 2^53
-  | 'BAD_OFFSETS'           // data_offsets not [begin, end] of non-negative safe integers with begin ≤ end
+  | 'BAD_ENTRY'             // a tensor entry is not an object (or a [dtype, shape, data_offsets] array), or names one of its fields twice
+  | 'UNKNOWN_DTYPE'         // dtype missing or not a safetensors dtype
+  | 'BAD_SHAPE'             // shape not an array of u64 integers (2.0, 2e0, -0 are not), numel × bits overflows u64, or is not whole bytes
+  | 'BAD_OFFSETS'           // data_offsets not [begin, end] of u64 integers with begin ≤ end
   | 'OFFSETS_NOT_TILED'     // the tensors, sorted by offset, leave a gap or overlap in [0, buffer end)
-  | 'BYTE_COUNT_MISMATCH'   // end − begin ≠ numel × element size
+  | 'BYTE_COUNT_MISMATCH'   // end − begin ≠ numel × bits / 8
   | 'TRAILING_BYTES'        // the file continues past the end of the last tensor
   | 'BAD_METADATA'          // __metadata__ is not an object of string → string (or a key appears twice)
-  | 'DUPLICATE_TENSOR'      // two entries with the same name (JSON.parse alone would silently keep the last)
+  | 'DUPLICATE_TENSOR'      // two entries with the same name (the reference keeps the last; refused here: the name is ambiguous)
   | 'UNSUPPORTED_DTYPE'     // a known dtype that decodeToFloat32 / encodeFromFloat32 cannot convert
   | 'BAD_INDEX';            // a model.safetensors.index.json that is malformed
 
@@ -54,26 +57,38 @@ export function safetensorsViolation(error: unknown): SafetensorsViolation | und
 // ---------------------------------------------------------------------------------------------
 // dtypes
 
-// Bytes per element. The first ten decode to float32; U16/U32/U64 and the two float8 formats are
-// recognised (so files holding them parse and their bytes can be read and rewritten) but not decoded.
-// Sub-byte and complex dtypes of newer format versions are not known here: UNKNOWN_DTYPE.
-const ELEMENT_SIZE = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
-  U16: 2, U32: 4, U64: 8, F8_E4M3: 1, F8_E5M2: 1,
+// Bits per element of every dtype of the reference format (its `Dtype::bitsize`). The first ten
+// decode to float32; the others are read and written as opaque bytes (decodeToFloat32 refuses
+// them with UNSUPPORTED_DTYPE). F4 and F6_* pack several elements per byte: a tensor of them must
+// hold a whole number of bytes (numel × bits divisible by 8), as the reference requires.
+const ELEMENT_BITS = {
+  F64: 64, F32: 32, F16: 16, BF16: 16, I64: 64, I32: 32, I16: 16, I8: 8, U8: 8, BOOL: 8,
+  U16: 16, U32: 32, U64: 64, C64: 64,
+  F8_E4M3: 8, F8_E5M2: 8, F8_E8M0: 8, F8_E4M3FNUZ: 8, F8_E5M2FNUZ: 8,
+  F4: 4, F6_E2M3: 6, F6_E3M2: 6,
 } as const;
 
-/** A dtype string of the safetensors format that this module knows. */
-export type SafetensorsDtype = keyof typeof ELEMENT_SIZE;
+/** A dtype string of the safetensors format. */
+export type SafetensorsDtype = keyof typeof ELEMENT_BITS;
 /** The dtypes decodeToFloat32 converts. */
 export type DecodableDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 const DECODABLE: ReadonlySet<string> = new Set<DecodableDtype>(['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL']);
 
-/** Bytes per element of `dtype`, or undefined when it is not a known dtype string. */
-export function dtypeSize(dtype: unknown): number | undefined {
+/** Bits per element of `dtype`, or undefined when it is not a safetensors dtype string. */
+export function dtypeBits(dtype: unknown): number | undefined {
   // hasOwnProperty, not `in`: "toString" or "__proto__" must not look like a dtype.
-  return typeof dtype === 'string' && Object.prototype.hasOwnProperty.call(ELEMENT_SIZE, dtype)
-    ? ELEMENT_SIZE[dtype as SafetensorsDtype] : undefined;
+  return typeof dtype === 'string' && Object.prototype.hasOwnProperty.call(ELEMENT_BITS, dtype)
+    ? ELEMENT_BITS[dtype as SafetensorsDtype] : undefined;
+}
+
+/**
+ * Bytes per element of `dtype` (0.5 for F4, 0.75 for F6_E2M3 and F6_E3M2), or undefined when it
+ * is not a safetensors dtype string.
+ */
+export function dtypeSize(dtype: unknown): number | undefined {
+  const bits = dtypeBits(dtype);
+  return bits === undefined ? undefined : bits / 8;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,20 +188,21 @@ function checkBytes(bytes: unknown, name: string): asserts bytes is Uint8Array {
 /** N from the first 8 bytes, checked against the limit and the file length (the first three rules). */
 function headerLengthField(prefix: Uint8Array, fileLength: number): number {
   if (fileLength < 8) fail('FILE_TOO_SHORT', `the file has ${fileLength} bytes; a safetensors file starts with an 8-byte header length`);
-  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
-  // Two 32-bit halves instead of getBigUint64: exact for every value we accept, no BigInt needed.
-  const lo = view.getUint32(0, true), hi = view.getUint32(4, true);
-  if (hi !== 0 || lo > MAX_HEADER_LENGTH) {
-    const n = hi * 2 ** 32 + lo; // may round above 2^53; only for the message
-    fail('HEADER_TOO_LARGE', `the header length field says ${n} bytes; at most ${MAX_HEADER_LENGTH} are allowed`);
+  const field = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (field > BigInt(MAX_HEADER_LENGTH)) {
+    fail('HEADER_TOO_LARGE', `the header length field says ${field} bytes; at most ${MAX_HEADER_LENGTH} are allowed`);
   }
-  if (8 + lo > fileLength) {
-    fail('HEADER_OUT_OF_BOUNDS', `the header length field says ${lo} bytes but only ${fileLength - 8} follow it: the file is truncated or not safetensors`);
+  const n = Number(field);
+  if (8 + n > fileLength) {
+    fail('HEADER_OUT_OF_BOUNDS', `the header length field says ${n} bytes but only ${fileLength - 8} follow it: the file is truncated or not safetensors`);
   }
-  return lo;
+  return n;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A tensor entry as checked, before tiling: offsets may still be bigints (beyond 2^53 − 1). */
+interface CheckedEntry { name: string; dtype: SafetensorsDtype; shape: U64[]; begin: U64; end: U64 }
 
 /** `prefix` holds at least the first 8 + N bytes of a file of `fileLength` bytes. */
 function parseHeader(prefix: Uint8Array, fileLength: number): SafetensorsHeader {
@@ -201,35 +217,49 @@ function parseHeader(prefix: Uint8Array, fileLength: number): SafetensorsHeader 
   } catch {
     fail('HEADER_NOT_UTF8', `the ${n}-byte header is not valid UTF-8`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    fail('HEADER_NOT_JSON', `the ${n}-byte header is not valid JSON (${clip(String((e as Error)?.message), 160)})`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    fail('HEADER_NOT_OBJECT', `the header must be a JSON object, got ${describe(json)}`);
-  }
-  checkDuplicateKeys(text);
-
   let metadata: Record<string, string> = {};
-  const tensors: SafetensorsTensorInfo[] = [];
-  const header = json as Record<string, unknown>;
-  for (const name of Object.keys(header)) {
-    const entry = header[name];
-    if (name === '__metadata__') {
-      metadata = checkMetadata(entry);
-      continue;
+  let sawMetadata = false;
+  const entries: CheckedEntry[] = [];
+  // Repeated names are refused, a deliberate difference from the reference reader (its map keeps
+  // the last): a name that means two things is read differently by readers that keep the first,
+  // and a checker could be shown one tensor while a loader gets the other.
+  const names = new Set<string>();
+  // Members are checked as they are parsed, but the first failure is thrown only once the whole
+  // header has parsed: invalid JSON anywhere is reported as such, before any rule about tensors.
+  let firstFailure: unknown;
+  const onMember = (name: string, value: JsonValue) => {
+    if (firstFailure !== undefined) return;
+    try {
+      if (name === '__metadata__') {
+        if (sawMetadata) fail('BAD_METADATA', '__metadata__ appears twice in the header');
+        sawMetadata = true;
+        metadata = checkMetadata(value);
+        return;
+      }
+      if (names.has(name)) fail('DUPLICATE_TENSOR', `tensor ${quote(name)} appears twice in the header`);
+      names.add(name);
+      entries.push(checkEntry(name, value));
+    } catch (e) {
+      firstFailure = e;
     }
-    tensors.push(checkEntry(name, entry));
-  }
+  };
+  // Our own scanner, not JSON.parse: it accepts exactly what serde_json accepts (see strict-json.ts)
+  // and keeps 2 apart from 2.0 and exact u64 values.
+  const json = parseStrictJson(text, (what, at) => fail('HEADER_NOT_JSON', `the ${n}-byte header is not valid JSON: ${what} at character ${at}`), onMember);
+  if (!(json instanceof JsonObject)) fail('HEADER_NOT_OBJECT', `the header must be a JSON object, got ${show(json)}`);
+  if (firstFailure !== undefined) throw firstFailure;
 
   // Sorted by (begin, end) the tensors must cover [0, bufferEnd) exactly once: no gaps (bytes that
   // belong to nothing) and no overlaps (bytes aliased by two tensors). Empty tensors sort before a
   // tensor starting at the same offset, so they may sit at any boundary but not inside a tensor.
-  tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let bufferEnd = 0;
-  for (const t of tensors) {
+  // Offsets are canonical U64s (number up to 2^53 − 1, else bigint): < and === compare them exactly.
+  const byOffsets = (a: CheckedEntry, b: CheckedEntry) => a.begin < b.begin ? -1 : a.begin > b.begin ? 1 : a.end < b.end ? -1 : a.end > b.end ? 1 : 0;
+  // Writers usually list tensors in file order: sort only when they are not (the sort is stable).
+  let sorted = true;
+  for (let i = 1; i < entries.length && sorted; i++) sorted = byOffsets(entries[i - 1]!, entries[i]!) <= 0;
+  if (!sorted) entries.sort(byOffsets);
+  let bufferEnd: U64 = 0;
+  for (const t of entries) {
     if (t.begin !== bufferEnd) {
       const what = t.begin > bufferEnd ? `a gap: bytes [${bufferEnd}, ${t.begin}) belong to no tensor` : `an overlap with the previous tensor, which ends at ${bufferEnd}`;
       fail('OFFSETS_NOT_TILED', `tensor ${quote(t.name)} starts at ${t.begin}: ${what}`);
@@ -242,103 +272,145 @@ function parseHeader(prefix: Uint8Array, fileLength: number): SafetensorsHeader 
     fail('HEADER_OUT_OF_BOUNDS', `the tensors need ${bufferEnd} bytes of data but only ${available} follow the header: the file is truncated`);
   }
   if (bufferEnd < available) {
-    fail('TRAILING_BYTES', `the tensors end at data byte ${bufferEnd} but ${available - bufferEnd} more bytes follow`);
+    fail('TRAILING_BYTES', `the tensors end at data byte ${bufferEnd} but ${available - (bufferEnd as number)} more bytes follow`);
   }
-  return { headerLength: n, dataOffset: 8 + n, metadata, tensors };
+  // Every offset is now at most the file length: a number. A dimension beyond 2^53 − 1 can only
+  // be in an empty tensor (a 0 elsewhere in its shape): it becomes the nearest double.
+  for (const t of entries) if (t.shape.some((d) => typeof d === 'bigint')) t.shape = t.shape.map(Number);
+  return { headerLength: n, dataOffset: 8 + n, metadata, tensors: entries as SafetensorsTensorInfo[] };
 }
 
-function checkMetadata(value: unknown): Record<string, string> {
+function checkMetadata(value: JsonValue): Record<string, string> {
   // The reference reader types it Option<map>: null means absent.
   if (value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) fail('BAD_METADATA', `__metadata__ must be an object of string values, got ${describe(value)}`);
-  const entries = Object.entries(value as Record<string, unknown>);
-  for (const [key, v] of entries) {
-    if (typeof v !== 'string') fail('BAD_METADATA', `__metadata__[${quote(key)}] must be a string, got ${describe(v)}`);
+  if (!(value instanceof JsonObject)) fail('BAD_METADATA', `__metadata__ must be an object of string values, got ${show(value)}`);
+  // Repeated keys are refused (the reference keeps the last), for the reason repeated tensor names are.
+  const seen = new Set<string>();
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i < value.keys.length; i++) {
+    const key = value.keys[i]!, v = value.values[i]!;
+    if (typeof v !== 'string') fail('BAD_METADATA', `__metadata__[${quote(key)}] must be a string, got ${show(v)}`);
+    if (seen.has(key)) fail('BAD_METADATA', `__metadata__ has the key ${quote(key)} twice`);
+    seen.add(key);
+    pairs.push([key, v]);
   }
   // fromEntries defines own properties: a key "__proto__" stays data, never a prototype.
-  return Object.fromEntries(entries) as Record<string, string>;
+  return Object.fromEntries(pairs) as Record<string, string>;
 }
 
-function checkEntry(name: string, entry: unknown): SafetensorsTensorInfo {
-  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
-    fail('BAD_ENTRY', `tensor ${quote(name)} must be an object { dtype, shape, data_offsets }, got ${describe(entry)}`);
+function checkEntry(name: string, entry: JsonValue): CheckedEntry {
+  let dtypeValue: JsonValue | undefined, shape: JsonValue | undefined, offsets: JsonValue | undefined;
+  if (entry instanceof JsonObject) {
+    // Unknown extra fields are ignored, as the reference reader does; a field named twice is not.
+    let seen = 0; // bit 0: dtype, 1: shape, 2: data_offsets
+    for (let i = 0; i < entry.keys.length; i++) {
+      const key = entry.keys[i]!;
+      const bit = key === 'dtype' ? 1 : key === 'shape' ? 2 : key === 'data_offsets' ? 4 : 0;
+      if (bit === 0) continue;
+      if ((seen & bit) !== 0) fail('BAD_ENTRY', `tensor ${quote(name)} has the field ${quote(key)} twice`);
+      seen |= bit;
+      if (bit === 1) dtypeValue = entry.values[i];
+      else if (bit === 2) shape = entry.values[i];
+      else offsets = entry.values[i];
+    }
+  } else if (Array.isArray(entry) && entry.length === 3) {
+    // serde's sequence form of a struct, which the reference reader accepts: [dtype, shape, data_offsets].
+    [dtypeValue, shape, offsets] = entry;
+  } else {
+    fail('BAD_ENTRY', `tensor ${quote(name)} must be an object { dtype, shape, data_offsets } (or an array of those three), got ${show(entry)}`);
   }
-  // Unknown extra fields are ignored, as the reference reader does.
-  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
-  const size = dtypeSize(dtype);
-  if (size === undefined) {
-    fail('UNKNOWN_DTYPE', `tensor ${quote(name)} has dtype ${dtype === undefined ? '(missing)' : describe(dtype)}; known: ${Object.keys(ELEMENT_SIZE).join(' ')}`);
+  const dtype = dtypeOf(dtypeValue);
+  if (dtype === undefined) {
+    fail('UNKNOWN_DTYPE', `tensor ${quote(name)} has dtype ${show(dtypeValue)}; known: ${Object.keys(ELEMENT_BITS).join(' ')}`);
   }
-  if (!Array.isArray(shape) || !shape.every(isCount)) {
-    fail('BAD_SHAPE', `tensor ${quote(name)}: shape must be an array of non-negative integers, got ${shape === undefined ? '(missing)' : describe(shape)}`);
+  // Dimensions and offsets are u64 integers: not 2.0, 2e0, -0 or -1 (the reference's usize fields
+  // refuse what serde_json reads as a float or a signed integer).
+  if (!Array.isArray(shape) || !shape.every(isU64)) {
+    fail('BAD_SHAPE', `tensor ${quote(name)}: shape must be an array of integers in [0, 2^64) written without a sign, fraction or exponent, got ${show(shape)}`);
   }
-  // Multiply in order and stop at 2^53, as the reference's checked multiplication does: every
-  // product that passes is exact, so byte counts below are exact too.
-  let byteCount = size;
-  for (const d of shape as number[]) {
-    byteCount *= d;
-    if (byteCount > Number.MAX_SAFE_INTEGER) fail('BAD_SHAPE', `tensor ${quote(name)}: shape [${shape.join(', ')}] × ${size} bytes overflows 2^53`);
+  const byteCount = byteCountOf(shape as U64[], ELEMENT_BITS[dtype]);
+  if (byteCount === 'overflow') fail('BAD_SHAPE', `tensor ${quote(name)}: shape [${shape.join(', ')}] × ${ELEMENT_BITS[dtype]} bits overflows 2^64`);
+  if (byteCount === 'misaligned') fail('BAD_SHAPE', `tensor ${quote(name)}: ${dtype} [${shape.join(', ')}] is not a whole number of bytes (${ELEMENT_BITS[dtype]} bits per element)`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !isU64(offsets[0]) || !isU64(offsets[1]) || offsets[0] > offsets[1]) {
+    fail('BAD_OFFSETS', `tensor ${quote(name)}: data_offsets must be [begin, end], integers in [0, 2^64) with begin ≤ end, written without a sign, fraction or exponent, got ${show(offsets)}`);
   }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !isCount(offsets[0]) || !isCount(offsets[1]) || offsets[0] > offsets[1]) {
-    fail('BAD_OFFSETS', `tensor ${quote(name)}: data_offsets must be [begin, end] with 0 ≤ begin ≤ end integers, got ${offsets === undefined ? '(missing)' : describe(offsets)}${Array.isArray(offsets) ? ' ' + clip(JSON.stringify(offsets), 80) : ''}`);
+  const begin = offsets[0] as U64, end = offsets[1] as U64;
+  const span = typeof begin === 'number' && typeof end === 'number' ? end - begin : canonical(BigInt(end) - BigInt(begin));
+  if (span !== byteCount) {
+    fail('BYTE_COUNT_MISMATCH', `tensor ${quote(name)}: ${dtype} [${shape.join(', ')}] needs ${byteCount} bytes but data_offsets [${begin}, ${end}) span ${span}`);
   }
-  const begin = (offsets[0] as number) + 0, end = (offsets[1] as number) + 0; // + 0 turns -0 into 0
-  if (end - begin !== byteCount) {
-    fail('BYTE_COUNT_MISMATCH', `tensor ${quote(name)}: ${dtype} [${shape.join(', ')}] needs ${byteCount} bytes but data_offsets [${begin}, ${end}) span ${end - begin}`);
-  }
-  return { name, dtype: dtype as SafetensorsDtype, shape: (shape as number[]).map((d) => d + 0), begin, end };
+  return { name, dtype, shape: shape as U64[], begin, end }; // the fields of SafetensorsTensorInfo, in its order
 }
 
-function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** The dtype named by a header value: a string, or serde's one-key map form of an enum variant, {"F32": null}. */
+function dtypeOf(value: JsonValue | undefined): SafetensorsDtype | undefined {
+  if (typeof value === 'string') return dtypeBits(value) === undefined ? undefined : value as SafetensorsDtype;
+  if (value instanceof JsonObject && value.keys.length === 1 && value.values[0] === null) return dtypeOf(value.keys[0]);
+  return undefined;
+}
+
+function isU64(value: JsonValue | undefined): value is U64 {
+  return typeof value === 'number' || typeof value === 'bigint';
+}
+
+const U64_MAX = 2n ** 64n - 1n;
+
+/** A bigint in [0, 2^64) as a canonical U64: a number when it is at most 2^53 − 1. */
+function canonical(value: bigint): U64 {
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
 }
 
 /**
- * JSON.parse keeps the last of repeated keys, which would let a header name one tensor twice
- * (and hide it when both copies have the same offsets). This scan over the already-validated
- * JSON text finds repeated keys at the top level and inside each entry.
+ * numel × bits / 8 with the reference's checked u64 arithmetic: the product of the dimensions in
+ * order (an intermediate product beyond 2^64 − 1 overflows even if a later dimension is 0), times
+ * the bits per element, which must be a whole number of bytes.
  */
-function checkDuplicateKeys(text: string): void {
-  const stack: Array<Set<string> | null> = []; // one per open container; null for arrays
-  let topKey = '';
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x7b /* { */) stack.push(stack.length < 2 ? new Set() : null); // deeper levels are never valid entries
-    else if (c === 0x5b /* [ */) stack.push(null);
-    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop();
-    else if (c === 0x22 /* " */) {
-      let j = i + 1;
-      let escaped = false;
-      for (;;) { // the text is valid JSON, so the string ends
-        const d = text.charCodeAt(j);
-        if (d === 0x22) break;
-        if (d === 0x5c) { escaped = true; j += 2; } else j++;
-      }
-      const keys = stack[stack.length - 1];
-      if (keys) {
-        let k = j + 1;
-        while (k < text.length && (text.charCodeAt(k) === 0x20 || text.charCodeAt(k) === 0x0a || text.charCodeAt(k) === 0x0d || text.charCodeAt(k) === 0x09)) k++;
-        if (text.charCodeAt(k) === 0x3a /* : */) {
-          const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
-          if (stack.length === 1) topKey = key;
-          if (keys.has(key)) {
-            if (stack.length === 1) {
-              if (key === '__metadata__') fail('BAD_METADATA', '__metadata__ appears twice in the header');
-              fail('DUPLICATE_TENSOR', `tensor ${quote(key)} appears twice in the header`);
-            }
-            if (topKey === '__metadata__') fail('BAD_METADATA', `__metadata__ has the key ${quote(key)} twice`);
-            fail('BAD_ENTRY', `tensor ${quote(topKey)} has the field ${quote(key)} twice`);
-          }
-          keys.add(key);
-        }
-      }
-      i = j;
-    }
+function byteCountOf(shape: readonly U64[], bits: number): U64 | 'overflow' | 'misaligned' {
+  let numel = 1;
+  let exact = true;
+  for (const d of shape) {
+    if (typeof d !== 'number') { exact = false; break; }
+    numel *= d;
+    if (numel > Number.MAX_SAFE_INTEGER) { exact = false; break; }
   }
+  if (exact && numel * bits <= Number.MAX_SAFE_INTEGER) {
+    const nbits = numel * bits;
+    return nbits % 8 === 0 ? nbits / 8 : 'misaligned';
+  }
+  let big = 1n;
+  for (const d of shape) {
+    big *= BigInt(d);
+    if (big > U64_MAX) return 'overflow';
+  }
+  const nbits = big * BigInt(bits);
+  if (nbits > U64_MAX) return 'overflow';
+  return nbits % 8n === 0n ? canonical(nbits / 8n) : 'misaligned';
+}
+
+/**
+ * A header value for a message, bounded in length and depth (never JSON.stringify of what the
+ * file holds: that recurses as deep as the file nests, and fails on bigints).
+ */
+function show(value: JsonValue | undefined): string {
+  const sketch = (v: JsonValue, depth: number): string => {
+    if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint') return String(v);
+    if (typeof v === 'string') return quote(v);
+    if (v instanceof JsonNumber) return clip(v.text, 40);
+    if (Array.isArray(v)) {
+      if (depth >= 2) return v.length === 0 ? '[]' : '[…]';
+      return `[${v.slice(0, 4).map((x) => sketch(x, depth + 1)).join(', ')}${v.length > 4 ? ', …' : ''}]`;
+    }
+    if (depth >= 2) return v.keys.length === 0 ? '{}' : '{…}';
+    return `{${v.keys.slice(0, 3).map((k, i) => `${quote(k)}: ${sketch(v.values[i]!, depth + 1)}`).join(', ')}${v.keys.length > 3 ? ', …' : ''}}`;
+  };
+  if (value === undefined) return '(missing)';
+  const kind = value === null ? '' : Array.isArray(value) ? 'an array ' : value instanceof JsonObject ? 'an object '
+    : typeof value === 'string' ? 'a string ' : typeof value === 'boolean' ? 'a boolean ' : 'a number ';
+  return kind + clip(sketch(value, 0), 160);
 }
 
 function quote(name: string): string {
-  return clip(JSON.stringify(name), 80);
+  return JSON.stringify(clip(name, 80));
 }
 
 function clip(s: string, max: number): string {
@@ -529,6 +601,12 @@ export function encodeSafetensorsHeader(tensors: readonly Omit<SafetensorsTensor
   return buildHeader(tensors, metadata, false);
 }
 
+/** Whether `s` holds a UTF-16 surrogate without its pair: it has no UTF-8 form, and the escaped
+ * form JSON.stringify would write (\ud800) is refused by the reference reader and by ours. */
+function hasLoneSurrogate(s: string): boolean {
+  return /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
 function buildHeader(tensors: readonly Partial<SafetensorsTensorInput>[], metadata: Record<string, string> | undefined, withData: boolean): { header: Uint8Array<ArrayBuffer>; dataLength: number } {
   if (!Array.isArray(tensors)) {
     throw new MergeKernelsError('INVALID_TYPE', `tensors: expected an array of { name, dtype, shape${withData ? ', data' : ''} }, got ${describe(tensors)}`, 'tensors');
@@ -545,6 +623,9 @@ function buildHeader(tensors: readonly Partial<SafetensorsTensorInput>[], metada
       if (typeof value !== 'string') {
         throw new MergeKernelsError('INVALID_TYPE', `metadata[${quote(key)}]: expected a string, got ${describe(value)}`, 'metadata');
       }
+      if (hasLoneSurrogate(key) || hasLoneSurrogate(value)) {
+        throw new MergeKernelsError('INVALID_OPTION', `metadata[${quote(key)}]: the ${hasLoneSurrogate(key) ? 'key' : 'value'} holds a lone surrogate, which no valid header can encode`, 'metadata');
+      }
       fields.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
     }
     parts.push(`"__metadata__":{${fields.join(',')}}`);
@@ -560,28 +641,32 @@ function buildHeader(tensors: readonly Partial<SafetensorsTensorInput>[], metada
     const { name, dtype, shape, data } = t;
     if (typeof name !== 'string') throw new MergeKernelsError('INVALID_TYPE', `${arg}.name: expected a string, got ${describe(name)}`, arg);
     if (name === '__metadata__') throw new MergeKernelsError('INVALID_OPTION', `${arg}: the name "__metadata__" is reserved for the metadata`, arg);
+    if (hasLoneSurrogate(name)) throw new MergeKernelsError('INVALID_OPTION', `${arg}: the name ${quote(name)} holds a lone surrogate, which no valid header can encode`, arg);
     if (names.has(name)) throw new MergeKernelsError('INVALID_OPTION', `${arg}: tensor ${quote(name)} appears twice`, arg);
     names.add(name);
-    const size = dtypeSize(dtype);
-    if (size === undefined) throw new MergeKernelsError('INVALID_OPTION', `tensor ${quote(name)}: unknown dtype ${describe(dtype)}; known: ${Object.keys(ELEMENT_SIZE).join(' ')}`, arg);
+    const bits = dtypeBits(dtype);
+    if (bits === undefined) throw new MergeKernelsError('INVALID_OPTION', `tensor ${quote(name)}: unknown dtype ${describe(dtype)}; known: ${Object.keys(ELEMENT_BITS).join(' ')}`, arg);
     if (withData && !(data instanceof Uint8Array)) throw new MergeKernelsError('INVALID_TYPE', `tensor ${quote(name)}: data must be a Uint8Array, got ${describe(data)}`, arg);
-    if (!Array.isArray(shape) || !shape.every(isCount)) {
-      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: shape must be an array of non-negative integers, got ${describe(shape)}`, arg);
+    // Dimensions are u64 integers, as the reader's; those beyond 2^53 − 1 (only possible in an
+    // empty tensor) are written as the exact integer of the double given.
+    if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0 && d < 2 ** 64)) {
+      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: shape must be an array of non-negative integers below 2^64, got ${describe(shape)}`, arg);
     }
-    let byteCount = size;
-    for (const d of shape) {
-      byteCount *= d;
-      // The same limit as the reader's, so everything written here can be read back.
-      if (byteCount > Number.MAX_SAFE_INTEGER) throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: shape [${shape.join(', ')}] × ${size} bytes overflows 2^53`, arg);
+    const dims = (shape as number[]).map((d) => d <= Number.MAX_SAFE_INTEGER ? d + 0 : BigInt(d)); // + 0 turns -0 into 0
+    const byteCount = byteCountOf(dims, bits);
+    // The reader's rules, so everything written here can be read back.
+    if (byteCount === 'overflow') throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: shape [${dims.join(', ')}] × ${bits} bits overflows 2^64`, arg);
+    if (byteCount === 'misaligned') throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: ${dtype} [${dims.join(', ')}] is not a whole number of bytes (${bits} bits per element)`, arg);
+    if (typeof byteCount !== 'number' || offset + byteCount > Number.MAX_SAFE_INTEGER) {
+      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: ${dtype} [${dims.join(', ')}] would end the data at byte ${BigInt(offset) + BigInt(byteCount)}, beyond 2^53`, arg);
     }
     if (withData && byteCount !== data!.length) {
-      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: ${dtype} [${shape.join(', ')}] needs ${byteCount} bytes but data has ${data!.length}`, arg);
+      throw new MergeKernelsError('INVALID_SHAPE', `tensor ${quote(name)}: ${dtype} [${dims.join(', ')}] needs ${byteCount} bytes but data has ${data!.length}`, arg);
     }
-    const shapeText = (shape as number[]).map((d) => d + 0).join(',');
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${shapeText}],"data_offsets":[${offset},${offset + byteCount}]}`);
+    parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${dims.join(',')}],"data_offsets":[${offset},${offset + byteCount}]}`);
     offset += byteCount;
   }
-  // JSON.stringify escapes lone surrogates, so the header is always valid UTF-8.
+  // No lone surrogates (refused above), so JSON.stringify escapes nothing the reader refuses.
   const header = utf8Encoder.encode(`{${parts.join(',')}}`);
   const n = Math.ceil(header.length / 8) * 8;
   if (n > MAX_HEADER_LENGTH) {

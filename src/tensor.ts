@@ -55,3 +55,26 @@ export function checkFinite(name: string, data: Float32Array): void {
     }
   }
 }
+
+/** An output tensor given by the caller: a Float32Array tensor of exactly `shape`; returns its data. */
+export function checkOutput(name: string, value: unknown, shape: readonly number[]): Float32Array {
+  const t = checkTensor(name, value, [shape.length]);
+  if (t.shape.some((d, i) => d !== shape[i])) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected an output of shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
+  }
+  return t.data;
+}
+
+/** `checkOutput`, and the output shares no memory with any of `inputs`. */
+export function checkOut(name: string, value: unknown, shape: readonly number[], inputs: readonly ArrayBufferView[]): Float32Array {
+  const data = checkOutput(name, value, shape);
+  if (inputs.some((i) => overlaps(data, i))) {
+    throw new MergeKernelsError('INVALID_OPTION', `${name}: must not share memory with the inputs`, name);
+  }
+  return data;
+}
+
+/** Whether two typed arrays share any byte of memory. */
+export function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}

@@ -3,7 +3,7 @@
 // backend; ranking, merge and unmerge follow the reference in src/reference/bipartite-soft-matching.ts.
 import { MergeKernelsError } from './errors.ts';
 import * as ref from './reference/bipartite-soft-matching.ts';
-import { checkTensor, type Tensor } from './tensor.ts';
+import { checkOut, checkTensor, type Tensor } from './tensor.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 
 export type MergeMode = ref.MergeMode;
@@ -69,16 +69,25 @@ export class TokenMergePlan implements ref.MergePlan {
   }
 
   /** `x [B, N, D]` → `[B, N - r, D]`: kept A tokens, then all B tokens with their sources reduced in. */
-  merge(x: Tensor, options: { mode?: MergeMode } = {}): Tensor {
+  merge(x: Tensor, options: { mode?: MergeMode } = {}, out?: Tensor): Tensor {
     const mode = checkMode(options);
     const [d] = this.checkTokens('x', x, this.tokens);
-    return { data: ref.mergeTokens(this, x.data, d, mode), shape: [this.batch, this.tokens - this.r, d] };
+    const shape = [this.batch, this.tokens - this.r, d];
+    if (out === undefined) return { data: ref.mergeTokens(this, x.data, d, mode), shape };
+    ref.mergeTokens(this, x.data, d, mode, checkOut('out', out, shape, [x.data]));
+    return out;
   }
 
-  /** `y [B, N - r, D]` → `[B, N, D]`: every source position gets the row of the token it merged into. */
-  unmerge(y: Tensor): Tensor {
+  /**
+   * `y [B, N - r, D]` → `[B, N, D]`: every source position gets the row of the token it merged into.
+   * `out` (merge's too): a tensor of the result's shape to write into and return, not sharing memory with the input.
+   */
+  unmerge(y: Tensor, out?: Tensor): Tensor {
     const [d] = this.checkTokens('y', y, this.tokens - this.r);
-    return { data: ref.unmergeTokens(this, y.data, d), shape: [this.batch, this.tokens, d] };
+    const shape = [this.batch, this.tokens, d];
+    if (out === undefined) return { data: ref.unmergeTokens(this, y.data, d), shape };
+    ref.unmergeTokens(this, y.data, d, checkOut('out', out, shape, [y.data]));
+    return out;
   }
 
   /** @internal checks a [B, n, D] tensor against the plan; returns [D]. */

@@ -17,6 +17,8 @@ import modelMerging from './suites/model-merging.ts';
 import modelMergingReference from './suites/model-merging-reference.ts';
 import mergePrimitivesGpu from './suites/merge-primitives-gpu.ts';
 import options from './suites/options.ts';
+import outputs from './suites/outputs.ts';
+import deviceTensors from './suites/device-tensors.ts';
 import tokenMergingProperties from './suites/token-merging-properties.ts';
 import oracles from './suites/oracles.ts';
 
@@ -51,7 +53,7 @@ export const HOST_CODE: ReadonlySet<string> = new Set(['merge', 'unmerge', 'merg
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties,
+  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,

@@ -74,8 +74,11 @@ export function parseMergeConfig(source: string | object): MergeConfig {
     const doc = parseDocument(source, { lineCounter: lines, uniqueKeys: true });
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      const at = e.linePos ? ` at line ${e.linePos[0].line}` : '';
-      configError(`config: not valid YAML${at}: ${e.message.split('\n')[0]}`, 'config', e);
+      // The yaml package's first line ends "at line L, column C:" before a code excerpt; the
+      // position goes last, in the form the other config errors use.
+      const what = e.message.split('\n')[0]!.replace(/\s*at line \d+, column \d+:?\s*$/, '');
+      const at = e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
+      configError(`config: not valid YAML: ${what}${at}`, 'config', e);
     }
     return checkConfig(doc.contents, (node) => {
       const offset = (node as { range?: [number, number, number] } | null)?.range?.[0];

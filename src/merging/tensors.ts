@@ -3,7 +3,7 @@
 // chunk driver as the file runner) or the fused primitives on the context's backend.
 import type { Backend } from '../backends.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
-import { checkFinite, checkTensor, numel, type Tensor } from '../tensor.ts';
+import { checkFinite, checkOut, checkTensor, numel, type Tensor } from '../tensor.ts';
 import { integer, oneOf, options } from '../validate.ts';
 import type { DisjointMergeRule, TrimConvention, ZeroSignRule } from '../reference/model-merging.ts';
 import { chunksOf, mergeTensor } from './driver.ts';
@@ -79,14 +79,15 @@ export async function mergeTensors(backend: Backend, method: unknown, opts: Merg
 }
 
 /** TIES' trim of one tensor: its top-`density` fraction by magnitude, the rest 0 (see TrimConvention). */
-export async function trimTopK(backend: Backend, x: Tensor, opts: { density: number; convention?: TrimConvention }): Promise<Tensor> {
+export async function trimTopK(backend: Backend, x: Tensor, opts: { density: number; convention?: TrimConvention }, into?: Tensor): Promise<Tensor> {
   const t = checkTensor('x', x, ANY_RANK);
+  const target = into === undefined ? undefined : checkOut('out', into, t.shape, [t.data]);
   const o = options('options', opts, ['density', 'convention'], true);
   const density = o.density;
   if (typeof density !== 'number' || !(density >= 0 && density <= 1)) {
     throw new MergeKernelsError('INVALID_OPTION', `density: expected a number in [0, 1], got ${describe(density)}`, 'density');
   }
-  const convention = oneOf('convention', o.convention, ['paper', 'mergekit'] as const, 'paper');
+  const convention = oneOf('convention', o.convention, ['paper', 'mergekit'] as const, 'mergekit');
   checkFinite('x', t.data);
   const plan = trimPlan(t.data.length, density, convention);
   const trims = new TrimSet(backend, [plan.kind === 'select'], [{ vector: 0, plan }]);
@@ -95,9 +96,9 @@ export async function trimTopK(backend: Backend, x: Tensor, opts: { density: num
     await trims.observe1(0, t.data);
   }
   const { thr, budget } = trimArrays(trims.trims());
-  const out = new Float32Array(t.data.length);
+  const out = target ?? new Float32Array(t.data.length);
   await backend.tiesMerge([t.data], new Float32Array([1]), thr, budget, undefined, out, { vote: 'none', zeroSign: 1, merge: 'sum', lambda: 1, output: 'merged' });
-  return { data: out, shape: [...t.shape] };
+  return into ?? { data: out, shape: [...t.shape] };
 }
 
 interface SignOptions {
@@ -109,7 +110,7 @@ interface SignOptions {
 function signOptions(deltas: Tensor[], opts: unknown, keys: string[], methods: readonly ('sum' | 'count' | 'none')[]): SignOptions & Record<string, unknown> {
   const o = options('options', opts, keys);
   const method = oneOf('method', o.method, methods, 'sum');
-  const zeroSign = oneOf('zeroSign', o.zeroSign, ['paper', 'mergekit'] as const, 'paper');
+  const zeroSign = oneOf('zeroSign', o.zeroSign, ['paper', 'mergekit'] as const, 'mergekit');
   let weights = new Float32Array(deltas.length).fill(1);
   if (o.weights !== undefined) {
     const w = o.weights;
@@ -123,11 +124,11 @@ function signOptions(deltas: Tensor[], opts: unknown, keys: string[], methods: r
 }
 
 /** The elected signs under `zero`: for 'paper', the majority of the signs of the non-zero totals decides. */
-async function elect(backend: Backend, deltas: Float32Array[], o: SignOptions): Promise<{ signs: Float32Array; zeroSign: 1 | -1 }> {
+async function elect(backend: Backend, deltas: Float32Array[], o: SignOptions, into?: Float32Array): Promise<{ signs: Float32Array; zeroSign: 1 | -1 }> {
   const T = deltas.length;
   const n = deltas[0]!.length;
   const run = async (zeroSign: 1 | -1) => {
-    const out = new Float32Array(n);
+    const out = zeroSign === 1 && into ? into : new Float32Array(n);
     await backend.tiesMerge(deltas, o.weights, new Int32Array(T).fill(-1), new Float64Array(T), undefined, out, { vote: o.method as 'sum' | 'count', zeroSign, merge: 'sum', lambda: 1, output: 'sign', counts: false });
     return out;
   };
@@ -137,26 +138,30 @@ async function elect(backend: Backend, deltas: Float32Array[], o: SignOptions): 
   // Where the two runs differ the total was 0; elsewhere both hold the sign of the total.
   let majority = 0;
   for (let i = 0; i < n; i++) if (plus[i] === minus[i]) majority += plus[i]!;
-  return majority > 0 ? { signs: plus, zeroSign: 1 } : { signs: minus, zeroSign: -1 };
+  if (majority > 0) return { signs: plus, zeroSign: 1 };
+  if (into) into.set(minus);
+  return { signs: into ?? minus, zeroSign: -1 };
 }
 
 /** TIES' sign election per entry over task vectors (±1; see reference electSign for the zero rules). */
-export async function electSign(backend: Backend, deltas: unknown, opts?: unknown): Promise<Tensor> {
+export async function electSign(backend: Backend, deltas: unknown, opts?: unknown, into?: Tensor): Promise<Tensor> {
   const list = tensorList('deltas', deltas);
   const o = signOptions(list, opts, ['method', 'zeroSign', 'weights'], ['sum', 'count']);
-  const { signs } = await elect(backend, list.map((d) => d.data), o);
-  return { data: signs, shape: [...list[0]!.shape] };
+  const target = into === undefined ? undefined : checkOut('out', into, list[0]!.shape, list.map((d) => d.data));
+  const { signs } = await elect(backend, list.map((d) => d.data), o, target);
+  return into ?? { data: signs, shape: [...list[0]!.shape] };
 }
 
 /** TIES' disjoint merge of task vectors: combines the entries agreeing with the elected sign (method 'none': every entry). */
-export async function disjointMerge(backend: Backend, deltas: unknown, opts?: unknown): Promise<Tensor> {
+export async function disjointMerge(backend: Backend, deltas: unknown, opts?: unknown, into?: Tensor): Promise<Tensor> {
   const list = tensorList('deltas', deltas);
+  const target = into === undefined ? undefined : checkOut('out', into, list[0]!.shape, list.map((d) => d.data));
   const o = signOptions(list, opts, ['method', 'merge', 'zeroSign', 'weights'], ['sum', 'count', 'none']);
   const merge = oneOf<DisjointMergeRule>('merge', o.merge, ['mean', 'normalize', 'sum', 'max'], 'mean');
   const data = list.map((d) => d.data);
   const T = data.length;
   const zeroSign = o.method === 'none' ? 1 : (await elect(backend, data, o)).zeroSign;
-  const out = new Float32Array(data[0]!.length);
+  const out = target ?? new Float32Array(data[0]!.length);
   await backend.tiesMerge(data, o.weights, new Int32Array(T).fill(-1), new Float64Array(T), undefined, out, { vote: o.method, zeroSign, merge, lambda: 1, output: 'merged', counts: false });
-  return { data: out, shape: [...list[0]!.shape] };
+  return into ?? { data: out, shape: [...list[0]!.shape] };
 }

@@ -150,13 +150,16 @@ export function bipartiteSoftMatching(
  * 'mean' counts the destination itself: (dst + Σ src) / (1 + k), as scatter_reduce(include_self).
  * With a distillation token the order is [unm[0], dst[0], unm[1:], dst[1:]].
  */
-export function mergeTokens(plan: MergePlan, x: Float32Array, dim: number, mode: MergeMode): Float32Array {
+export function mergeTokens(plan: MergePlan, x: Float32Array, dim: number, mode: MergeMode, into?: Float32Array): Float32Array {
   const { offsets, members } = outputGroups(plan);
-  const out = new Float32Array((offsets.length - 1) * dim);
+  const out = into ?? new Float32Array((offsets.length - 1) * dim);
   const acc = new Float64Array(dim);
   for (let row = 0; row + 1 < offsets.length; row++) {
     const first = offsets[row]!, end = offsets[row + 1]!;
-    if (end === first) continue; // no token lands here (a variant's dropped slot): 0
+    if (end === first) {
+      out.fill(0, row * dim, (row + 1) * dim); // no token lands here (a variant's dropped slot): 0
+      continue;
+    }
     if (end - first === 1) {
       // A token nothing merged into is its own output, in every mode.
       const from = members[first]! * dim;
@@ -180,20 +183,23 @@ export function mergeTokens(plan: MergePlan, x: Float32Array, dim: number, mode:
  * gets the row it went into (a source gets its destination's row). Unlike ToMe's unmerge this is
  * also right with a distillation token (tomesd does the same: positions, not the distill bug).
  */
-export function unmergeTokens(plan: MergePlan, y: Float32Array, dim: number): Float32Array {
-  return ungroupRows(outputRows(plan), plan.batch, plan.tokens, plan.tokens - plan.r, y, dim);
+export function unmergeTokens(plan: MergePlan, y: Float32Array, dim: number, into?: Float32Array): Float32Array {
+  return ungroupRows(outputRows(plan), plan.batch, plan.tokens, plan.tokens - plan.r, y, dim, into);
 }
 
 /**
  * The general unmerge: `y` [batch, m, dim] → [batch, n, dim], token t of item b getting row
  * rowOf[b·n + t] of y, or zeros where that is -1 (a token merge dropped).
  */
-export function ungroupRows(rowOf: Int32Array, batch: number, n: number, m: number, y: Float32Array, dim: number): Float32Array {
-  const out = new Float32Array(batch * n * dim);
+export function ungroupRows(rowOf: Int32Array, batch: number, n: number, m: number, y: Float32Array, dim: number, into?: Float32Array): Float32Array {
+  const out = into ?? new Float32Array(batch * n * dim);
   for (let t = 0; t < batch; t++) {
     for (let tok = 0; tok < n; tok++) {
       const row = rowOf[t * n + tok]!;
-      if (row < 0) continue;
+      if (row < 0) {
+        out.fill(0, (t * n + tok) * dim, (t * n + tok + 1) * dim);
+        continue;
+      }
       const from = (t * m + row) * dim;
       out.set(y.subarray(from, from + dim), (t * n + tok) * dim);
     }
@@ -207,15 +213,21 @@ export function ungroupRows(rowOf: Int32Array, batch: number, n: number, m: numb
  * Returns x' [batch, N - r, dim] and the merged sizes [batch, N - r].
  */
 export function mergeWavg(
-  plan: MergePlan, x: Float32Array, dim: number, size?: Float32Array,
+  plan: MergePlan, x: Float32Array, dim: number, size?: Float32Array, into?: { x: Float32Array; size: Float32Array },
 ): { x: Float32Array; size: Float32Array } {
   const { offsets, members } = outputGroups(plan);
   const rows = offsets.length - 1;
-  const out = new Float32Array(rows * dim), outSize = new Float32Array(rows);
+  // `into`: the caller's output arrays (rows·dim and rows values), reused across calls.
+  const out = into?.x ?? new Float32Array(rows * dim), outSize = into?.size ?? new Float32Array(rows);
   const acc = new Float64Array(dim); // x·size is exact in float64
   for (let row = 0; row < rows; row++) {
     const first = offsets[row]!, end = offsets[row + 1]!;
-    if (end === first) continue; // no token lands here (a variant's dropped slot): 0
+    if (end === first) {
+      // No token lands here (a variant's dropped slot): 0.
+      out.fill(0, row * dim, (row + 1) * dim);
+      outSize[row] = 0;
+      continue;
+    }
     const w1 = size ? size[members[first]!]! : 1;
     if (end - first === 1 && w1 !== 0 && Number.isFinite(w1)) {
       // A lone token: (x·w)/w is exactly x for a finite non-zero float32 w (the product is exact in float64).

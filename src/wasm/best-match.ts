@@ -14,3 +14,19 @@ export function bestMatch(
   rt.exports.bestMatch(pa, pb, scratch, ps, pi, batch, nA, nB, c, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0);
   return { score: rt.take(ps, batch * nA), index: rt.takeI32(pi, batch * nA) };
 }
+
+/** ToMe's even/odd split and best match in one call: the metric is copied in once, the split happens in wasm memory. */
+export function bestMatchEvenOdd(
+  rt: WasmRuntime, metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
+): { score: Float32Array; index: Int32Array } {
+  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
+  rt.reset();
+  const pm = rt.put(metric, 'the metric');
+  const pa = rt.alloc(batch * nA * c * 4, 'the A tokens');
+  const pb = rt.alloc(batch * nB * c * 4, 'the B tokens');
+  const scratch = rt.alloc(16 * nB * 4, 'a block of scores');
+  const ps = rt.alloc(batch * nA * 4, 'best scores');
+  const pi = rt.alloc(batch * nA * 4, 'best indices');
+  rt.exports.bestMatchEvenOdd(pm, pa, pb, scratch, ps, pi, batch, tokens, c, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0);
+  return { score: rt.take(ps, batch * nA), index: rt.takeI32(pi, batch * nA) };
+}

@@ -10,6 +10,7 @@ export interface KernelExports {
   rowDots(a: number, b: number, out: number, m: number, n: number, c: number): void;
   cosineSimilarity(a: number, b: number, out: number, batch: number, m: number, n: number, c: number): void;
   bestMatch(a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, nA: number, nB: number, c: number, maskFirstA: number, maskFirstB: number): void;
+  bestMatchEvenOdd(metric: number, a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, tokens: number, c: number, maskFirstA: number, maskFirstB: number): void;
   absHistogram(x: number, n: number, hist: number, level: number, prefix: number, span: number): void;
   subtractInPlace(x: number, base: number, n: number): void;
   tiesMerge(models: number, T: number, weights: number, thr: number, budget: number, base: number, out: number, n: number,
@@ -29,12 +30,17 @@ export class WasmRuntime {
   readonly exports: KernelExports;
   readonly memory: WebAssembly.Memory;
   private readonly base: number;
+  /** End of the kept blocks (device tensors); each call's arena starts here. */
+  private heapTop: number;
   private top: number;
+  /** Freed kept blocks, by address: reused first-fit, merged with neighbours. */
+  private holes: Array<{ ptr: number; bytes: number }> = [];
 
   private constructor(instance: WebAssembly.Instance, memory: WebAssembly.Memory) {
     this.exports = instance.exports as unknown as KernelExports;
     this.memory = memory;
     this.base = this.exports.heapBase();
+    this.heapTop = this.base;
     this.top = this.base;
   }
 
@@ -51,15 +57,61 @@ export class WasmRuntime {
     return new WasmRuntime(instance, memory);
   }
 
-  /** Frees every allocation (start of each call: kernels do not keep arrays between calls). */
+  /** Frees the arena (start of each call: kernels keep nothing there between calls). */
   reset(): void {
-    this.top = this.base;
+    this.top = this.heapTop;
   }
 
-  /** Reserves `bytes` (16-byte aligned), growing memory as needed; returns the byte offset. */
+  /**
+   * Reserves `bytes` that outlive calls (a device tensor's data) until `release`. Call it before
+   * `reset()` in a wrapper: the arena starts above the kept blocks.
+   */
+  keep(bytes: number, what: string): number {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const i = this.holes.findIndex((h) => h.bytes >= size);
+    if (i >= 0) {
+      const hole = this.holes[i]!;
+      const ptr = hole.ptr;
+      if (hole.bytes === size) this.holes.splice(i, 1);
+      else { hole.ptr += size; hole.bytes -= size; }
+      return ptr;
+    }
+    const ptr = this.heapTop;
+    this.ensure(ptr + size, bytes, what);
+    this.heapTop = ptr + size;
+    this.top = Math.max(this.top, this.heapTop);
+    return ptr;
+  }
+
+  /** Returns a kept block; the top of the kept region shrinks when the last block goes. */
+  release(ptr: number, bytes: number): void {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    this.holes.push({ ptr, bytes: size });
+    this.holes.sort((a, b) => a.ptr - b.ptr);
+    const merged: Array<{ ptr: number; bytes: number }> = [];
+    for (const h of this.holes) {
+      const last = merged[merged.length - 1];
+      if (last && last.ptr + last.bytes === h.ptr) last.bytes += h.bytes;
+      else merged.push({ ...h });
+    }
+    const last = merged[merged.length - 1];
+    if (last && last.ptr + last.bytes === this.heapTop) {
+      this.heapTop = last.ptr;
+      merged.pop();
+    }
+    this.holes = merged;
+  }
+
+  /** Reserves `bytes` (16-byte aligned) in this call's arena, growing memory as needed; returns the byte offset. */
   alloc(bytes: number, what: string): number {
     const ptr = this.top;
     const end = ptr + Math.ceil(bytes / 16) * 16;
+    this.ensure(end, bytes, what);
+    this.top = end;
+    return ptr;
+  }
+
+  private ensure(end: number, bytes: number, what: string): void {
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE);
@@ -70,8 +122,6 @@ export class WasmRuntime {
         throw new MergeKernelsError('OUT_OF_MEMORY', `wasm backend: cannot allocate ${bytes} bytes for ${what} (needs ${end} bytes of wasm memory; the wasm32 limit is 4 GiB and the runtime may allow less)`, undefined, { cause });
       }
     }
-    this.top = end;
-    return ptr;
   }
 
   /** Allocates room for `src` and copies it in. */
@@ -97,7 +147,9 @@ export class WasmRuntime {
   }
 
   dispose(): void {
+    this.heapTop = this.base;
     this.top = this.base;
+    this.holes = [];
   }
 }
 

@@ -188,7 +188,7 @@ export class GpuRuntime {
    * Runs `record` inside validation and out-of-memory error scopes, submits, and reads back
    * `bytes` bytes of `result` into a new Float32Array.
    */
-  async submitAndRead(label: string, record: (encoder: GPUCommandEncoder) => void, result: GPUBuffer, bytes: number): Promise<Float32Array> {
+  async submitAndRead(label: string, record: (encoder: GPUCommandEncoder) => void, result: GPUBuffer, bytes: number, resultOffset = 0): Promise<Float32Array> {
     this.check();
     const device = this.device;
     device.pushErrorScope('out-of-memory');
@@ -202,7 +202,7 @@ export class GpuRuntime {
         const encoder = device.createCommandEncoder({ label: `merge-kernels:${label}` });
         if (ts) ts.used = 0;
         record(encoder);
-        if (bytes > 0) encoder.copyBufferToBuffer(result, 0, staging, 0, bytes);
+        if (bytes > 0) encoder.copyBufferToBuffer(result, resultOffset, staging, 0, bytes);
         if (ts && ts.used > 0) {
           timing = device.createBuffer({ label: `merge-kernels:${label}:timestamps`, size: ts.used * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
           encoder.resolveQuerySet(ts.set, 0, ts.used, ts.resolve, 0);
@@ -240,6 +240,20 @@ export class GpuRuntime {
       staging.destroy();
       timing?.destroy();
     }
+  }
+
+  /** Records and submits without reading anything back (results stay on the device); errors as submitAndRead. */
+  async submit(label: string, record: (encoder: GPUCommandEncoder) => void): Promise<void> {
+    await this.submitAndRead(label, record, undefined as unknown as GPUBuffer, 0);
+  }
+
+  /** Reads `bytes` of `buffer` from `offset` back to the host (one readback). */
+  read(label: string, buffer: GPUBuffer, offset: number, bytes: number): Promise<Float32Array> {
+    return this.submitAndRead(`${label}:read`, () => {}, buffer, bytes, offset);
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
   }
 
   dispose(): void {

@@ -133,12 +133,112 @@ test('bad configs and missing models: exit code 1 and the reason', async () => {
   assert.equal((await readdir(root)).includes('x'), false, 'nothing was created for failed merges');
 });
 
+/** stderr is one line: "merge-kernels: …", a newline, nothing else (no stack trace). */
+function oneLine(stderr: string, what: string): void {
+  assert.match(stderr, /^merge-kernels: [^\n]+\n$/, `${what}: one line, got ${JSON.stringify(stderr.slice(0, 400))}`);
+  assert.not.match(stderr, /\bat .*:\d+:\d+/, `${what}: no stack frames`);
+}
+
+test('every error is one line with exit code 1: a header nested 10,000 deep, an integer-valued float dim, a non-MergeKernelsError', async () => {
+  // data_offsets nested 10,000 deep: a message that stringified it would overflow the stack (a RangeError).
+  const levels = 10_000;
+  const header = `{"model.norm.weight":{"dtype":"F32","shape":[1],"data_offsets":${'['.repeat(levels)}${']'.repeat(levels)}}}`;
+  const deep = new Uint8Array(8 + header.length + 4);
+  new DataView(deep.buffer).setBigUint64(0, BigInt(header.length), true);
+  deep.set(new TextEncoder().encode(header), 8);
+  await writeFile(join(root, 'models', 'deep.safetensors'), deep);
+  await writeFile(join(root, 'cfg', 'deep.yml'), 'merge_method: linear\nmodels:\n  - model: ../models/deep.safetensors\n  - model: ../models/b\n');
+  let r = await cli(['merge', join(root, 'cfg', 'deep.yml'), '-o', join(root, 'out-deep'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 1, r.stderr);
+  oneLine(r.stderr, 'deep header');
+  assert.match(r.stderr, /HEADER_NOT_JSON/);
+
+  // "shape": [3.0] is a float for the reference reader, which refuses it; so do we.
+  const floatHeader = '{"model.layers.0.w":{"dtype":"F16","shape":[2,3.0],"data_offsets":[0,12]},"model.layers.1.w":{"dtype":"F16","shape":[3],"data_offsets":[12,18]},"model.norm.weight":{"dtype":"F16","shape":[3],"data_offsets":[18,24]}}';
+  const floaty = new Uint8Array(8 + floatHeader.length + 24);
+  new DataView(floaty.buffer).setBigUint64(0, BigInt(floatHeader.length), true);
+  floaty.set(new TextEncoder().encode(floatHeader), 8);
+  await writeFile(join(root, 'models', 'float-dim.safetensors'), floaty);
+  await writeFile(join(root, 'cfg', 'float-dim.yml'), 'merge_method: linear\nmodels:\n  - model: ../models/float-dim.safetensors\n  - model: ../models/b\n');
+  r = await cli(['merge', join(root, 'cfg', 'float-dim.yml'), '-o', join(root, 'out-float'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 1, r.stderr);
+  oneLine(r.stderr, 'float dim');
+  assert.match(r.stderr, /BAD_SHAPE/);
+
+  // A method that fails with a plain TypeError whose message spans two lines.
+  const boom: MethodSpec = { ...TEST_METHODS.linear!, name: 'boom', create: () => { throw new TypeError('first line\nsecond line'); } };
+  await writeFile(join(root, 'cfg', 'boom.yml'), 'merge_method: boom\nmodels:\n  - model: ../models/a.safetensors\n  - model: ../models/b\n');
+  r = await cli(['merge', join(root, 'cfg', 'boom.yml'), '-o', join(root, 'out-boom'), '--backend', 'js', '--no-progress'], { ...TEST_METHODS, boom });
+  assert.is(r.code, 1, r.stderr);
+  oneLine(r.stderr, 'TypeError');
+  assert.match(r.stderr, /TypeError: first line second line/);
+
+  // As a process: the same one line, no stack trace.
+  const p = await run(['merge', join(root, 'cfg', 'deep.yml'), '-o', join(root, 'out-deep'), '--backend', 'wasm', '--no-progress']);
+  assert.is(p.code, 1, p.stderr);
+  oneLine(p.stderr, 'deep header, as a process');
+  assert.equal((await readdir(root)).filter((f) => f.startsWith('out-')), [], 'nothing was written');
+});
+
 test('usage errors: exit code 2', async () => {
   for (const args of [['frobnicate'], ['merge'], ['merge', 'c.yml'], ['merge', 'c.yml', '-o', 'o', '--chunk-size', 'lots'], ['merge', 'c.yml', '-o', 'o', '--backend', 'cuda'], ['merge', 'c.yml', '-o', 'o', '--bogus']]) {
     const r = await cli(args);
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^merge-kernels: /);
   }
+});
+
+test('--version, no arguments, the output folder after the config, YAML positions', async () => {
+  const { version } = JSON.parse(await readFile(join(process.cwd(), 'package.json'), 'utf8')) as { version: string };
+  let r = await cli(['--version']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `${version}\n`);
+  // No arguments: a usage error, the usage on stderr and nothing on stdout.
+  r = await cli([]);
+  assert.is(r.code, 2);
+  assert.is(r.stdout, '');
+  assert.match(r.stderr, /^Usage: merge-kernels merge <config\.yml> <out-dir>/);
+  // mergekit-yaml's `config.yml out/`: the same file as with -o.
+  const config = join(root, 'cfg', 'merge.yml');
+  r = await cli(['merge', config, join(root, 'pos-a'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  r = await cli(['merge', config, '-o', join(root, 'pos-b'), '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(root, 'pos-a', 'model.safetensors')), await readFile(join(root, 'pos-b', 'model.safetensors')));
+  for (const args of [['merge', config, 'out', 'extra'], ['merge', config, 'out', '-o', 'other']]) {
+    r = await cli(args);
+    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    oneLine(r.stderr, args.join(' '));
+  }
+  // A YAML syntax error (a duplicate key) ends with its line and column.
+  await writeFile(join(root, 'cfg', 'dup.yml'), 'merge_method: linear\nmerge_method: ties\n');
+  r = await cli(['merge', join(root, 'cfg', 'dup.yml'), join(root, 'x'), '--backend', 'js']);
+  assert.is(r.code, 1);
+  oneLine(r.stderr, 'YAML error');
+  assert.match(r.stderr, /not valid YAML: Map keys must be unique \(line 2, column 1\)\n$/);
+});
+
+test('the command as a process: no arguments, --version, and the auto backend note only with --verbose', async () => {
+  const none = await run([]);
+  assert.is(none.code, 2);
+  assert.match(none.stderr, /^Usage: merge-kernels merge/);
+  const { version } = JSON.parse(await readFile(join(process.cwd(), 'package.json'), 'utf8')) as { version: string };
+  assert.is((await run(['--version'])).stdout, `${version}\n`);
+  // The package registry (bin/merge-kernels.mjs): linear, a method of METHODS.
+  const config = join(root, 'cfg', 'linear-auto.yml');
+  await writeFile(config, 'merge_method: linear\nmodels:\n  - model: ../models/a.safetensors\n    parameters: { weight: 1 }\n  - model: ../models/b\n    parameters: { weight: 3 }\n');
+  const quiet = await run(['merge', config, join(root, 'auto-a'), '--backend', 'auto', '--no-progress']);
+  assert.is(quiet.code, 0, quiet.stderr);
+  assert.not.match(quiet.stdout, /auto chose/);
+  const verbose = await run(['merge', config, join(root, 'auto-b'), '--backend', 'auto', '--no-progress', '--verbose']);
+  assert.is(verbose.code, 0, verbose.stderr);
+  const backend = /with linear on (\w+)/.exec(verbose.stdout)?.[1];
+  if (backend === 'webgpu') console.log('SKIP: cli --verbose note: auto chose WebGPU here (a hardware adapter), which needs no reason');
+  else assert.match(verbose.stdout, new RegExp(`on ${backend} \\(auto chose ${backend} \\(`));
+  // mergeModelFiles without methods and backend: the package registry on wasm, the same file.
+  const files = await mergeModelFiles({ configPath: config, outDir: join(root, 'auto-c') });
+  assert.is(files.tensorsMerged, 3);
+  assert.equal(await readFile(join(root, 'auto-c', 'model.safetensors')), await readFile(join(root, 'auto-a', 'model.safetensors')));
 });
 
 test('the command as a process: --help, exit codes, and a merge with the package registry', async () => {
@@ -171,7 +271,7 @@ test('TIES zero sign guessed wrong: the chunk is rewritten in place in the tempo
   await writeFile(join(dir, 'base.safetensors'), st([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]));
   await writeFile(join(dir, 'a.safetensors'), st([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]));
   await writeFile(join(dir, 'b.safetensors'), st([['w', 'F32', [6], [-1, 2, -1, 1, 1, -2]]]));
-  await writeFile(join(dir, 'ties.yml'), 'merge_method: ties\nbase_model: base.safetensors\nmodels:\n  - model: a.safetensors\n    parameters: { weight: 1, density: 1 }\n  - model: b.safetensors\n    parameters: { weight: 1, density: 1 }\n');
+  await writeFile(join(dir, 'ties.yml'), 'merge_method: ties\nbase_model: base.safetensors\nparameters:\n  semantics: paper\nmodels:\n  - model: a.safetensors\n    parameters: { weight: 1, density: 1 }\n  - model: b.safetensors\n    parameters: { weight: 1, density: 1 }\n');
   const files: Uint8Array[] = [];
   for (const size of ['4', '8', '12', '1MiB']) {
     const out = join(dir, `out-${size}`);
@@ -261,6 +361,8 @@ models:
   await writeFile(join(dir, 'd.safetensors'), f32('w', [0.125, -0.25, 2.75, 1.5]));
   await writeFile(join(dir, 'dare.yml'), `merge_method: dare_linear
 base_model: base2.safetensors
+parameters:
+  semantics: paper
 models:
   - model: c.safetensors
     parameters: { weight: 1, density: 0.5 }

@@ -274,7 +274,7 @@ parameters:
     assert.ok(writes.slice(1).every((n) => n <= 16), `writes after the header ≤ 16 bytes: ${writes}`);
   });
 
-  // TIES with the paper's zero sign (semantics 'paper', the default): an entry whose votes sum to
+  // TIES with the paper's zero sign (semantics 'paper'; mergekit's elects + instead): an entry whose votes sum to
   // exactly 0 takes the sign of the whole tensor's majority Σ sign(Σ_t δ_t), known only after every
   // chunk. The runner guesses it from the chunks merged so far (≤ 0 → −1 at the start) and
   // rewrites the chunks it guessed wrong in place. By hand, base 0, weights 1, density 1 (no trim),
@@ -285,7 +285,7 @@ parameters:
   //   entry 0: + → a: 1;  1: both: 2;  2: + → a: 3;  3: + → b: 1;  4: both: 1;  5: both: −2
   // Entry 0 comes first, merged under the guess −1 (nothing seen yet): it is b's −1 until rewritten.
   // Entry 3 is merged after entries 0–2 (running majority +2): guessed right, whatever the chunk size.
-  const TIES_PAPER = 'merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 1 }\n  - model: b\n    parameters: { weight: 1, density: 1 }\n';
+  const TIES_PAPER = 'merge_method: ties\nbase_model: base\nparameters:\n  semantics: paper\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 1 }\n  - model: b\n    parameters: { weight: 1, density: 1 }\n';
   const zeroSign = {
     base: model([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]),
     a: model([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]),
@@ -431,6 +431,19 @@ parameters:
     const m = model([['w', 'F32', [2], [1, 2]]]);
     const out = await read((await mergeModels({ config: { merge_method: 'linear', models: [{ model: 'x', parameters: { weight: 3 } }, { model: 'y', parameters: { weight: 0.5 } }], parameters: { normalize: false } }, inputs: { x: m, y: m }, methods: { linear }, backend: h.mk })).blob);
     assert.equal(values(out, 'w'), [3 * 1 + 0.5 * 1, 3 * 2 + 0.5 * 2]);
+  });
+
+  run('without methods and backend: the package registry on a wasm context of the call\'s own', async () => {
+    // task_arithmetic is in METHODS, not in the test methods: base + λ·Σ wᵢ·(xᵢ − base), λ = 1
+    //   base [1, 1], a [2, 3] (w 1), b [0, 5] (w 0.5): 1 + (1 + 0.5·-1) = 1.5, 1 + (2 + 0.5·4) = 5
+    const config = 'merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: a\n    parameters: { weight: 1 }\n  - model: b\n    parameters: { weight: 0.5 }\n';
+    const inputs = { base: model([['w', 'F32', [2], [1, 1]]]), a: model([['w', 'F32', [2], [2, 3]]]), b: model([['w', 'F32', [2], [0, 5]]]) };
+    const result = await mergeModels({ config, inputs });
+    assert.equal(values(await read(result.blob), 'w'), [1.5, 5]);
+    // Either default alone, and an explicit undefined, is the same.
+    assert.equal(values(await read((await mergeModels({ config, inputs, backend: h.mk })).blob), 'w'), [1.5, 5]);
+    assert.equal(values(await read((await mergeModels({ config, inputs, methods: undefined, backend: undefined })).blob), 'w'), [1.5, 5]);
+    await rejects(() => mergeModels({ config, inputs, methods: TEST_METHODS }), 'INVALID_OPTION', ['task_arithmetic']);
   });
 
   run.run();

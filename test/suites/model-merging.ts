@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Harness } from '../harness.ts';
 import { allClose, randomTensor, rejects, rng } from '../util.ts';
-import { METHODS, reference, type MethodContext, type Tensor } from 'merge-kernels';
+import { METHODS, mergeModels, readSafetensors, reference, writeSafetensors, type MethodContext, type Tensor } from 'merge-kernels';
 
 const R = reference.modelMerging;
 type GtaOptions = reference.modelMerging.GtaOptions;
@@ -229,8 +229,8 @@ export default function (h: Harness) {
   test('a single model, an empty tensor and a scalar', async () => {
     const base = { data: new Float32Array([1, 2, 3]), shape: [3] };
     const one = [{ data: new Float32Array([2, 2, 1]), shape: [3] }];
-    // ties (paper, density 1): the single task is its own mean: base + δ = the model.
-    assert.equal(Array.from((await h.mk.mergeTensors('ties', { base, models: one })).data), [2, 2, 1]);
+    // ties (density 1): the single task is its own mean (paper) or ÷ its own weight (mergekit): base + δ = the model.
+    for (const semantics of ['paper', 'mergekit']) assert.equal(Array.from((await h.mk.mergeTensors('ties', { base, models: one, parameters: { semantics } })).data), [2, 2, 1], semantics);
     const empty = { data: new Float32Array(0), shape: [0, 4] };
     for (const method of Object.keys(GTA).concat('sce', 'consensus')) {
       const got = await h.mk.mergeTensors(method, { base: empty, models: [empty, empty], parameters: method === 'sce' ? { select_topk: 0.5 } : method === 'consensus' || method === 'task_arithmetic' ? {} : { density: 0.5 } });
@@ -270,6 +270,44 @@ export default function (h: Harness) {
     }
   });
 
+  test("without semantics a config and mergeTensors give mergekit's TIES (trim, zero vote, normalize by weights), worked by hand", async () => {
+    // base 1; weights a = 1, b = 0.5; density 0.5 of n = 6.
+    //   δa = [1, -4, -0.5, -3, 0, 0], δb = [-2, -4, 0, 0, 3, 0.25]
+    // mergekit: keep exactly int(0.5·6) = 3 per model: a → [1, -4, 0, -3, 0, 0], b → [-2, -4, 0, 0, 3, 0]
+    //   D = w·δ: a [1, -4, 0, -3, 0, 0], b [-1, -2, 0, 0, 1.5, 0]; totals [0, -6, 0, -3, 1.5, 0]
+    //   signs [+ (zero total), −, +, −, +, +]; Σ agreeing D / Σ agreeing w (0 → 1):
+    //   e0: a alone 1/1 = 1; e1: -6/1.5 = -4; e2: 0; e3: -3/1 = -3; e4: 1.5/0.5 = 3; e5: 0
+    //   → base + mix = [2, -3, 1, -2, 4, 1]
+    // paper: keep |δ| ≥ the 4th largest: a → [1, -4, -0.5, -3, 0, 0] (4th = 0.5), b → all but 0s (4th = 0.25)
+    //   D: a [1, -4, -0.5, -3, 0, 0], b [-1, -2, 0, 0, 1.5, 0.125]; totals [0, -6, -0.5, -3, 1.5, 0.125]
+    //   the zero total takes sign(Σ signs) = sign(-1 - 1 - 1 + 1 + 1) = −; mean over agreeing non-zero:
+    //   e0: b alone -1; e1: -6/2 = -3; e2: -0.5; e3: -3; e4: 1.5; e5: 0.125
+    //   → [0, -2, 0.5, -2, 2.5, 1.125]
+    const mergekit = [2, -3, 1, -2, 4, 1], paper = [0, -2, 0.5, -2, 2.5, 1.125];
+    const shape = [6];
+    const base = { data: new Float32Array(6).fill(1), shape };
+    const a = { data: new Float32Array([2, -3, 0.5, -2, 1, 1]), shape };
+    const b = { data: new Float32Array([-1, -3, 1, 1, 4, 1.25]), shape };
+    const modelParameters = [{ weight: 1, density: 0.5 }, { weight: 0.5, density: 0.5 }];
+    assert.equal(Array.from((await h.mk.mergeTensors('ties', { base, models: [a, b], modelParameters })).data), mergekit, 'mergeTensors, no semantics');
+    assert.equal(Array.from((await h.mk.mergeTensors('ties', { base, models: [a, b], modelParameters, parameters: { semantics: 'paper' } })).data), paper, 'mergeTensors, paper');
+    const file = (x: Tensor) => writeSafetensors([{ name: 'model.layers.0.w', dtype: 'F32', shape, data: new Uint8Array(x.data.slice().buffer) }]);
+    const inputs = { base: file(base), a: file(a), b: file(b) };
+    const yaml = (extra: string) => `merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 0.5 }\n  - model: b\n    parameters: { weight: 0.5, density: 0.5 }\n${extra}`;
+    for (const [extra, want] of [['', mergekit], ['parameters: { semantics: paper }\n', paper]] as const) {
+      const result = await mergeModels({ config: yaml(extra), inputs, methods: METHODS, backend: h.mk });
+      const out = readSafetensors(new Uint8Array(await result.blob!.arrayBuffer())).tensors.get('model.layers.0.w')!;
+      assert.equal(Array.from(new Float32Array(out.bytes.slice().buffer)), want, `mergeModels, ${extra || 'no semantics'}`);
+    }
+    // The TIES steps on their own default to mergekit's conventions too.
+    const da = { data: new Float32Array([1, -4, -0.5, -3, 0, 0]), shape };
+    const db = { data: new Float32Array([-2, -4, 0, 0, 3, 0.25]), shape };
+    assert.equal(Array.from((await h.mk.trimTopK(da, { density: 0.5 })).data), [1, -4, 0, -3, 0, 0], 'trimTopK: exactly 3');
+    // Totals over D = w·δ (weights 1, 0.5): [0, -6, -0.5, -3, 1.5, 0.125]: the zero total elects +.
+    assert.equal(Array.from((await h.mk.electSign([da, db], { weights: [1, 0.5] })).data), [1, -1, -1, -1, 1, 1], 'electSign: + on a zero total');
+    assert.equal(Array.from((await h.mk.disjointMerge([da, db], { weights: [1, 0.5] })).data), [1, -3, -0.5, -3, 1.5, 0.125], 'disjointMerge: + on a zero total');
+  });
+
   test('bad input: a MergeKernelsError naming the argument', async () => {
     const shape = [4];
     const { base, models } = inputs(shape, 3);
@@ -280,7 +318,7 @@ export default function (h: Harness) {
     await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { density: 1.5 } }), 'INVALID_OPTION', ['density', '[0, 1]']);
     await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { density: '0.5' as unknown as number } }), 'INVALID_OPTION', ['parameters.density', 'number']);
     await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { semantics: 'torch' } }), 'INVALID_OPTION', ['semantics', 'paper']);
-    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { rescale: true } }), 'INVALID_OPTION', ['rescale', 'mergekit']);
+    await rejects(() => h.mk.mergeTensors('ties', { base, models, parameters: { rescale: true, semantics: 'paper' } }), 'INVALID_OPTION', ['rescale', 'mergekit']);
     // task_arithmetic sparsifies nothing, so a density there is an error rather than silently ignored.
     await rejects(() => h.mk.mergeTensors('task_arithmetic', { base, models, parameters: { density: 0.5 } }), 'INVALID_OPTION', ['density']);
     await rejects(() => h.mk.mergeTensors('della', { base, models, parameters: { density: 0.9, epsilon: 0.15 } }), 'INVALID_OPTION', ['epsilon', '(0, 1)']);

@@ -136,7 +136,7 @@ export default function (h: Harness) {
     //   base + mix = [0.25, 3.5, 0.5, 0, -2.75, -1, 0.125, 1.75]
     const paper = [0.25, 3.5, 0.5, 0, -2.75, -1, 0.125, 1.75];
     const modelParameters = [{ weight: 1, density: 0.5 }, { weight: 0.5, density: 0.75 }];
-    const got = await h.mk.mergeTensors('dare_linear', { base: { data: base, shape: [8] }, models: models.map((data) => ({ data, shape: [8] })), modelParameters, seed: 1, name: 'w' });
+    const got = await h.mk.mergeTensors('dare_linear', { base: { data: base, shape: [8] }, models: models.map((data) => ({ data, shape: [8] })), modelParameters, parameters: { semantics: 'paper' }, seed: 1, name: 'w' });
     assert.equal(list(got.data), paper, 'mergeTensors dare_linear, paper');
     const gta = (semantics: 'paper' | 'mergekit') => R.generalizedTaskArithmetic(base, models, [8], 'w', 1, {
       sparsifier: 'random', vote: 'none', normalize: false, rescale: true, lambda: 1, semantics,
@@ -173,7 +173,7 @@ export default function (h: Harness) {
     const want = [f(0.5 / f(0.3)), f(-4 / f(0.7)), 0, f(3 / f(0.6)), f(-3 / f(0.6))];
     const base = new Float32Array(5);
     const models = [v(...d0), v(...d1)];
-    const got = await h.mk.mergeTensors('della_linear', { base: { data: base, shape: [5] }, models: models.map((data) => ({ data, shape: [5] })), parameters: { density: 0.5, epsilon: 0.2 }, modelParameters: [{ weight: 1 }, { weight: 1 }], seed: 2, name: 'd' });
+    const got = await h.mk.mergeTensors('della_linear', { base: { data: base, shape: [5] }, models: models.map((data) => ({ data, shape: [5] })), parameters: { density: 0.5, epsilon: 0.2, semantics: 'paper' }, modelParameters: [{ weight: 1 }, { weight: 1 }], seed: 2, name: 'd' });
     allClose(got.data, want, { rtol: 1e-6 }, 'mergeTensors della_linear');
     const ref = R.generalizedTaskArithmetic(base, models, [5], 'd', 2, {
       sparsifier: 'della_magprune', vote: 'none', normalize: false, rescale: true, lambda: 1, semantics: 'paper',

@@ -8,7 +8,7 @@ import type { Harness } from '../harness.ts';
 import { rng } from '../util.ts';
 import {
   MergeKernelsError,
-  decodeToFloat32, encodeFromFloat32, parseSafetensorsHeader, parseSafetensorsHeaderFromBlob, parseShardIndex,
+  decodeToFloat32, encodeFromFloat32, encodeSafetensorsHeader, parseSafetensorsHeader, parseSafetensorsHeaderFromBlob, parseShardIndex,
   readSafetensors, safetensorsViolation, writeSafetensors,
   type SafetensorsDtype, type SafetensorsTensorInput, type SafetensorsViolation,
 } from 'merge-kernels';
@@ -157,7 +157,7 @@ export default function (h: Harness) {
     sameValues(decodeToFloat32('F16', again.get('b')!.bytes), [1, 65504], 'b, unaligned');
   });
 
-  test('accepted edge cases: no tensors, null metadata, extra fields, odd names, -0, known-but-undecodable dtypes', () => {
+  test('accepted edge cases: no tensors, null metadata, extra fields, odd names, known-but-undecodable dtypes', () => {
     let hdr = parseSafetensorsHeader(file('{}'));
     assert.equal(hdr.tensors, []);
     assert.equal(hdr.metadata, {});
@@ -166,10 +166,10 @@ export default function (h: Harness) {
     hdr = parseSafetensorsHeader(file({ x: { ...T('F32', [1], [0, 4]), extra: [1, 2] } }, [0, 0, 0, 0]));
     assert.equal(hdr.tensors.map((t) => t.name), ['x']);
     // Names that are also Object.prototype members or empty; "__proto__" as a metadata key.
-    const names = file('{"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"constructor":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"":{"dtype":"U8","shape":[-0],"data_offsets":[2,2]},"__metadata__":{"__proto__":"x"}}', [1, 2]);
+    const names = file('{"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"constructor":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"":{"dtype":"U8","shape":[0],"data_offsets":[2,2]},"__metadata__":{"__proto__":"x"}}', [1, 2]);
     const read = readSafetensors(names);
     assert.equal([...read.tensors.keys()], ['__proto__', 'constructor', '']);
-    assert.ok(Object.is(read.tensors.get('')!.shape[0], 0), 'shape -0 becomes 0');
+    assert.equal(read.tensors.get('')!.shape, [0]);
     assert.is(Object.getPrototypeOf(read.metadata), Object.prototype);
     assert.is(read.metadata['__proto__'], 'x');
     // U16, U32, U64 and float8 parse (their bytes can be read and rewritten) but do not decode.
@@ -239,9 +239,9 @@ export default function (h: Harness) {
     assert.is(empty.length, 16);
     assert.is(new TextDecoder().decode(empty.subarray(8)), '{}      ');
     assert.equal(parseSafetensorsHeader(empty).tensors, []);
-    // Lone surrogates in names are escaped, so the header stays valid UTF-8 and they survive.
-    const lone = writeSafetensors([{ name: 'x\uD800', dtype: 'U8', shape: [1], data: new Uint8Array([9]) }]);
-    assert.equal([...readSafetensors(lone).tensors.keys()], ['x\uD800']);
+    // A surrogate pair (an emoji) in a name is written as UTF-8 and survives.
+    const pair = writeSafetensors([{ name: 'x\uD83D\uDE00', dtype: 'U8', shape: [1], data: new Uint8Array([9]) }]);
+    assert.equal([...readSafetensors(pair).tensors.keys()], ['x\u{1F600}']);
   });
 
   test('F16 and BF16 hand-worked bit patterns, both directions', () => {
@@ -384,7 +384,8 @@ export default function (h: Harness) {
       ['HEADER_TOO_LARGE', 'N = 100,000,001', file('{}', [], 100_000_001), ['100000001']],
       ['HEADER_TOO_LARGE', 'N = 1e9', file('{}', [], 1e9)],
       ['HEADER_TOO_LARGE', 'N = 2^53', file('{}', [], 2 ** 53)],
-      ['HEADER_TOO_LARGE', 'N = 2^64 - 1', file('{}', [], 2n ** 64n - 1n)],
+      ['HEADER_TOO_LARGE', 'N = 2^63, printed exactly', file('{}', [], 2n ** 63n), ['9223372036854775808']],
+      ['HEADER_TOO_LARGE', 'N = 2^64 - 1, printed exactly', file('{}', [], 2n ** 64n - 1n), ['18446744073709551615']],
       ['HEADER_OUT_OF_BOUNDS', 'N = 100,000,000 (the limit) in a tiny file', file('{}', [], 100_000_000)],
       ['HEADER_OUT_OF_BOUNDS', 'N past the end', file('{}', [], 3), ['says 3', 'only 2']],
       ['HEADER_OUT_OF_BOUNDS', 'data truncated', file({ a: T('F32', [2], [0, 8]) }, f4), ['need 8', 'only 4']],
@@ -398,29 +399,30 @@ export default function (h: Harness) {
       ['HEADER_NOT_JSON', 'NUL padding', file('{}\0\0')],
       ['HEADER_NOT_JSON', 'byte-order mark', file(concat([0xef, 0xbb, 0xbf], enc.encode('{}')))],
       ['HEADER_NOT_JSON', 'N = 0', file('')],
-      ['HEADER_NOT_OBJECT', 'array', file('[]'), ['Array']],
+      ['HEADER_NOT_OBJECT', 'array', file('[]'), ['array']],
       ['HEADER_NOT_OBJECT', 'null', file('null')],
       ['HEADER_NOT_OBJECT', 'number', file('42')],
       ['HEADER_NOT_OBJECT', 'string', file('"{}"')],
       ['BAD_ENTRY', 'entry is a number', file({ a: 1 }), ['"a"']],
       ['BAD_ENTRY', 'entry is null', file({ a: null })],
-      ['BAD_ENTRY', 'entry is an array', file({ a: ['F32', [1], [0, 4]] }, f4)],
+      ['BAD_ENTRY', 'entry is an array of two', file({ a: ['F32', [1]] }, f4)],
+      ['BAD_ENTRY', 'entry is an array of four', file({ a: ['F32', [1], [0, 4], 0] }, f4)],
       ['BAD_ENTRY', 'field twice', file('{"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}}', f4), ['"dtype"']],
       ['UNKNOWN_DTYPE', 'F31', one(T('F31', [1], [0, 4])), ['F31']],
       ['UNKNOWN_DTYPE', 'lower case', one(T('f32', [1], [0, 4]))],
       ['UNKNOWN_DTYPE', 'missing', file({ a: { shape: [1], data_offsets: [0, 4] } }, f4), ['missing']],
       ['UNKNOWN_DTYPE', 'a number', one(T(4, [1], [0, 4]))],
       ['UNKNOWN_DTYPE', 'an Object.prototype name', one(T('toString', [1], [0, 4]))],
-      ['UNKNOWN_DTYPE', 'complex (not known here)', one(T('C64', [1], [0, 8]))],
+      ['UNKNOWN_DTYPE', 'C128 (not a safetensors dtype)', one(T('C128', [1], [0, 16]))],
       ['BAD_SHAPE', 'negative', one(T('F32', [-1], [0, 4]))],
       ['BAD_SHAPE', 'fractional', one(T('F32', [1.5], [0, 4]))],
       ['BAD_SHAPE', 'string dim', one(T('F32', ['1'], [0, 4]))],
       ['BAD_SHAPE', 'not an array', one(T('F32', 1, [0, 4]))],
       ['BAD_SHAPE', 'missing', file({ a: { dtype: 'F32', data_offsets: [0, 4] } }, f4), ['missing']],
-      ['BAD_SHAPE', '1e400 (Infinity)', file('{"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}}', f4)],
-      ['BAD_SHAPE', 'dim beyond 2^53', one(T('U8', [2 ** 53 + 2], [0, 4]))],
+      ['HEADER_NOT_JSON', '1e400 in a shape (out of range for serde_json)', file('{"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}}', f4), ['out of range']],
+      ['BYTE_COUNT_MISMATCH', 'dim beyond 2^53 (a valid u64), printed exactly', file('{"a":{"dtype":"U8","shape":[9007199254740993],"data_offsets":[0,4]}}', f4), ['9007199254740993']],
       ['BAD_SHAPE', 'numel × size overflows', one(T('F32', [2 ** 20, 2 ** 20, 2 ** 20], [0, 4])), ['overflows']],
-      ['BAD_SHAPE', 'overflow before a 0 dim', one(T('F32', [2 ** 30, 2 ** 30, 0], [0, 0]))],
+      ['BAD_SHAPE', 'overflow before a 0 dim (2^80 elements)', one(T('F32', [2 ** 40, 2 ** 40, 0], [0, 0])), ['overflows']],
       ['BAD_OFFSETS', 'begin > end', one(T('F32', [1], [4, 0]))],
       ['BAD_OFFSETS', 'one offset', one(T('F32', [1], [4]))],
       ['BAD_OFFSETS', 'three offsets', one(T('F32', [1], [0, 4, 8]))],
@@ -428,7 +430,8 @@ export default function (h: Harness) {
       ['BAD_OFFSETS', 'strings', one(T('F32', [1], ['0', '4']))],
       ['BAD_OFFSETS', 'fractional', one(T('F32', [1], [0, 4.5]))],
       ['BAD_OFFSETS', 'missing', file({ a: { dtype: 'F32', shape: [1] } }, f4), ['missing']],
-      ['BAD_OFFSETS', 'beyond 2^53', one(T('F32', [1], [2 ** 53 + 2, 2 ** 53 + 6]))],
+      ['OFFSETS_NOT_TILED', 'beyond 2^53 (a valid u64), printed exactly', file('{"a":{"dtype":"F32","shape":[1],"data_offsets":[9007199254740993,9007199254740997]}}', f4), ['9007199254740993']],
+      ['BAD_OFFSETS', 'beyond 2^64 - 1', file('{"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551616,18446744073709551620]}}', f4)],
       ['OFFSETS_NOT_TILED', 'gap at the start', file({ a: T('F32', [1], [4, 8]) }, [...f4, ...f4]), ['gap', '[0, 4)']],
       ['OFFSETS_NOT_TILED', 'gap between', file({ a: T('F32', [1], [0, 4]), b: T('F32', [1], [8, 12]) }, [...f4, ...f4, ...f4]), ['gap']],
       ['OFFSETS_NOT_TILED', 'overlap', file({ a: T('F32', [2], [0, 8]), b: T('F32', [2], [4, 12]) }, [...f4, ...f4, ...f4]), ['overlap']],
@@ -465,6 +468,173 @@ export default function (h: Harness) {
     await parseSafetensorsHeaderFromBlob(new Uint8Array(16) as never).then(() => assert.unreachable('not a Blob'), (e: MergeKernelsError) => assert.is(e.code, 'INVALID_TYPE'));
   });
 
+  // What the reference reader (huggingface/safetensors: serde_json into a struct with a flattened
+  // map, then u64 checks) accepts and refuses, one minimal file per rule. Expected outcomes follow
+  // from its source: usize fields refuse what serde_json reads as f64 (a fraction, an exponent,
+  // -0) or i64; strings must be Unicode (paired surrogates); at most 127 arrays/objects open;
+  // numbers out of f64 range are errors; the element count is a checked u64 product.
+  const F4B = [0, 0, 0x80, 0x3f]; // 1.0f as F32 bytes
+  const entry = (dtype: string, shape: string, offsets: string, extra = '') => `{"dtype":"${dtype}","shape":${shape},"data_offsets":${offsets}${extra}}`;
+
+  test('untyped errors: data_offsets nested 4,100 or 10,000 deep is HEADER_NOT_JSON, not a RangeError', async () => {
+    // A message that JSON.stringify-ed such a value would overflow the stack: at 4,100 levels (an
+    // 8 KB file) inside the CLI, at 10,000 anywhere.
+    for (const levels of [4100, 10_000]) {
+      const deep = file(`{"a":${entry('F32', '[1]', '['.repeat(levels) + ']'.repeat(levels))}}`, F4B);
+      assert.ok(deep.length > 2 * levels && deep.length < 2 * levels + 100, `${deep.length} bytes`);
+      const err = await violates(() => parseSafetensorsHeader(deep), 'HEADER_NOT_JSON', `${levels} levels`, ['127']);
+      assert.ok(err.message.length < 300, `a short message: ${err.message.length} characters`);
+      await violates(() => parseSafetensorsHeaderFromBlob(new Blob([deep])), 'HEADER_NOT_JSON', `${levels} levels (Blob)`);
+    }
+    // As deep in a value the reader only reports: 126 levels (the limit) is a BAD_OFFSETS that
+    // prints a bounded sketch of the value, not the value.
+    const d = 127 - 3; // top-level object, entry object, data_offsets array: 3 levels already open
+    const bounded = file(`{"a":${entry('F32', '[1]', '[' + '['.repeat(d) + ']'.repeat(d) + ',4]')}}`, F4B);
+    const e2 = await violates(() => parseSafetensorsHeader(bounded), 'BAD_OFFSETS', `${d + 1} levels of data_offsets`);
+    assert.ok(e2.message.length < 400, `a short message: ${e2.message}`);
+  });
+
+  test('refused like the reference: integer-valued floats, -0 and negatives as dims or offsets', async () => {
+    const cases: Array<[SafetensorsViolation, string, string]> = [
+      ['BAD_SHAPE', '[2.0, 3e0]', `{"a":${entry('F32', '[2.0,3e0]', '[0,24]')}}`],
+      ['BAD_SHAPE', '[1.0]', `{"a":${entry('F32', '[1.0]', '[0,4]')}}`],
+      ['BAD_SHAPE', '[1E0]', `{"a":${entry('F32', '[1E0]', '[0,4]')}}`],
+      ['BAD_SHAPE', '[10e-1]', `{"a":${entry('F32', '[10e-1]', '[0,4]')}}`],
+      ['BAD_SHAPE', '[-0]', `{"a":${entry('F32', '[-0]', '[0,0]')}}`],
+      ['BAD_SHAPE', '[-1]', `{"a":${entry('F32', '[-1]', '[0,4]')}}`],
+      ['BAD_OFFSETS', '[0, 4.0]', `{"a":${entry('F32', '[1]', '[0,4.0]')}}`],
+      ['BAD_OFFSETS', '[0e0, 4]', `{"a":${entry('F32', '[1]', '[0e0,4]')}}`],
+      ['BAD_OFFSETS', '[-0, 4]', `{"a":${entry('F32', '[1]', '[-0,4]')}}`],
+    ];
+    for (const [violation, what, header] of cases) {
+      const bytes = file(header, violation === 'BAD_SHAPE' && what.startsWith('[2.0') ? new Uint8Array(24) : F4B);
+      await violates(() => parseSafetensorsHeader(bytes), violation, what);
+    }
+  });
+
+  test('refused like the reference: lone surrogate escapes in names, metadata keys and values', async () => {
+    const lone = ['"a\\ud800"', '"\\udc00"', '"a\\ud800\\u0041"', '"a\\ud800\\n"', '"\\ud800"', '"\\udbff\\ud800"'];
+    for (const s of lone) {
+      await violates(() => parseSafetensorsHeader(file(`{${s}:${entry('F32', '[1]', '[0,4]')}}`, F4B)), 'HEADER_NOT_JSON', `name ${s}`, ['surrogate']);
+      await violates(() => parseSafetensorsHeader(file(`{"__metadata__":{${s}:"v"}}`)), 'HEADER_NOT_JSON', `metadata key ${s}`, ['surrogate']);
+      await violates(() => parseSafetensorsHeader(file(`{"__metadata__":{"k":${s}}}`)), 'HEADER_NOT_JSON', `metadata value ${s}`, ['surrogate']);
+      // In a field the reader ignores too: serde_json parses every string of the header.
+      await violates(() => parseSafetensorsHeader(file(`{"a":${entry('F32', '[1]', '[0,4]', `,"x":${s}`)}}`, F4B)), 'HEADER_NOT_JSON', `ignored field ${s}`);
+    }
+    // A pair, escaped in either case, is one character; escaped ASCII is fine.
+    const ok = readSafetensors(file(`{"a\\uD83D\\ude00\\u0062":${entry('F32', '[1]', '[0,4]')},"__metadata__":{"k":"\\ud83d\\ude00"}}`, F4B));
+    assert.equal([...ok.tensors.keys()], ['a\u{1F600}b']);
+    assert.is(ok.metadata.k, '\u{1F600}');
+  });
+
+  test('refused like the reference: nesting past serde_json\'s recursion limit (127 open), also in ignored fields', async () => {
+    // An ignored field "x" of an entry: 2 levels (header, entry) are open, then x's own arrays.
+    const withX = (levels: number) => file(`{"a":${entry('F32', '[1]', '[0,4]', `,"x":${'['.repeat(levels)}${']'.repeat(levels)}`)}}`, F4B);
+    assert.is(parseSafetensorsHeader(withX(125)).tensors.length, 1, '127 open at once is accepted');
+    await violates(() => parseSafetensorsHeader(withX(126)), 'HEADER_NOT_JSON', '128 open at once', ['127']);
+    await violates(() => parseSafetensorsHeader(withX(5000)), 'HEADER_NOT_JSON', '5002 open at once');
+    // Objects count like arrays.
+    const objects = (levels: number) => file(`{"a":${entry('F32', '[1]', '[0,4]', `,"x":${'{"k":'.repeat(levels)}0${'}'.repeat(levels)}`)}}`, F4B);
+    assert.is(parseSafetensorsHeader(objects(125)).tensors.length, 1);
+    await violates(() => parseSafetensorsHeader(objects(126)), 'HEADER_NOT_JSON', '128 objects open');
+  });
+
+  test('refused like the reference: numbers out of f64 range anywhere (serde_json NumberOutOfRange); underflow is fine', async () => {
+    const withX = (x: string) => file(`{"a":${entry('F32', '[1]', '[0,4]', `,"x":${x}`)}}`, F4B);
+    // 2e308 > 1.8e308 (the largest double); 1e309: exponent beyond 308 with a nonzero digit;
+    // 1e99999999999: exponent digits beyond i32; a 400-digit integer.
+    for (const x of ['1e400', '-1e400', '2e308', '1e309', '1e99999999999', '1' + '0'.repeat(400), '0.1e310']) {
+      await violates(() => parseSafetensorsHeader(withX(x)), 'HEADER_NOT_JSON', x.slice(0, 20), ['out of range']);
+    }
+    for (const x of ['1e308', '1.5e308', '-1e308', '1e-400', '0e400', '0.0e99999999999', '1e-99999999999', '18446744073709551616', '-9223372036854775809', '1' + '0'.repeat(300)]) {
+      assert.is(parseSafetensorsHeader(withX(x)).tensors.length, 1, `${x.slice(0, 20)} is accepted`);
+    }
+  });
+
+  test('accepted like the reference: entries in serde\'s array form, [2^60, 0], exact u64 dims, the map form of a dtype', () => {
+    let hdr = parseSafetensorsHeader(file('{"w":["F32",[1],[0,4]]}', F4B));
+    assert.equal(hdr.tensors, [{ name: 'w', dtype: 'F32', shape: [1], begin: 0, end: 4 }]);
+    hdr = parseSafetensorsHeader(file('{"w":["F16",[2,1],[0,4]],"__metadata__":{"k":"v"},"e":["U8",[0],[4,4]]}', F4B));
+    assert.equal(hdr.tensors.map((t) => [t.name, t.dtype, t.shape, t.begin, t.end]), [['w', 'F16', [2, 1], 0, 4], ['e', 'U8', [0], 4, 4]]);
+    // The element count is a checked u64 product: 2^60 · 0 = 0 elements; 2^64 − 1 is a u64.
+    hdr = parseSafetensorsHeader(file(`{"z":${entry('F32', '[1152921504606846976,0]', '[0,0]')}}`));
+    assert.equal(hdr.tensors[0]!.shape, [2 ** 60, 0]);
+    hdr = parseSafetensorsHeader(file(`{"z":${entry('F64', '[0,18446744073709551615,7]', '[0,0]')}}`));
+    assert.equal(hdr.tensors[0]!.shape, [0, 2 ** 64, 7], 'beyond 2^53 − 1 a dimension is the nearest double');
+    // 2^30 · 2^30 = 2^60 elements still fits u64, so a later 0 makes the tensor empty.
+    assert.is(parseSafetensorsHeader(file({ z: T('F32', [2 ** 30, 2 ** 30, 0], [0, 0]) })).tensors.length, 1);
+    // serde reads an enum variant from a string or from a one-key map with a null value.
+    hdr = parseSafetensorsHeader(file(`{"w":${entry('F32', '[1]', '[0,4]').replace('"F32"', '{"F32":null}')}}`, F4B));
+    assert.is(hdr.tensors[0]!.dtype, 'F32');
+  });
+
+  test('refused: array entries of the wrong length, dtype maps that are not {variant: null}, 2^64 as a dim', async () => {
+    await violates(() => parseSafetensorsHeader(file('{"w":["F32",[1]]}', F4B)), 'BAD_ENTRY', 'two items');
+    await violates(() => parseSafetensorsHeader(file('{"w":[]}', F4B)), 'BAD_ENTRY', 'no items');
+    await violates(() => parseSafetensorsHeader(file('{"w":["F32",[1],[0,4],null]}', F4B)), 'BAD_ENTRY', 'four items');
+    await violates(() => parseSafetensorsHeader(file('{"w":[[1],"F32",[0,4]]}', F4B)), 'UNKNOWN_DTYPE', 'items out of order');
+    for (const d of ['{"F32":1}', '{"F32":null,"F16":null}', '{}', '["F32"]', '{"F31":null}']) {
+      await violates(() => parseSafetensorsHeader(file(`{"w":${entry('F32', '[1]', '[0,4]').replace('"F32"', d)}}`, F4B)), 'UNKNOWN_DTYPE', `dtype ${d}`);
+    }
+    await violates(() => parseSafetensorsHeader(file(`{"z":${entry('F32', '[18446744073709551616,0]', '[0,0]')}}`)), 'BAD_SHAPE', '2^64 as a dim (an f64 for serde_json)');
+  });
+
+  test('duplicates: names and metadata keys are refused, a documented difference from the reference (which keeps the last)', async () => {
+    // Same offsets, so the reference's last-wins map would accept it; a duplicate name is ambiguous.
+    const twice = file(`{"a":${entry('F32', '[1]', '[0,4]')},"a":${entry('F32', '[1]', '[0,4]')}}`, F4B);
+    await violates(() => parseSafetensorsHeader(twice), 'DUPLICATE_TENSOR', 'same name, same bytes', ['"a"', 'twice']);
+    const arrayForm = file(`{"a":["F32",[1],[0,4]],"a":${entry('U8', '[4]', '[0,4]')}}`, F4B);
+    await violates(() => parseSafetensorsHeader(arrayForm), 'DUPLICATE_TENSOR', 'same name, two dtypes');
+    await violates(() => parseSafetensorsHeader(file('{"__metadata__":{"k":"1","k":"1"}}')), 'BAD_METADATA', 'same key, same value', ['"k"', 'twice']);
+  });
+
+  test('every dtype of the reference: read as raw bytes with the right size, written back; sub-byte dtypes need whole bytes', async () => {
+    // Bits per element from the format's dtype list; byte counts worked out by hand.
+    const dtypes: Array<[string, number[], number]> = [
+      ['C64', [2], 16], ['F8_E8M0', [3], 3], ['F8_E4M3FNUZ', [2], 2], ['F8_E5M2FNUZ', [1], 1],
+      ['F4', [2, 3], 3], ['F6_E2M3', [4], 3], ['F6_E3M2', [8], 6], ['F4', [0], 0],
+    ];
+    let offset = 0;
+    const parts: string[] = [];
+    for (const [i, [dtype, shape, bytes]] of dtypes.entries()) {
+      parts.push(`"t${i}":${entry(dtype, JSON.stringify(shape), `[${offset},${offset + bytes}]`)}`);
+      offset += bytes;
+    }
+    const data = Uint8Array.from({ length: offset }, (_, i) => i + 1);
+    const read = readSafetensors(file(`{${parts.join(',')}}`, data));
+    let at = 0;
+    for (const [i, [dtype, shape, bytes]] of dtypes.entries()) {
+      const t = read.tensors.get(`t${i}`)!;
+      assert.is(t.dtype, dtype);
+      assert.equal(t.shape, shape);
+      assert.equal(Array.from(t.bytes), Array.from(data.subarray(at, at + bytes)), `${dtype} bytes`);
+      at += bytes;
+      if (bytes > 0) await violates(() => decodeToFloat32(t.dtype, t.bytes), 'UNSUPPORTED_DTYPE', `decode ${dtype}`, [dtype]);
+    }
+    const again = writeSafetensors([...read.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: t.bytes })));
+    assert.equal([...readSafetensors(again).tensors].map(([n, t]) => [n, t.dtype, t.shape, Array.from(t.bytes)]),
+      [...read.tensors].map(([n, t]) => [n, t.dtype, t.shape, Array.from(t.bytes)]));
+    // 3 × 4 bits or 3 × 6 bits is not a whole number of bytes (the reference's MisalignedSlice).
+    await violates(() => parseSafetensorsHeader(file(`{"a":${entry('F4', '[3]', '[0,2]')}}`, [0, 0])), 'BAD_SHAPE', 'F4 [3]', ['whole number of bytes']);
+    await violates(() => parseSafetensorsHeader(file(`{"a":${entry('F6_E2M3', '[3]', '[0,3]')}}`, [0, 0, 0])), 'BAD_SHAPE', 'F6_E2M3 [3]');
+    throwsCode(() => writeSafetensors([{ name: 'a', dtype: 'F4', shape: [3], data: new Uint8Array(2) }]), 'INVALID_SHAPE', ['whole number of bytes']);
+  });
+
+  test('writeSafetensors refuses what the reader refuses: lone surrogates in names, metadata keys and values', () => {
+    const ok: SafetensorsTensorInput = { name: 'a', dtype: 'U8', shape: [1], data: new Uint8Array(1) };
+    for (const lone of ['x\uD800', '\uDC00', 'a\uDBFFb', '\uDC00\uD800']) {
+      throwsCode(() => writeSafetensors([{ ...ok, name: lone }]), 'INVALID_OPTION', ['surrogate']);
+      throwsCode(() => encodeSafetensorsHeader([{ name: lone, dtype: 'U8', shape: [1] }]), 'INVALID_OPTION', ['surrogate']);
+      throwsCode(() => writeSafetensors([ok], { [lone]: 'v' }), 'INVALID_OPTION', ['surrogate']);
+      throwsCode(() => writeSafetensors([ok], { k: lone }), 'INVALID_OPTION', ['surrogate']);
+    }
+    // What the reader accepts can be written: [2^60, 0], exactly.
+    const empty = writeSafetensors([{ name: 'z', dtype: 'F32', shape: [2 ** 60, 0], data: new Uint8Array(0) }]);
+    assert.ok(new TextDecoder().decode(empty).includes('"shape":[1152921504606846976,0]'));
+    assert.equal(readSafetensors(empty).tensors.get('z')!.shape, [2 ** 60, 0]);
+    throwsCode(() => writeSafetensors([{ ...ok, shape: [2 ** 64, 0] }]), 'INVALID_SHAPE', ['2^64']);
+  });
+
   test('truncation at every length is FILE_TOO_SHORT or HEADER_OUT_OF_BOUNDS; one byte more is TRAILING_BYTES', async () => {
     const bytes = sampleFile();
     for (let len = 0; len < bytes.length; len++) {
@@ -474,7 +644,7 @@ export default function (h: Harness) {
     assert.is(parseSafetensorsHeader(bytes).tensors.length, 5);
   });
 
-  test('fuzz: 300 seeded mutations of a valid file either parse or throw INVALID_SAFETENSORS', () => {
+  test('fuzz: 400 seeded mutations of a valid file either parse or throw INVALID_SAFETENSORS', () => {
     const base = sampleFile();
     const n0 = Number(new DataView(base.buffer).getBigUint64(0, true));
     const next = rng(7);
@@ -488,10 +658,17 @@ export default function (h: Harness) {
     const numbers = ['0', '1', '-1', '1.5', '1e400', '9007199254740993', '4294967296', '-0', '3', '""', 'null', '[]', '{}'];
     const violations = new Map<string, number>();
     let accepted = 0;
-    const t0 = Date.now();
-    for (let trial = 0; trial < 300; trial++) {
+    const digitRuns = [...headerText.matchAll(/\d+/g)]; // numbers, and the digits of dtypes (F32)
+    // The sample's dimensions and offsets: 6 dimensions and 5 pairs of offsets. Rewriting one as a
+    // float, however integer-valued, must be refused.
+    const runs = [...headerText.matchAll(/(?<=[[,])\d+(?=[\],])/g)];
+    assert.is(runs.length, 16, 'the dimensions and offsets of the sample');
+    /** The outcome a generator knows in advance: a set of violations, or 'accept'. */
+    let expected: ReadonlySet<string> | 'accept' | undefined;
+    for (let trial = 0; trial < 400; trial++) {
       let b: Uint8Array;
-      const kind = trial % 8;
+      const kind = trial % 10;
+      expected = undefined;
       if (kind === 0) { // bit flips, mostly in the header
         b = base.slice();
         for (let k = 1 + int(4); k > 0; k--) { const at = next() < 0.7 ? int(8 + n0) : int(b.length); b[at]! ^= 1 << int(8); }
@@ -506,21 +683,41 @@ export default function (h: Harness) {
         const at = int(headerText.length);
         b = withHeader(headerText.slice(0, at) + pick([...'{}[]",:0123456789-e. \\x']) + headerText.slice(at + 1));
       } else if (kind === 4) { // a number in the header replaced by an edge value
-        const runs = [...headerText.matchAll(/\d+/g)];
-        const m = pick(runs);
+        const m = pick(digitRuns);
         b = withHeader(headerText.slice(0, m.index) + pick(numbers) + headerText.slice(m.index! + m[0].length));
       } else if (kind === 5) { // a slice of the header deleted
         const at = int(headerText.length), len = 1 + int(12);
         b = withHeader(headerText.slice(0, at) + headerText.slice(at + len));
       } else if (kind === 6) { // truncated, then random bytes appended
         b = concat(base.subarray(0, int(base.length)), Array.from({ length: int(16) }, () => int(256)));
+      } else if (kind === 8) { // deep nesting: around a dimension or offset, or in an ignored field of an entry
+        const levels = pick([1, 2, 100, 123, 124, 125, 126, 127, 500, 4100]);
+        if (next() < 0.5) {
+          // Three levels (header, entry, shape or data_offsets) are open around the number.
+          const m = pick(runs);
+          b = withHeader(headerText.slice(0, m.index) + '['.repeat(levels) + m[0] + ']'.repeat(levels) + headerText.slice(m.index! + m[0].length));
+          expected = new Set(3 + levels > 127 ? ['HEADER_NOT_JSON'] : ['BAD_SHAPE', 'BAD_OFFSETS']);
+        } else {
+          // Two levels (header, entry) are open around the ignored field's value.
+          const at = headerText.indexOf('"dtype"');
+          b = withHeader(headerText.slice(0, at) + `"x":${'['.repeat(levels)}${']'.repeat(levels)},` + headerText.slice(at));
+          expected = 2 + levels > 127 ? new Set(['HEADER_NOT_JSON']) : 'accept';
+        }
+      } else if (kind === 9) { // a dimension or offset written as an integer-valued float, -0 or negative
+        const m = pick(runs);
+        const float = pick([`${m[0]}.0`, `${m[0]}e0`, `${m[0]}E+0`, `${m[0]}.000`, `${m[0]}0e-1`, `-${m[0]}`, `${m[0]}.0e0`]);
+        b = withHeader(headerText.slice(0, m.index) + float + headerText.slice(m.index! + m[0].length));
+        expected = new Set(['BAD_SHAPE', 'BAD_OFFSETS']);
       } else { // random bytes behind a plausible or random length field
         b = new Uint8Array(int(64));
         for (let i = 0; i < b.length; i++) b[i] = int(256);
         if (b.length >= 8 && next() < 0.5) setLength(b, int(b.length - 7));
       }
+      let outcome: string;
+      let message = '';
       try {
         const { tensors } = readSafetensors(b);
+        outcome = 'accept';
         accepted++;
         for (const [name, t] of tensors) {
           // Whatever parsed must decode, or say its dtype is not decodable.
@@ -532,11 +729,14 @@ export default function (h: Harness) {
         if (!(e instanceof MergeKernelsError) || (e.code as string) !== 'INVALID_SAFETENSORS') {
           assert.unreachable(`trial ${trial} (kind ${kind}): expected INVALID_SAFETENSORS, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
         }
-        const v = safetensorsViolation(e)!;
-        violations.set(v, (violations.get(v) ?? 0) + 1);
+        outcome = safetensorsViolation(e)!;
+        message = (e as Error).message;
+        violations.set(outcome, (violations.get(outcome) ?? 0) + 1);
+      }
+      if (expected !== undefined && (expected === 'accept' ? outcome !== 'accept' : !expected.has(outcome))) {
+        assert.unreachable(`trial ${trial} (kind ${kind}): ${outcome}, expected ${expected === 'accept' ? 'accept' : [...expected].join(' or ')} ${message}`);
       }
     }
-    assert.ok(Date.now() - t0 < 10_000, `300 trials took ${Date.now() - t0} ms`);
     // The mutations must reach deep checks, not only the first ones.
     assert.ok(violations.size >= 8, `violations seen: ${[...violations].map(([v, c]) => `${v}×${c}`).join(' ')}; accepted ${accepted}`);
   });
@@ -549,7 +749,7 @@ export default function (h: Harness) {
     assert.is(err.argument, 'tensors[0]');
     throwsCode(() => writeSafetensors([{ ...ok, shape: [-1] }]), 'INVALID_SHAPE', ['"a"']);
     throwsCode(() => writeSafetensors([{ ...ok, shape: [1.5] as never }]), 'INVALID_SHAPE', ['"a"']);
-    throwsCode(() => writeSafetensors([{ ...ok, shape: [2 ** 30, 2 ** 30, 0] }]), 'INVALID_SHAPE', ['overflows']);
+    throwsCode(() => writeSafetensors([{ ...ok, shape: [2 ** 40, 2 ** 40, 0] }]), 'INVALID_SHAPE', ['overflows']);
     throwsCode(() => writeSafetensors([{ ...ok, shape: undefined as never }]), 'INVALID_SHAPE', ['"a"']);
     throwsCode(() => writeSafetensors([{ ...ok, dtype: 'F31' as never }]), 'INVALID_OPTION', ['"a"', 'F31']);
     throwsCode(() => writeSafetensors([{ ...ok, data: new Float32Array(1) as never }]), 'INVALID_TYPE', ['"a"', 'Float32Array']);

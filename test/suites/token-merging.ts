@@ -138,6 +138,24 @@ export default function (h: Harness) {
     }
   });
 
+  if (h.checks('mergeWavg')) test('plumbing: mergeWavg into `out` writes the same values as a fresh call, overwrites stale data, and checks the arrays', async () => {
+    const x = x3(2, 10, 3, 41);
+    const size = randomTensor([2, 10, 1], 42, 1, 3);
+    const out = { x: { data: new Float32Array(2 * 7 * 3).fill(NaN), shape: [2, 7, 3] }, size: { data: new Float32Array(2 * 7).fill(NaN), shape: [2, 7, 1] } };
+    for (const seed of [43, 44]) {
+      const plan = await h.mk.bipartiteSoftMatching(randomTensor([2, 10, 4], seed), { r: 3, classToken: true });
+      const fresh = h.mk.mergeWavg(plan, x, size);
+      const got = h.mk.mergeWavg(plan, x, size, out);
+      assert.ok(got === out, 'returns the caller\'s out');
+      assert.equal(Array.from(out.x.data), Array.from(fresh.x.data), `x, plan ${seed}`);
+      assert.equal(Array.from(out.size.data), Array.from(fresh.size.data), `size, plan ${seed}`);
+    }
+    const plan = await h.mk.bipartiteSoftMatching(randomTensor([2, 10, 4], 45), { r: 3 });
+    await rejects(() => h.mk.mergeWavg(plan, x, size, { x: { data: new Float32Array(2 * 8 * 3), shape: [2, 8, 3] }, size: out.size }), 'SHAPE_MISMATCH', ['out.x', '[2, 7, 3]']);
+    await rejects(() => h.mk.mergeWavg(plan, x, size, { x: out.x, size: { data: size.data.subarray(0, 14), shape: [2, 7, 1] } }), 'INVALID_OPTION', ['out', 'share memory']);
+    await rejects(() => h.mk.mergeWavg(plan, x, size, { x: out.x, size: out.size, sizes: out.size } as never), 'INVALID_OPTION', ['sizes', "did you mean 'size'"]);
+  });
+
   test('bad input: r negative or fractional, wrong rank, NaN, x/size/mode that do not fit the plan', async () => {
     const metric = randomTensor([1, 8, 4], 5);
     await rejects(() => h.mk.bipartiteSoftMatching(metric, { r: -1 }), 'INVALID_OPTION', ['r', 'non-negative integer', '-1']);

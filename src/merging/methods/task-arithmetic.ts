@@ -52,7 +52,8 @@ const SCOPES = ['tensor', 'model'] as const;
 /**
  * Reads and checks one tensor's parameters into the reference's GtaOptions (plus TIES' scope).
  * Global: normalize, rescale, lambda, int8_mask (mergekit's mask dtype: accepted, no effect here),
- * semantics ('paper' default: the issue asks for the papers' definitions, mergekit's on request),
+ * semantics ('mergekit' default, so a mergekit config gives mergekit's model; 'paper' for the TIES,
+ * DARE and DELLA papers' code),
  * scope (ties only). Per model: weight (default 1; mergekit requires it), density, gamma, epsilon.
  */
 function readOptions(kind: Kind, params: TensorParams): GtaOptions & { scope: 'tensor' | 'model' } {
@@ -124,7 +125,7 @@ class GtaMethod implements MergeMethod {
     const g = ctx.global;
     const modelScoped = kind.sparsifier === 'magnitude' && g?.scope === 'model';
     this.#scope = modelScoped ? new ModelScope() : undefined;
-    this.modelPasses = modelScoped ? ((g?.semantics ?? 'paper') === 'paper' ? 3 : 2) : 0;
+    this.modelPasses = modelScoped ? ((g?.semantics ?? 'mergekit') === 'paper' ? 3 : 2) : 0;
   }
 
   async observeModel(pass: number, tensor: TensorInfo, params: TensorParams, chunk: Chunk): Promise<void> {
@@ -164,7 +165,7 @@ class GtaMethod implements MergeMethod {
     if (o.scope === 'model' && !this.#scope) {
       throw new MergeKernelsError('INVALID_OPTION', `scope: 'model' needs the model passes, but this ${this.name} merge was created without the global parameters (MethodContext.global) that request them`, 'scope');
     }
-    if (this.#scope && (o.scope !== 'model' || o.semantics !== (this.ctx.global?.semantics ?? 'paper'))) {
+    if (this.#scope && (o.scope !== 'model' || o.semantics !== (this.ctx.global?.semantics ?? 'mergekit'))) {
       throw new MergeKernelsError('INVALID_OPTION', `scope: a ${this.name} merge with scope 'model' needs the same scope and semantics for every tensor, got scope '${o.scope}' and semantics '${o.semantics}'`, 'scope');
     }
   }
@@ -435,7 +436,7 @@ export const TASK_ARITHMETIC_METHODS: Record<string, MethodSpec> = Object.fromEn
   name: kind.name,
   needsBase: true,
   globalParams: {
-    normalize: kind.normalize, rescale: kind.rescale, lambda: 1, int8_mask: false, semantics: 'paper',
+    normalize: kind.normalize, rescale: kind.rescale, lambda: 1, int8_mask: false, semantics: 'mergekit',
     ...(kind.sparsifier === 'magnitude' ? { scope: 'tensor' } : {}),
   },
   modelParams: {
