@@ -6,7 +6,7 @@
 // the CLI's peak RSS (/usr/bin/time -v on the child) and its effective read rate (input bytes /
 // wall time) against the machine's copy bandwidth. Every CLI output is checked bit for bit
 // against the in-memory result before it is timed. The files live in a temp dir, deleted after.
-//   node bench/cli-merge.mjs [--quick] [--runs 5] [--chunk-size 2MiB] [--dtype F32,BF16] [--ab NAME=VALUE]
+//   node bench/cli-merge.mjs [--quick] [--runs 5] [--chunk-size 2MiB] [--dtype F32,BF16] [--semantics paper|mergekit] [--ab NAME=VALUE]
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -20,6 +20,9 @@ const quick = args.includes('--quick');
 const runs = Number(opt('runs', quick ? 3 : 5));
 const chunkSize = opt('chunk-size', undefined);
 const dtypes = opt('dtype', 'F32,BF16').split(',');
+// The TIES paper's zero sign (issue 15's case: a guess, and chunks rewritten in place) unless
+// --semantics mergekit (mergekit's + for a zero total: no zero-sign work at all).
+const semantics = opt('semantics', 'paper');
 // --ab NAME=VALUE: also time the CLI with that environment variable set, interleaved run by run
 // (commits up to bea7a52 of branch cli read MERGE_KERNELS_PREFETCH=0 as "no read of the next
 // chunk while the current one merges"; bench/README.md has those figures).
@@ -72,14 +75,14 @@ const machine = describeMachine();
 const limits = await measureLimits(true);
 console.log(`merge CLI vs in-memory merge — ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}${quick ? ' (--quick)' : ''}`);
 console.log(`copy bandwidth ${limits.copyBandwidthGBs.toFixed(1)} GB/s (wasm memory.copy, read + write bytes)`);
-console.log(`inputs: base + 3 models × ${ENTRIES / 1e6}M entries (4 tensors of [${SHAPES[0].join(', ')}]), ties density ${DENSITY}, chunk size ${chunkSize ?? 'default'}, ${runs} runs\n`);
+console.log(`inputs: base + 3 models × ${ENTRIES / 1e6}M entries (4 tensors of [${SHAPES[0].join(', ')}]), ties density ${DENSITY} (semantics ${semantics}), chunk size ${chunkSize ?? 'default'}, ${runs} runs\n`);
 
 const mk = await init({ backend: 'wasm' });
 const dir = mkdtempSync(join(tmpdir(), 'merge-kernels-cli-bench-'));
 const results = {};
 try {
   const f32 = tensors(2023);
-  writeFileSync(join(dir, 'ties.yml'), `merge_method: ties\nbase_model: base.safetensors\nparameters: { semantics: paper }\nmodels:\n${LABELS.slice(1).map((m) => `  - model: ${m}.safetensors\n    parameters: { weight: 1, density: ${DENSITY} }\n`).join('')}`);
+  writeFileSync(join(dir, 'ties.yml'), `merge_method: ties\nbase_model: base.safetensors\nparameters:\n  semantics: ${semantics}\nmodels:\n${LABELS.slice(1).map((m) => `  - model: ${m}.safetensors\n    parameters: { weight: 1, density: ${DENSITY} }\n`).join('')}`);
   for (const dtype of dtypes) {
     // What the files hold, as float32 (BF16: rounded), for the in-memory merge.
     const inputs = dtype === 'F32' ? f32 : f32.map((list) => list.map((x) => decodeToFloat32(dtype, encodeFromFloat32(dtype, x))));
@@ -88,7 +91,7 @@ try {
     const memory = async () => {
       const out = [];
       for (let t = 0; t < NAMES.length; t++) {
-        out.push((await mk.mergeTensors('ties', { base: { data: inputs[0][t], shape: SHAPES[t] }, models: inputs.slice(1).map((m) => ({ data: m[t], shape: SHAPES[t] })), parameters: { density: DENSITY, semantics: 'paper' } })).data);
+        out.push((await mk.mergeTensors('ties', { base: { data: inputs[0][t], shape: SHAPES[t] }, models: inputs.slice(1).map((m) => ({ data: m[t], shape: SHAPES[t] })), parameters: { density: DENSITY, semantics } })).data);
       }
       return out;
     };
@@ -131,5 +134,5 @@ try {
   rmSync(dir, { recursive: true, force: true });
   mk.dispose();
 }
-writeResult('cli-merge', { machine, quick, limits, chunkSize: chunkSize ?? 'default', runs, results });
+writeResult('cli-merge', { machine, quick, limits, semantics, chunkSize: chunkSize ?? 'default', runs, results });
 console.log('written: bench/results/cli-merge.json');

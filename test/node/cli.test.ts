@@ -271,7 +271,7 @@ test('TIES zero sign guessed wrong: the chunk is rewritten in place in the tempo
   await writeFile(join(dir, 'base.safetensors'), st([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]));
   await writeFile(join(dir, 'a.safetensors'), st([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]));
   await writeFile(join(dir, 'b.safetensors'), st([['w', 'F32', [6], [-1, 2, -1, 1, 1, -2]]]));
-  await writeFile(join(dir, 'ties.yml'), 'merge_method: ties\nbase_model: base.safetensors\nparameters: { semantics: paper }\nmodels:\n  - model: a.safetensors\n    parameters: { weight: 1, density: 1 }\n  - model: b.safetensors\n    parameters: { weight: 1, density: 1 }\n');
+  await writeFile(join(dir, 'ties.yml'), 'merge_method: ties\nbase_model: base.safetensors\nparameters:\n  semantics: paper\nmodels:\n  - model: a.safetensors\n    parameters: { weight: 1, density: 1 }\n  - model: b.safetensors\n    parameters: { weight: 1, density: 1 }\n');
   const files: Uint8Array[] = [];
   for (const size of ['4', '8', '12', '1MiB']) {
     const out = join(dir, `out-${size}`);

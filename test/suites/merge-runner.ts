@@ -274,7 +274,7 @@ parameters:
     assert.ok(writes.slice(1).every((n) => n <= 16), `writes after the header ≤ 16 bytes: ${writes}`);
   });
 
-  // TIES with the paper's zero sign (semantics 'paper', the default): an entry whose votes sum to
+  // TIES with the paper's zero sign (semantics 'paper'; mergekit's elects + instead): an entry whose votes sum to
   // exactly 0 takes the sign of the whole tensor's majority Σ sign(Σ_t δ_t), known only after every
   // chunk. The runner guesses it from the chunks merged so far (≤ 0 → −1 at the start) and
   // rewrites the chunks it guessed wrong in place. By hand, base 0, weights 1, density 1 (no trim),
@@ -285,7 +285,7 @@ parameters:
   //   entry 0: + → a: 1;  1: both: 2;  2: + → a: 3;  3: + → b: 1;  4: both: 1;  5: both: −2
   // Entry 0 comes first, merged under the guess −1 (nothing seen yet): it is b's −1 until rewritten.
   // Entry 3 is merged after entries 0–2 (running majority +2): guessed right, whatever the chunk size.
-  const TIES_PAPER = 'merge_method: ties\nbase_model: base\nparameters: { semantics: paper }\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 1 }\n  - model: b\n    parameters: { weight: 1, density: 1 }\n';
+  const TIES_PAPER = 'merge_method: ties\nbase_model: base\nparameters:\n  semantics: paper\nmodels:\n  - model: a\n    parameters: { weight: 1, density: 1 }\n  - model: b\n    parameters: { weight: 1, density: 1 }\n';
   const zeroSign = {
     base: model([['w', 'F32', [6], [0, 0, 0, 0, 0, 0]]]),
     a: model([['w', 'F32', [6], [1, 2, 3, -1, 1, -2]]]),
