@@ -1,6 +1,6 @@
 // The merge CLI against the in-memory merge (issue 15): `merge-kernels merge ties.yml -o out/`
 // spawned as a user runs it, on a base and three models of 200 MB of float32 each (50M entries
-// split into four tensors), TIES at density 0.2 (the paper's semantics, as measured before mergekit's became the default), files in the page cache; against
+// split into four tensors), TIES at density 0.2, files in the page cache; against
 // mk.mergeTensors('ties') on the same tensors in memory (wasm backend), in the same run. Then the
 // same in BF16. Prints the wall times (median of several runs, fastest in brackets), their ratio,
 // the CLI's peak RSS (/usr/bin/time -v on the child) and its effective read rate (input bytes /
