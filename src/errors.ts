@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule
   | 'MISSING_TENSOR'        // a tensor is in some of the models to merge but not in others
   | 'GPU_ERROR'             // WebGPU reported a validation or internal error (a bug: please report)
+  | 'IO_ERROR'              // an output file or folder could not be created or written (path and the system's reason in the message)
   | 'WASM_ABORT'            // the wasm module aborted (a bug: please report)
   | 'WASM_BROKEN';          // the kernels' wasm failed to compile or instantiate where wasm works (a broken build or wrong bytes)
 

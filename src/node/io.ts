@@ -2,6 +2,7 @@
 // a FileHandle (never whole files), and an output folder whose files are written under temporary
 // names and renamed only when the whole merge succeeded. Node-only: the browser bundle
 // (dist/index.js) never imports this module.
+import { unlinkSync } from 'node:fs';
 import { open, mkdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { MergeKernelsError, parseShardIndex, type ByteSource, type ModelSource, type OutputFile, type OutputTarget } from '../index.ts';
@@ -86,29 +87,53 @@ export async function openModelPath(path: string): Promise<ModelSource> {
   }
 }
 
+/** A failed write to the output as IO_ERROR naming the path and the system's reason (ENOTDIR, EACCES, ENOSPC…). */
+async function writing<T>(what: string, path: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (e) {
+    if (e instanceof MergeKernelsError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOTDIR' ? 'a part of the path is a file, not a folder'
+      : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied'
+        : err.code === 'ENOSPC' ? 'no space left on the device'
+          : err.code === 'EROFS' ? 'the file system is read-only' : err.message;
+    throw new MergeKernelsError('IO_ERROR', `output: cannot ${what} ${path}: ${why}${err.code ? ` (${err.code})` : ''}`, 'output', { cause: e });
+  }
+}
+
 /**
  * A folder as the merge's output. Each file is written to `.<name>.<pid>.tmp` in the folder and
  * renamed to `<name>` in commit(), after every file is complete; abort() deletes the temporary
- * files. A merge that fails (or is killed) never leaves a file under a final name, and an
- * earlier model in the folder is replaced only by a complete new one.
+ * files, and so does a SIGINT or SIGTERM that arrives meanwhile (the signal is then raised again,
+ * so the process ends as it would have). A merge that fails (or is interrupted) never leaves a
+ * file under a final name, and an earlier model in the folder is replaced only by a complete new one.
  */
 export function folderOutput(folder: string): OutputTarget {
   const dir = resolve(folder);
   const written: Array<{ tmp: string; final: string }> = [];
   let current: FileHandle | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const f of written) { try { unlinkSync(f.tmp); } catch { /* already gone */ } }
+    unwatch();
+    process.kill(process.pid, signal);
+  };
+  const watch = () => { process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal); };
+  const unwatch = () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); };
   return {
     async create(name: string): Promise<OutputFile> {
       if (basename(name) !== name) throw new MergeKernelsError('INVALID_OPTION', `output file name ${JSON.stringify(name)} is not a plain file name`, 'output');
-      await mkdir(dir, { recursive: true });
+      await writing('create the folder', dir, () => mkdir(dir, { recursive: true }));
       const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-      const handle = await open(tmp, 'w');
+      if (written.length === 0) watch();
+      const handle = await writing('create', tmp, () => open(tmp, 'w'));
       current = handle;
       written.push({ tmp, final: join(dir, name) });
       let size = 0;
-      const writeAt = async (position: number, bytes: Uint8Array) => {
+      const writeAt = (position: number, bytes: Uint8Array) => writing('write', tmp, async () => {
         let done = 0;
         while (done < bytes.length) done += (await handle.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
-      };
+      });
       return {
         async write(bytes: Uint8Array) {
           await writeAt(size, bytes);
@@ -120,19 +145,20 @@ export function folderOutput(folder: string): OutputTarget {
           await writeAt(position, bytes);
         },
         async close() {
-          await handle.sync();
-          await handle.close();
+          await writing('write', tmp, async () => { await handle.sync(); await handle.close(); });
           current = undefined;
         },
       };
     },
     async commit() {
-      for (const f of written) await rename(f.tmp, f.final);
+      for (const f of written) await writing('rename into', f.final, () => rename(f.tmp, f.final));
+      unwatch();
       // An index left by an earlier sharded merge would make loaders ignore a new single file.
       const index = join(dir, 'model.safetensors.index.json');
       if (!written.some((f) => f.final === index)) await unlink(index).catch(() => {});
     },
     async abort() {
+      unwatch();
       if (current) await current.close().catch(() => {});
       for (const f of written) await unlink(f.tmp).catch(() => {});
     },

@@ -374,4 +374,47 @@ models:
   assert.equal(await numbers('dare', 'w'), [0.25, 3.5, 0.5, 0]);
 });
 
+test('an output path below a file, or in a folder without write permission: IO_ERROR naming the path, one line from the CLI', async () => {
+  const dir = join(root, 'bad-out');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'a-file'), 'not a folder');
+  await writeFile(join(dir, 'x.safetensors'), st([['w', 'F32', [2], [1, 2]]]));
+  await writeFile(join(dir, 'linear.yml'), 'merge_method: linear\nmodels:\n  - model: x.safetensors\n  - model: x.safetensors\n');
+  const below = join(dir, 'a-file', 'out');
+  const err = await rejects(() => mergeModelFiles({ configPath: join(dir, 'linear.yml'), outDir: below, methods: pkg.METHODS }), 'IO_ERROR', [join(dir, 'a-file'), 'is a file, not a folder']);
+  assert.is(err.argument, 'output');
+  const r = await run(['merge', join(dir, 'linear.yml'), '-o', below, '--backend', 'js', '--no-progress']);
+  assert.is(r.code, 1, r.stderr);
+  assert.is(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.match(r.stderr, /^merge-kernels: output: cannot create the folder .*ENOTDIR/);
+  if (typeof process.getuid === 'function' && process.getuid() === 0) return; // root writes anywhere
+  const locked = join(dir, 'locked');
+  await mkdir(locked, { mode: 0o555 });
+  await rejects(() => mergeModelFiles({ configPath: join(dir, 'linear.yml'), outDir: locked, methods: pkg.METHODS }), 'IO_ERROR', ['permission denied']);
+});
+
+test('SIGINT or SIGTERM while an output file is being written deletes its temporary file, then ends the process as the signal would', async () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const dir = join(root, `signal-${signal}`);
+    // A writer that stops half way: the state a merge is in when the user presses Ctrl-C.
+    const script = `import { folderOutput } from 'merge-kernels/node';
+const out = folderOutput(${JSON.stringify(dir)});
+const f = await out.create('model.safetensors');
+await f.write(new Uint8Array(1024));
+console.log('ready');
+setInterval(() => {}, 1000);`;
+    const child = execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), timeout: 60_000 });
+    const ready = await new Promise<boolean>((resolve) => {
+      child.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) resolve(true); });
+      child.on('exit', () => resolve(false));
+    });
+    assert.ok(ready, 'the writer started');
+    assert.equal((await readdir(dir)).filter((f) => f.endsWith('.tmp')).length, 1, 'a temporary file while writing');
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    child.kill(signal);
+    assert.is(await exited, signal, 'ended by the signal');
+    assert.equal(await readdir(dir), [], `${signal}: nothing left behind`);
+  }
+});
+
 test.run();
