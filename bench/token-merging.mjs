@@ -320,12 +320,20 @@ export async function layerAfterLayer(mk, quick) {
   const { metric, x, size } = inputs(shape, 11);
   const m = { data: metric, shape: [1, 197, 768] }, xs = { data: x, shape: [1, 197, 768] }, sz = { data: size, shape: [1, 197, 1] };
   const out = { x: { data: new Float32Array(181 * 768), shape: [1, 181, 768] }, size: { data: new Float32Array(181), shape: [1, 181, 1] } };
+  // Device tensors: metric, x and size live in wasm memory; each step's outputs are freed as a
+  // model would free the previous layer's.
+  const dm = mk.upload(m), dx = mk.upload(xs), dsz = mk.upload(sz);
   const forms = {
     'fresh outputs': async () => mk.mergeWavg(await mk.bipartiteSoftMatching(m, { r: 16, classToken: true }), xs, sz),
     'into out': async () => mk.mergeWavg(await mk.bipartiteSoftMatching(m, { r: 16, classToken: true }), xs, sz, out),
+    'device tensors': async () => {
+      const got = mk.mergeWavg(await mk.bipartiteSoftMatching(dm, { r: 16, classToken: true }), dx, dsz);
+      got.x.dispose();
+      got.size.dispose();
+    },
   };
   const calls = quick ? 60 : 200;
-  console.log(`\n  ViT-B/16 ToMe step (match + merge_wavg, wasm, host tensors), ${calls} calls back to back, 3 rounds each`);
+  console.log(`\n  ViT-B/16 ToMe step (match + merge_wavg, ${mk.backend}: host tensors, into out, device tensors), ${calls} calls back to back, 3 rounds each`);
   console.log('  form             median ms   p90 ms   p90/median');
   const result = {};
   for (const [form, step] of Object.entries(forms)) {
@@ -342,5 +350,6 @@ export async function layerAfterLayer(mk, quick) {
     result[form] = { ...mid, rounds };
     console.log(`  ${form.padEnd(16)} ${f(mid.median).padStart(9)}   ${f(mid.p90).padStart(6)}   ${(mid.p90 / mid.median).toFixed(2).padStart(10)}`);
   }
+  for (const t of [dm, dx, dsz]) t.dispose();
   return result;
 }

@@ -212,17 +212,31 @@ export class MergeKernels {
    * merges the `r` most similar (even, odd) token pairs of each batch item. Each even token's
    * best odd match is found on this context's backend (fused similarity + running argmax);
    * ties go to the lowest odd index, and equal best scores rank the lower even index first.
+   * A device-tensor metric is matched where it lives (split and match on the device); only the
+   * best matches come back for the ranking (webgpu: one readback), and it is not checked for NaN.
    */
-  async bipartiteSoftMatching(metric: Tensor, options: BipartiteSoftMatchingOptions): Promise<TokenMergePlan> {
+  async bipartiteSoftMatching(metric: Tensor | DeviceTensor, options: BipartiteSoftMatchingOptions): Promise<TokenMergePlan> {
     const impl = this.#backend;
-    const m = checkTensor('metric', metric, [3]);
     const { r, classToken, distillToken } = checkMatchingOptions(options);
-    checkFinite('metric', m.data);
-    const [batch, tokens, c] = m.shape as [number, number, number];
+    let shape: readonly number[];
+    if (metric instanceof DeviceTensor) {
+      if (metric.shape.length !== 3) throw new MergeKernelsError('INVALID_SHAPE', `metric: expected rank 3 [B, N, C], got [${metric.shape.join(', ')}]`, 'metric');
+      shape = metric.shape;
+    } else {
+      const m = checkTensor('metric', metric, [3]);
+      checkFinite('metric', m.data);
+      shape = m.shape;
+    }
+    const [batch, tokens, c] = shape as [number, number, number];
     const rEff = tome.effectiveR(r, tokens, classToken, distillToken);
-    if (rEff === 0) return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r);
-    const { score, index } = await impl.bestMatchEvenOdd(m.data, batch, tokens, c, classToken, distillToken);
-    return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r);
+    if (rEff === 0) {
+      if (metric instanceof DeviceTensor) DeviceTensor.storageOf(metric, impl, 'metric'); // the same checks as a real match
+      return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r, 'bipartite', impl);
+    }
+    const { score, index } = metric instanceof DeviceTensor
+      ? await impl.bestMatchEvenOddOnDevice(DeviceTensor.storageOf(metric, impl, 'metric'), batch, tokens, c, classToken, distillToken)
+      : await impl.bestMatchEvenOdd(metric.data, batch, tokens, c, classToken, distillToken);
+    return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r, 'bipartite', impl);
   }
 
   /**
@@ -294,16 +308,34 @@ export class MergeKernels {
 
   /**
    * ToMe's merge_wavg: size-weighted average of `x [B, N, D]` with token sizes `size [B, N, 1]`
-   * (default ones). `out` (as wgpu-matrix's `dst`): tensors of shapes [B, N − r, D] and
-   * [B, N − r, 1] to write into and return, so that a model calling this layer after layer
-   * allocates no output arrays; they must not overlap `x` or `size`.
+   * (default ones), on the plan's context. `out` (as wgpu-matrix's `dst`): tensors of shapes
+   * [B, N − r, D] and [B, N − r, 1] to write into and return, so that a model calling this layer
+   * after layer allocates no output arrays; they must not overlap `x` or `size`. Given a device
+   * tensor `x` (and `size`, when given, on the same context), the results are device tensors.
    */
-  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor, out?: { x: Tensor; size: Tensor }): { x: Tensor; size: Tensor } {
-    this.#backend; // throws DISPOSED after dispose(), like every other method
+  mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor, out?: { x: Tensor; size: Tensor }): { x: Tensor; size: Tensor };
+  mergeWavg(plan: TokenMergePlan, x: DeviceTensor, size?: DeviceTensor): { x: DeviceTensor; size: DeviceTensor };
+  mergeWavg(plan: TokenMergePlan, x: Tensor | DeviceTensor, size?: Tensor | DeviceTensor, out?: { x: Tensor; size: Tensor }): { x: Tensor | DeviceTensor; size: Tensor | DeviceTensor } {
+    const impl = this.#backend;
     if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
+    const kernels = plan.kernels();
+    const rows = plan.tokens - plan.r;
+    if (x instanceof DeviceTensor) {
+      const [d] = plan.checkDeviceTokens('x', x, plan.tokens, out);
+      if (plan.deviceBackend('x') !== impl) throw new MergeKernelsError('WRONG_DEVICE', 'plan: made by another context than this one; match on this context', 'plan');
+      if (size !== undefined && !(size instanceof DeviceTensor)) throw new MergeKernelsError('INVALID_TYPE', 'size: expected a device tensor like x (upload it to this context)', 'size');
+      if (size !== undefined) plan.checkDeviceTokens('size', size, plan.tokens);
+      if (size !== undefined && size.shape[2] !== 1) throw new MergeKernelsError('SHAPE_MISMATCH', `size: expected [${plan.batch}, ${plan.tokens}, 1] (one size per token), got [${size.shape.join(', ')}]`, 'size');
+      const merged = kernels.mergeOnDevice(plan, DeviceTensor.storageOf(x, impl, 'x'), d, 'wavg', size && DeviceTensor.storageOf(size, impl, 'size'));
+      return {
+        x: new DeviceTensor(impl, impl, merged.x, [plan.batch, rows, d]),
+        size: new DeviceTensor(impl, impl, merged.size!, [plan.batch, rows, 1]),
+      };
+    }
+    if (size instanceof DeviceTensor) throw new MergeKernelsError('INVALID_TYPE', 'size: a device tensor, but x is a host tensor; pass both on the same side', 'size');
     const [d] = plan.checkTokens('x', x, plan.tokens);
     if (size !== undefined) checkSize(plan, size);
-    const shapeX = [plan.batch, plan.tokens - plan.r, d], shapeSize = [plan.batch, plan.tokens - plan.r, 1];
+    const shapeX = [plan.batch, rows, d], shapeSize = [plan.batch, rows, 1];
     if (out !== undefined) {
       const o = checkOptions('out', out, ['x', 'size'], true);
       const ox = checkOutput('out.x', o.x, shapeX), osize = checkOutput('out.size', o.size, shapeSize);
@@ -311,10 +343,10 @@ export class MergeKernels {
       if ([ox, osize].some((t) => inputs.some((i) => overlaps(t, i))) || overlaps(ox, osize)) {
         throw new MergeKernelsError('INVALID_OPTION', 'out: its arrays must not share memory with x, size or each other', 'out');
       }
-      tome.mergeWavg(plan, x.data, d, size?.data, { x: ox, size: osize });
+      kernels.mergeWavg(plan, x.data, d, size?.data, { x: ox, size: osize });
       return out;
     }
-    const merged = tome.mergeWavg(plan, x.data, d, size?.data);
+    const merged = kernels.mergeWavg(plan, x.data, d, size?.data);
     return { x: { data: merged.x, shape: shapeX }, size: { data: merged.size, shape: shapeSize } };
   }
 
@@ -330,7 +362,7 @@ export class MergeKernels {
       }
       n0 = s.shape[2]!;
     }
-    return { data: tome.mergeSource(plan, source?.data, n0), shape: [plan.batch, plan.tokens - plan.r, n0] };
+    return { data: plan.kernels().mergeSource(plan, source?.data, n0), shape: [plan.batch, plan.tokens - plan.r, n0] };
   }
 
   /**

@@ -31,6 +31,8 @@ export interface Backend extends DeviceStore {
   bestMatch(a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   /** ToMe's split (even tokens A, odd tokens B of `metric` [batch, tokens, c]), then bestMatch. */
   bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
+  /** bestMatchEvenOdd of a metric in device storage (from this backend); the matches come to the host for the ranking. */
+  bestMatchEvenOddOnDevice(metric: DeviceStorage, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean): Promise<BestMatch>;
   // Model-merging primitives over one chunk of a tensor; see reference/merge-primitives.ts.
   /** Every requested histogram over one chunk of T models (minus `base` when given), reading the chunk once. */
   absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]): Promise<void>;
@@ -71,6 +73,9 @@ export class JsBackend implements Backend {
   async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     const { a, b, nA, nB } = splitEvenOdd(metric, batch, tokens, c);
     return refMatch.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOddOnDevice(metric: DeviceStorage, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    return this.bestMatchEvenOdd(host(metric), batch, tokens, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     refMerge.absHistograms(models, base, requests);
@@ -120,6 +125,10 @@ export class WasmBackend implements Backend {
   }
   async bestMatchEvenOdd(metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
     return wasmMatch.bestMatchEvenOdd(this.runtime, metric, batch, tokens, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOddOnDevice(metric: DeviceStorage, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    this.runtime.reset();
+    return wasmMatch.bestMatchEvenOddAt(this.runtime, inWasm(metric).ptr, batch, tokens, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     wasmMerge.absHistograms(this.runtime, models, base, requests);
@@ -184,6 +193,11 @@ export class WebGpuBackend implements Backend {
     // The split on the host for now: the inputs are host arrays and get uploaded either way.
     const { a, b, nA, nB } = splitEvenOdd(metric, batch, tokens, c);
     return this.bestMatch(a, b, batch, nA, nB, c, maskFirstA, maskFirstB);
+  }
+  async bestMatchEvenOddOnDevice(metric: DeviceStorage, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean) {
+    this.runtime.check();
+    const g = onGpu(metric);
+    return gpuMatch.bestMatchEvenOddOnDevice(this.runtime, { buffer: g.buffer, offset: g.offset, size: Math.max(4, g.bytes) }, batch, tokens, c, maskFirstA, maskFirstB);
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     this.runtime.check();

@@ -103,24 +103,24 @@ export async function random2d(impl: Backend, metric: Tensor, options: Random2dM
   const r = integer('r', o.r, 0, undefined, 'tokens to remove per batch item');
   const seed = o.seed === undefined ? 0 : integer('seed', o.seed, 0, 0xffffffff, 'seed of the random destinations');
   const noRand = boolean('noRand', o.noRand);
-  if (r === 0) return new TokenMergePlan(ref.bipartiteSoftMatchingRandom2d(data, batch, tokens, c, { w, h, sx, sy, r: 0 }), r, 'random2d');
+  if (r === 0) return new TokenMergePlan(ref.bipartiteSoftMatchingRandom2d(data, batch, tokens, c, { w, h, sx, sy, r: 0 }), r, 'random2d', impl);
   const sets = ref.random2dSets(w, h, sx, sy, noRand, seed);
   const nA = sets.src.length, nB = sets.dst.length;
   const aIdx = ref.repeatBatch(sets.src, batch), bIdx = ref.repeatBatch(sets.dst, batch);
   const { score, index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB);
-  return new TokenMergePlan(ref.rankedPlan(batch, tokens, Math.min(r, nA), aIdx, nA, bIdx, nB, score, index), r, 'random2d');
+  return new TokenMergePlan(ref.rankedPlan(batch, tokens, Math.min(r, nA), aIdx, nA, bIdx, nB, score, index), r, 'random2d', impl);
 }
 
 export async function kth(impl: Backend, metric: Tensor, options: { k: number }): Promise<TokenMergePlan> {
   const [data, batch, tokens, c] = checkMetric(metric);
   const o = checkOptions('options', options, ['k'], true);
   const k = integer('k', o.k, 1, Math.max(tokens, 1), 'group size: the last of every k tokens is a destination');
-  if (k === 1) return new TokenMergePlan(ref.kthBipartiteSoftMatching(data, batch, tokens, c, 1), 0, 'kth');
+  if (k === 1) return new TokenMergePlan(ref.kthBipartiteSoftMatching(data, batch, tokens, c, 1), 0, 'kth', impl);
   const sets = ref.kthSets(tokens, k);
   const nA = sets.src.length, nB = sets.dst.length;
   const aIdx = ref.repeatBatch(sets.src, batch), bIdx = ref.repeatBatch(sets.dst, batch);
   const { index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB);
-  return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, nA, bIdx, nB, index), tokens - nB, 'kth');
+  return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, nA, bIdx, nB, index), tokens - nB, 'kth', impl);
 }
 
 export async function random(impl: Backend, metric: Tensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
@@ -129,10 +129,10 @@ export async function random(impl: Backend, metric: Tensor, options: { r: number
   const rReq = integer('r', o.r, 0, undefined, 'tokens to remove per batch item');
   const seed = o.seed === undefined ? 0 : integer('seed', o.seed, 0, 0xffffffff, 'seed of the random split');
   const r = ref.randomR(rReq, tokens);
-  if (r === 0) return new TokenMergePlan(ref.randomBipartiteSoftMatching(data, batch, tokens, c, 0, seed), rReq, 'random');
+  if (r === 0) return new TokenMergePlan(ref.randomBipartiteSoftMatching(data, batch, tokens, c, 0, seed), rReq, 'random', impl);
   const { aIdx, bIdx } = ref.randomSets(batch, tokens, r, seed);
   const { index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, r, bIdx, tokens - r);
-  return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, r, bIdx, tokens - r, index), rReq, 'random');
+  return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, r, bIdx, tokens - r, index), rReq, 'random', impl);
 }
 
 export async function pitome(impl: Backend, metric: Tensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
@@ -154,10 +154,10 @@ export async function pitome(impl: Backend, metric: Tensor, options: PitomeMatch
   const requested = ratio !== undefined ? (ratio < 1 ? Math.floor(t - t * ratio) : 0) : r!;
   const rEff = ref.pitomeR({ r, ratio }, tokens, classToken && tokens > 0);
   const cls = classToken && tokens > 0;
-  if (rEff === 0 || batch === 0) return new TokenMergePlan(ref.pitomeSoftMatching(data, batch, tokens, c, { r: 0, margin, classToken: cls }), requested, method);
+  if (rEff === 0 || batch === 0) return new TokenMergePlan(ref.pitomeSoftMatching(data, batch, tokens, c, { r: 0, margin, classToken: cls }), requested, method, impl);
   const rows = ref.pitomeRows(data, batch, tokens, c, cls);
   const sim = await impl.cosineSimilarity(rows, rows, batch, t, t, c);
-  return new TokenMergePlan(ref.pitomePlan(sim, batch, tokens, rEff, margin, cls, useBsm), requested, method);
+  return new TokenMergePlan(ref.pitomePlan(sim, batch, tokens, rEff, margin, cls, useBsm), requested, method, impl);
 }
 
 /**
@@ -223,7 +223,7 @@ export async function threshold(impl: Backend, metric: Tensor, options: Threshol
   const { nA, nB, aIdx, bIdx } = evenOdd(batch, tokens);
   const { score, index } = await bestMatchOn(impl, data, batch, tokens, c, aIdx, nA, bIdx, nB, classToken, distillToken);
   const r = ref.thresholdR(score, batch, nA, tokens, thr, maxR ?? Infinity, classToken, distillToken);
-  const items = ref.thresholdPlans(batch, tokens, r, classToken, distillToken, score, index).map((p) => new TokenMergePlan(p, p.r));
+  const items = ref.thresholdPlans(batch, tokens, r, classToken, distillToken, score, index).map((p) => new TokenMergePlan(p, p.r, 'bipartite', impl));
   return new ThresholdMergePlan(batch, tokens, { threshold: thr, maxR, classToken, distillToken }, r, items);
 }
 

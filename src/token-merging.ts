@@ -1,9 +1,14 @@
 // Token merging's public surface: the merge plan returned by mk.bipartiteSoftMatching and the
 // checks of its arguments. The scoring step (each A token's best B match) runs on the context's
-// backend; ranking, merge and unmerge follow the reference in src/reference/bipartite-soft-matching.ts.
+// backend, and so do merge / unmerge (src/token-merging/groups.ts); the ranking is the reference's
+// (src/reference/bipartite-soft-matching.ts), shared by every backend.
+import type { Backend } from './backends.ts';
+import { DeviceTensor } from './device-tensor.ts';
 import { MergeKernelsError } from './errors.ts';
+import { kernelsOf } from './kernel-table.ts';
 import * as ref from './reference/bipartite-soft-matching.ts';
 import { checkOut, checkTensor, type Tensor } from './tensor.ts';
+import { groupKernels, jsGroupKernels, type GroupKernels } from './token-merging/groups.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 
 export type MergeMode = ref.MergeMode;
@@ -47,8 +52,13 @@ export class TokenMergePlan implements ref.MergePlan {
   /** [B, N]: the output row of every token; merge and unmerge both follow it. */
   readonly outputRow: Int32Array;
 
-  /** @internal built by mk.bipartiteSoftMatching and its variants */
-  constructor(plan: ref.MergePlan, requestedR: number, method: TokenMergeMethod = 'bipartite') {
+  #backend: Backend | undefined;
+  #kernels: GroupKernels;
+
+  /** @internal built by mk.bipartiteSoftMatching and its variants, for the context of `backend` */
+  constructor(plan: ref.MergePlan, requestedR: number, method: TokenMergeMethod = 'bipartite', backend?: Backend) {
+    this.#backend = backend;
+    this.#kernels = backend ? kernelsOf(backend, groupKernels) : jsGroupKernels;
     this.method = method;
     this.batch = plan.batch;
     this.tokens = plan.tokens;
@@ -68,13 +78,25 @@ export class TokenMergePlan implements ref.MergePlan {
     this.bIdx = plan.bIdx ?? parity(1);
   }
 
-  /** `x [B, N, D]` → `[B, N - r, D]`: kept A tokens, then all B tokens with their sources reduced in. */
-  merge(x: Tensor, options: { mode?: MergeMode } = {}, out?: Tensor): Tensor {
+  /**
+   * `x [B, N, D]` → `[B, N - r, D]`: kept A tokens, then all B tokens with their sources reduced in.
+   * Runs on the plan's context (wasm, or WGSL for device tensors); a device tensor in gives a
+   * device tensor out, without leaving the device.
+   */
+  merge(x: Tensor, options?: { mode?: MergeMode }, out?: Tensor): Tensor;
+  merge(x: DeviceTensor, options?: { mode?: MergeMode }): DeviceTensor;
+  merge(x: Tensor | DeviceTensor, options: { mode?: MergeMode } = {}, out?: Tensor): Tensor | DeviceTensor {
     const mode = checkMode(options);
+    const kernels = this.kernels();
+    if (x instanceof DeviceTensor) {
+      const [d] = this.checkDeviceTokens('x', x, this.tokens, out);
+      const merged = kernels.mergeOnDevice(this, DeviceTensor.storageOf(x, this.#backend!, 'x'), d, mode, undefined);
+      return new DeviceTensor(this.#backend!, this.#backend!, merged.x, [this.batch, this.tokens - this.r, d]);
+    }
     const [d] = this.checkTokens('x', x, this.tokens);
     const shape = [this.batch, this.tokens - this.r, d];
-    if (out === undefined) return { data: ref.mergeTokens(this, x.data, d, mode), shape };
-    ref.mergeTokens(this, x.data, d, mode, checkOut('out', out, shape, [x.data]));
+    if (out === undefined) return { data: kernels.merge(this, x.data, d, mode), shape };
+    kernels.merge(this, x.data, d, mode, checkOut('out', out, shape, [x.data]));
     return out;
   }
 
@@ -82,12 +104,45 @@ export class TokenMergePlan implements ref.MergePlan {
    * `y [B, N - r, D]` → `[B, N, D]`: every source position gets the row of the token it merged into.
    * `out` (merge's too): a tensor of the result's shape to write into and return, not sharing memory with the input.
    */
-  unmerge(y: Tensor, out?: Tensor): Tensor {
+  unmerge(y: Tensor, out?: Tensor): Tensor;
+  unmerge(y: DeviceTensor): DeviceTensor;
+  unmerge(y: Tensor | DeviceTensor, out?: Tensor): Tensor | DeviceTensor {
+    const kernels = this.kernels();
+    if (y instanceof DeviceTensor) {
+      const [d] = this.checkDeviceTokens('y', y, this.tokens - this.r, out);
+      const storage = kernels.unmergeOnDevice(this, DeviceTensor.storageOf(y, this.#backend!, 'y'), d);
+      return new DeviceTensor(this.#backend!, this.#backend!, storage, [this.batch, this.tokens, d]);
+    }
     const [d] = this.checkTokens('y', y, this.tokens - this.r);
     const shape = [this.batch, this.tokens, d];
-    if (out === undefined) return { data: ref.unmergeTokens(this, y.data, d), shape };
-    ref.unmergeTokens(this, y.data, d, checkOut('out', out, shape, [y.data]));
+    if (out === undefined) return { data: kernels.unmerge(this, y.data, d), shape };
+    kernels.unmerge(this, y.data, d, checkOut('out', out, shape, [y.data]));
     return out;
+  }
+
+  /** @internal this plan's merges (its context's backend); DISPOSED once that context is gone. */
+  kernels(): GroupKernels {
+    if (this.#backend && !this.#backend.alive) {
+      throw new MergeKernelsError('DISPOSED', `this plan's merge-kernels context (${this.#backend.name}) was disposed; create a new one with init()`);
+    }
+    return this.#kernels;
+  }
+
+  /** @internal the backend whose device tensors this plan merges (throws for a plan made without a context). */
+  deviceBackend(name: string): Backend {
+    if (!this.#backend) throw new MergeKernelsError('INVALID_TYPE', `${name}: device tensors need a plan made by a context (mk.bipartiteSoftMatching)`, name);
+    return this.#backend;
+  }
+
+  /** @internal checks a device tensor [B, n, D] against the plan (and that no host `out` was given); returns [D]. */
+  checkDeviceTokens(name: string, t: DeviceTensor, n: number, out?: unknown): [number] {
+    this.deviceBackend(name);
+    if (out !== undefined) throw new MergeKernelsError('INVALID_OPTION', 'out: a host output, for host inputs; with device tensors the result is a device tensor', 'out');
+    const [b, tokens, d] = t.shape;
+    if (t.shape.length !== 3 || b !== this.batch || tokens !== n) {
+      throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected [${this.batch}, ${n}, D] to match the plan (B = ${this.batch}, N = ${this.tokens}, r = ${this.r}), got [${t.shape.join(', ')}]`, name);
+    }
+    return [d!];
   }
 
   /** @internal checks a [B, n, D] tensor against the plan; returns [D]. */

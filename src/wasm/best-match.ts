@@ -19,9 +19,15 @@ export function bestMatch(
 export function bestMatchEvenOdd(
   rt: WasmRuntime, metric: Float32Array, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
 ): { score: Float32Array; index: Int32Array } {
-  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
   rt.reset();
-  const pm = rt.put(metric, 'the metric');
+  return bestMatchEvenOddAt(rt, rt.put(metric, 'the metric'), batch, tokens, c, maskFirstA, maskFirstB);
+}
+
+/** bestMatchEvenOdd of a metric already in wasm memory at `pm` (a device tensor, or the arena after reset()). */
+export function bestMatchEvenOddAt(
+  rt: WasmRuntime, pm: number, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
+): { score: Float32Array; index: Int32Array } {
+  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
   const pa = rt.alloc(batch * nA * c * 4, 'the A tokens');
   const pb = rt.alloc(batch * nB * c * 4, 'the B tokens');
   const scratch = rt.alloc(16 * nB * 4, 'a block of scores');

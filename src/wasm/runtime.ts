@@ -18,6 +18,8 @@ export interface KernelExports {
   dropAndRescale(x: number, n: number, offLo: number, offHi: number, key: number, cut: number, scale: number, out: number, sums: number): void;
   findNonFinite(x: number, n: number): number;
   bf16ToF32(src: number, dst: number, n: number): number;
+  mergeGroups(x: number, dim: number, offsets: number, members: number, rows: number, mode: number, size: number, out: number, outSize: number, acc: number, tokens: number): void;
+  ungroupRows(rowOf: number, batch: number, n: number, m: number, y: number, dim: number, out: number): void;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
   streamProbe(a: number, b: number, c: number, out: number, n: number): void;

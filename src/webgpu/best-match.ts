@@ -3,7 +3,7 @@
 // the GPU, and then kernels/best-match-reduce.wgsl. Memory: a, b, their norm factors and
 // 2 words per A row per split.
 import { MergeKernelsError } from '../errors.ts';
-import { bestMatch as BEST_MATCH_WGSL, bestMatchReduce as BEST_MATCH_REDUCE_WGSL } from '../gen/wgsl.ts';
+import { bestMatch as BEST_MATCH_WGSL, bestMatchReduce as BEST_MATCH_REDUCE_WGSL, splitEvenOdd as SPLIT_WGSL } from '../gen/wgsl.ts';
 import { encodeInvNorm, pipelines } from './cosine-similarity.ts';
 import type { GpuRuntime } from './runtime.ts';
 
@@ -53,26 +53,66 @@ export async function bestMatch(
   rt: GpuRuntime, a: Float32Array, b: Float32Array, batch: number, nA: number, nB: number, c: number,
   maskFirstA: boolean, maskFirstB: boolean,
 ): Promise<{ score: Float32Array; index: Int32Array }> {
-  const total = batch * nA;
-  for (const [name, bytes] of [['metric (set A)', a.byteLength], ['metric (set B)', b.byteLength], ['the best-match result', total * 8]] as const) {
+  checkSizes(rt, a.byteLength, b.byteLength, batch * nA * 8);
+  const bufA = rt.storage('bestMatch:a', a.byteLength, a);
+  const bufB = rt.storage('bestMatch:b', b.byteLength, b);
+  try {
+    return await bestMatchOf(rt, () => {}, bufA, bufB, batch, nA, nB, c, maskFirstA, maskFirstB);
+  } finally {
+    bufA.destroy();
+    bufB.destroy();
+  }
+}
+
+/**
+ * ToMe's split and best match of a metric already on the device: the split (split-even-odd.wgsl)
+ * and the match in one submit; one readback of the scores and indices, for the host's ranking.
+ */
+export async function bestMatchEvenOddOnDevice(
+  rt: GpuRuntime, metric: { buffer: GPUBuffer; offset: number; size: number }, batch: number, tokens: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
+): Promise<{ score: Float32Array; index: Int32Array }> {
+  const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
+  checkSizes(rt, batch * nA * c * 4, batch * nB * c * 4, batch * nA * 8);
+  const split = rt.kernel('splitEvenOdd', SPLIT_WGSL, ['uniform', 'read-only-storage', 'storage', 'storage']);
+  const bufA = rt.storage('bestMatch:a', batch * nA * c * 4);
+  const bufB = rt.storage('bestMatch:b', batch * nB * c * 4);
+  const total = batch * tokens * c;
+  const grid = rt.grid(Math.ceil(total / 256));
+  const params = rt.uniform('splitEvenOdd:params', new Uint32Array([total, tokens, c, grid[0]]));
+  try {
+    return await bestMatchOf(rt, (pass) => { if (total > 0) rt.dispatch(pass, split, [params, metric, bufA, bufB], grid); }, bufA, bufB, batch, nA, nB, c, maskFirstA, maskFirstB);
+  } finally {
+    for (const buffer of [bufA, bufB, params]) buffer.destroy();
+  }
+}
+
+function checkSizes(rt: GpuRuntime, aBytes: number, bBytes: number, resultBytes: number): void {
+  for (const [name, bytes] of [['metric (set A)', aBytes], ['metric (set B)', bBytes], ['the best-match result', resultBytes]] as const) {
     if (bytes > rt.maxBinding) {
       throw new MergeKernelsError('TOO_LARGE', `webgpu backend: ${name} needs ${bytes} bytes, over this device's storage binding limit of ${rt.maxBinding} bytes; use the wasm backend or split the batch`, 'metric');
     }
   }
+}
+
+/** The match of A rows in `bufA` against B rows in `bufB`, after `prelude` (recorded first in the same pass). */
+async function bestMatchOf(
+  rt: GpuRuntime, prelude: (pass: GPUComputePassEncoder) => void, bufA: GPUBuffer, bufB: GPUBuffer,
+  batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
+): Promise<{ score: Float32Array; index: Int32Array }> {
+  const total = batch * nA;
   const p = pipelines(rt);
   const pipeline = bestMatchPipeline(rt);
-  const bufA = rt.storage('bestMatch:a', a.byteLength, a);
-  const bufB = rt.storage('bestMatch:b', b.byteLength, b);
   const facA = rt.storage('bestMatch:factorsA', batch * nA * 8);
   const facB = rt.storage('bestMatch:factorsB', batch * nB * 8);
   const splits = bestMatchSplits(batch, nA, nB, rt.maxBinding);
   const splitTiles = Math.ceil(Math.max(1, Math.ceil(nB / TILE)) / splits);
   const out = rt.storage('bestMatch:out', total * 8);
   const partial = splits > 1 ? rt.storage('bestMatch:partial', splits * total * 8) : out;
-  const temps: GPUBuffer[] = [bufA, bufB, facA, facB, out, ...(splits > 1 ? [partial] : [])];
+  const temps: GPUBuffer[] = [facA, facB, out, ...(splits > 1 ? [partial] : [])];
   try {
     const words = await rt.submitAndRead('bestMatch', (encoder) => {
       const pass = rt.computePass(encoder, 'bestMatch');
+      prelude(pass);
       if (c > 0) {
         temps.push(...encodeInvNorm(rt, pass, p, bufA, facA, batch * nA, c));
         temps.push(...encodeInvNorm(rt, pass, p, bufB, facB, batch * nB, c));

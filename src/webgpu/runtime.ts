@@ -75,6 +75,13 @@ export interface GpuCounters {
   uploadBytes: number;
 }
 
+/** A compute pipeline and its bind-group layout (GpuRuntime.kernel). */
+export interface GpuKernel {
+  name: string;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
 export class GpuRuntime {
   readonly device: GPUDevice;
   readonly limits: GPUSupportedLimits;
@@ -94,6 +101,9 @@ export class GpuRuntime {
   private timestamps: { set: GPUQuerySet; resolve: GPUBuffer; used: number } | undefined;
   /** Counts of submits, readbacks and uploads (uniform parameter blocks are not counted). */
   readonly counters: GpuCounters = { submits: 0, readbacks: 0, uploads: 0, uploadBytes: 0 };
+  /** The error scopes of submitNow calls still being resolved, and the first error they found. */
+  private pending: Promise<unknown> = Promise.resolve();
+  private deferredError: string | undefined;
 
   constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = [], timing = false) {
     this.device = device;
@@ -115,6 +125,11 @@ export class GpuRuntime {
 
   /** Throws DEVICE_LOST once the device is gone: the context cannot recover it, init() again. */
   check(): void {
+    if (this.deferredError !== undefined) {
+      const why = this.deferredError;
+      this.deferredError = undefined;
+      throw new MergeKernelsError('GPU_ERROR', `webgpu backend: an earlier call's commands failed: ${why}`);
+    }
     if (this.lostReason !== undefined) {
       throw new MergeKernelsError('DEVICE_LOST', `webgpu backend: the GPU device was lost (${this.lostReason}); create a new context with init()`);
     }
@@ -189,6 +204,7 @@ export class GpuRuntime {
    * `bytes` bytes of `result` into a new Float32Array.
    */
   async submitAndRead(label: string, record: (encoder: GPUCommandEncoder) => void, result: GPUBuffer, bytes: number, resultOffset = 0): Promise<Float32Array> {
+    await this.pending; // errors of earlier submitNow calls first
     this.check();
     const device = this.device;
     device.pushErrorScope('out-of-memory');
@@ -240,6 +256,74 @@ export class GpuRuntime {
       staging.destroy();
       timing?.destroy();
     }
+  }
+
+  /**
+   * A kernel's pipeline and bind-group layout, built once per device (one way for every family:
+   * `bindings` lists each binding's buffer type, in binding order; the entry point is `main`).
+   */
+  kernel(name: string, code: string, bindings: readonly GPUBufferBindingType[]): GpuKernel {
+    const key = `kernel:${name}`;
+    const cached = this.pipelines.get(key) as GpuKernel | undefined;
+    if (cached) return cached;
+    const layout = this.device.createBindGroupLayout({
+      label: `merge-kernels:${name}:layout`,
+      entries: bindings.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+    });
+    const pipeline = this.device.createComputePipeline({
+      label: `merge-kernels:${name}:pipeline`,
+      layout: this.device.createPipelineLayout({ label: `merge-kernels:${name}:pipelineLayout`, bindGroupLayouts: [layout] }),
+      compute: { module: this.device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint: 'main' },
+    });
+    const k = { name, pipeline, layout };
+    this.pipelines.set(key, k);
+    return k;
+  }
+
+  /** A 2-D grid of `groups` workgroups within maxComputeWorkgroupsPerDimension: [x, y]. */
+  grid(groups: number): [number, number] {
+    const gx = Math.max(1, Math.min(groups, this.limits.maxComputeWorkgroupsPerDimension));
+    return [gx, Math.max(1, Math.ceil(groups / gx))];
+  }
+
+  /** Records one dispatch of `k` over a [gx, gy] grid, binding `buffers` in order. */
+  dispatch(pass: GPUComputePassEncoder, k: GpuKernel, buffers: ReadonlyArray<GPUBuffer | { buffer: GPUBuffer; offset?: number; size: number }>, [gx, gy]: [number, number]): void {
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, this.device.createBindGroup({
+      label: `merge-kernels:${k.name}:bindGroup`,
+      layout: k.layout,
+      entries: buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } : { buffer: b } })),
+    }));
+    pass.dispatchWorkgroups(gx, gy);
+  }
+
+  /**
+   * Records one compute pass and submits it without waiting: for calls that return device tensors
+   * synchronously. A validation or out-of-memory error surfaces as GPU_ERROR from the context's
+   * next call (check()) or read, since it is only known once the GPU has seen the commands.
+   */
+  submitNow(label: string, record: (pass: GPUComputePassEncoder) => void): void {
+    this.check();
+    const device = this.device;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let recordError: unknown;
+    try {
+      const encoder = device.createCommandEncoder({ label: `merge-kernels:${label}` });
+      const pass = encoder.beginComputePass({ label: `merge-kernels:${label}:pass` });
+      record(pass);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      this.counters.submits++;
+    } catch (e) {
+      recordError = e;
+    }
+    const validation = device.popErrorScope(), oom = device.popErrorScope();
+    this.pending = Promise.all([validation, oom, this.pending]).then(([v, o]) => {
+      const err = v ?? o;
+      if (err && this.deferredError === undefined) this.deferredError = `${label} failed: ${err.message}`;
+    });
+    if (recordError) throw recordError;
   }
 
   /** Records and submits without reading anything back (results stay on the device); errors as submitAndRead. */
