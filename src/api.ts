@@ -12,6 +12,7 @@ import * as merging from './merging/tensors.ts';
 import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './reference/model-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
 import { DeviceTensor } from './device-tensor.ts';
+import { bipartiteSoftMatchingOnDevice } from './token-merging/plan-webgpu.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 
@@ -212,8 +213,10 @@ export class MergeKernels {
    * merges the `r` most similar (even, odd) token pairs of each batch item. Each even token's
    * best odd match is found on this context's backend (fused similarity + running argmax);
    * ties go to the lowest odd index, and equal best scores rank the lower even index first.
-   * A device-tensor metric is matched where it lives (split and match on the device); only the
-   * best matches come back for the ranking (webgpu: one readback), and it is not checked for NaN.
+   * A device-tensor metric is matched where it lives and is not checked for NaN. On webgpu the
+   * whole plan (split, match, ranking, output groups) is recorded on the GPU and submitted with
+   * the next call that submits: a ToMe step on device tensors (match, then mergeWavg) is one
+   * submit and no readback; the plan's index arrays need `await plan.read()` (one readback).
    */
   async bipartiteSoftMatching(metric: Tensor | DeviceTensor, options: BipartiteSoftMatchingOptions): Promise<TokenMergePlan> {
     const impl = this.#backend;
@@ -232,6 +235,13 @@ export class MergeKernels {
     if (rEff === 0) {
       if (metric instanceof DeviceTensor) DeviceTensor.storageOf(metric, impl, 'metric'); // the same checks as a real match
       return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r, 'bipartite', impl);
+    }
+    if (metric instanceof DeviceTensor && impl instanceof WebGpuBackend) {
+      // Matched, ranked and grouped on the GPU; recorded, not submitted (see plan-webgpu.ts).
+      const g = DeviceTensor.storageOf(metric, impl, 'metric');
+      if (g.kind !== 'gpu') throw new Error('internal: expected gpu storage');
+      const device = bipartiteSoftMatchingOnDevice(impl.runtime, { buffer: g.buffer, offset: g.offset, size: Math.max(4, g.bytes) }, batch, tokens, c, rEff, classToken, distillToken);
+      return new TokenMergePlan({ batch, tokens, r: rEff, classToken, distillToken, device }, r, 'bipartite', impl);
     }
     const { score, index } = metric instanceof DeviceTensor
       ? await impl.bestMatchEvenOddOnDevice(DeviceTensor.storageOf(metric, impl, 'metric'), batch, tokens, c, classToken, distillToken)

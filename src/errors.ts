@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'DEVICE_LOST'           // the GPU device was lost; create a new context with init()
   | 'DISPOSED'              // the context, or a device tensor, was disposed
   | 'WRONG_DEVICE'          // a device tensor of another context, or a GPUBuffer of another device
+  | 'ON_DEVICE'             // a plan's indices are on the GPU (matched from a device metric): await plan.read() first
   | 'OUT_OF_MEMORY'         // wasm memory could not grow to the size the call needs
   | 'TOO_LARGE'             // the problem exceeds a hard limit of the backend even after splitting
   | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule

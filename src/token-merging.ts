@@ -9,6 +9,7 @@ import { kernelsOf } from './kernel-table.ts';
 import * as ref from './reference/bipartite-soft-matching.ts';
 import { checkOut, checkTensor, type Tensor } from './tensor.ts';
 import { groupKernels, jsGroupKernels, type GroupKernels } from './token-merging/groups.ts';
+import type { DevicePlan, DevicePlanBuffers } from './token-merging/plan-webgpu.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 
 export type MergeMode = ref.MergeMode;
@@ -42,21 +43,16 @@ export class TokenMergePlan implements ref.MergePlan {
   readonly requestedR: number;
   readonly classToken: boolean;
   readonly distillToken: boolean;
-  readonly unmergedIdx: Int32Array;
-  readonly srcIdx: Int32Array;
-  readonly dstIdx: Int32Array;
-  /** [B, |A|]: token positions of set A. */
-  readonly aIdx: Int32Array;
-  /** [B, |B|]: token positions of set B. */
-  readonly bIdx: Int32Array;
-  /** [B, N]: the output row of every token; merge and unmerge both follow it. */
-  readonly outputRow: Int32Array;
-
+  #indices: PlanIndices | undefined;
+  #device: DevicePlan | undefined;
   #backend: Backend | undefined;
   #kernels: GroupKernels;
 
-  /** @internal built by mk.bipartiteSoftMatching and its variants, for the context of `backend` */
-  constructor(plan: ref.MergePlan, requestedR: number, method: TokenMergeMethod = 'bipartite', backend?: Backend) {
+  /**
+   * @internal built by mk.bipartiteSoftMatching and its variants, for the context of `backend`;
+   * a plan matched on the GPU (`device`) has its indices there until `read()`.
+   */
+  constructor(plan: ref.MergePlan | DevicePlanInit, requestedR: number, method: TokenMergeMethod = 'bipartite', backend?: Backend) {
     this.#backend = backend;
     this.#kernels = backend ? kernelsOf(backend, groupKernels) : jsGroupKernels;
     this.method = method;
@@ -66,16 +62,57 @@ export class TokenMergePlan implements ref.MergePlan {
     this.requestedR = requestedR;
     this.classToken = plan.classToken;
     this.distillToken = plan.distillToken;
-    this.unmergedIdx = plan.unmergedIdx;
-    this.srcIdx = plan.srcIdx;
-    this.dstIdx = plan.dstIdx;
-    this.outputRow = ref.outputRows(plan);
-    const parity = (p: number) => {
-      const n = Math.floor((plan.tokens + 1 - p) / 2);
-      return Int32Array.from({ length: plan.batch * n }, (_, i) => 2 * (i % n) + p);
-    };
-    this.aIdx = plan.aIdx ?? parity(0);
-    this.bIdx = plan.bIdx ?? parity(1);
+    if ('device' in plan) this.#device = plan.device;
+    else this.#indices = indicesOf(plan);
+  }
+
+  /** [B, |A| − r]: A indices kept, in output order. */
+  get unmergedIdx(): Int32Array { return this.#host().unmergedIdx; }
+  /** [B, r]: A indices merged away, best-matching first. */
+  get srcIdx(): Int32Array { return this.#host().srcIdx; }
+  /** [B, r]: the B index each source merges into. */
+  get dstIdx(): Int32Array { return this.#host().dstIdx; }
+  /** [B, |A|]: token positions of set A. */
+  get aIdx(): Int32Array { return this.#host().aIdx; }
+  /** [B, |B|]: token positions of set B. */
+  get bIdx(): Int32Array { return this.#host().bIdx; }
+  /** [B, N]: the output row of every token; merge and unmerge both follow it. */
+  get outputRow(): Int32Array { return this.#host().outputRow; }
+
+  /** False for a plan matched from a device metric on webgpu until `read()`: its indices are on the GPU. */
+  get onHost(): boolean {
+    return this.#indices !== undefined;
+  }
+
+  /**
+   * Brings the indices of a plan matched on the GPU to the host (one readback), so that the index
+   * arrays can be read and host tensors merged; a no-op for other plans. Device tensors merge
+   * without it.
+   */
+  async read(): Promise<this> {
+    if (!this.#indices && this.#device) {
+      this.kernels();
+      this.#indices = indicesOf(await this.#device.read());
+    }
+    return this;
+  }
+
+  /** Frees a GPU-matched plan's device buffers now rather than when it is collected. Idempotent. */
+  dispose(): void {
+    this.#device?.dispose();
+    this.#device = undefined;
+  }
+
+  #host(): PlanIndices {
+    if (this.#indices) return this.#indices;
+    throw new MergeKernelsError('ON_DEVICE', 'plan: its indices are on the GPU (it was matched from a device metric); merge device tensors with it, or `await plan.read()` first (one readback)', 'plan');
+  }
+
+  /** @internal the buffers of a plan matched on the GPU (undefined for other plans); DISPOSED once freed. */
+  deviceBuffers(): DevicePlanBuffers | undefined {
+    if (this.#indices) return undefined;
+    if (!this.#device) throw new MergeKernelsError('DISPOSED', 'plan: this plan was disposed', 'plan');
+    return this.#device.buffers;
   }
 
   /**
@@ -154,6 +191,41 @@ export class TokenMergePlan implements ref.MergePlan {
     }
     return [d];
   }
+}
+
+/** A plan's index arrays on the host. */
+interface PlanIndices {
+  unmergedIdx: Int32Array;
+  srcIdx: Int32Array;
+  dstIdx: Int32Array;
+  aIdx: Int32Array;
+  bIdx: Int32Array;
+  outputRow: Int32Array;
+}
+
+/** A plan matched on the GPU: its sizes, and the device buffers holding the rest. */
+export interface DevicePlanInit {
+  batch: number;
+  tokens: number;
+  r: number;
+  classToken: boolean;
+  distillToken: boolean;
+  device: DevicePlan;
+}
+
+function indicesOf(plan: ref.MergePlan): PlanIndices {
+  const parity = (p: number) => {
+    const n = Math.floor((plan.tokens + 1 - p) / 2);
+    return Int32Array.from({ length: plan.batch * n }, (_, i) => 2 * (i % n) + p);
+  };
+  return {
+    unmergedIdx: plan.unmergedIdx,
+    srcIdx: plan.srcIdx,
+    dstIdx: plan.dstIdx,
+    outputRow: ref.outputRows(plan),
+    aIdx: plan.aIdx ?? parity(0),
+    bIdx: plan.bIdx ?? parity(1),
+  };
 }
 
 /** Validates bipartiteSoftMatching's options; returns them complete. */

@@ -7,6 +7,7 @@ import type { DeviceStorage } from '../device-tensor.ts';
 import type * as ref from '../reference/bipartite-soft-matching.ts';
 import type { GpuRuntime } from '../webgpu/runtime.ts';
 import { jsGroupKernels, outputGroups, type GroupKernels, type GroupMode } from './groups.ts';
+import type { DevicePlanBuffers } from './plan-webgpu.ts';
 
 const MODE = { mean: 0, sum: 1, amax: 2, wavg: 3 } as const;
 
@@ -20,7 +21,11 @@ export function webgpuGroupKernels(rt: GpuRuntime): GroupKernels {
     if (!u) uploaded.set(plan, (u = {}));
     return u;
   };
+  // A plan matched on the GPU brings its own groups and rows (src/token-merging/plan-webgpu.ts).
+  const own = (plan: ref.MergePlan) => (plan as { deviceBuffers?: () => DevicePlanBuffers | undefined }).deviceBuffers?.();
   const groupsBuffer = (plan: ref.MergePlan) => {
+    const mine = own(plan);
+    if (mine) return mine.groups;
     const u = onDevice(plan);
     if (!u.groups) {
       const g = outputGroups(plan);
@@ -32,6 +37,8 @@ export function webgpuGroupKernels(rt: GpuRuntime): GroupKernels {
     return u.groups;
   };
   const rowOfBuffer = (plan: ref.MergePlan) => {
+    const mine = own(plan);
+    if (mine) return mine.rowOf;
     const u = onDevice(plan);
     u.rowOf ??= rt.storage('unmergeRows:rowOf', plan.batch * plan.tokens * 4, new Uint32Array(outputGroups(plan).rowOf.buffer));
     return u.rowOf;
@@ -40,12 +47,11 @@ export function webgpuGroupKernels(rt: GpuRuntime): GroupKernels {
     ...jsGroupKernels,
     mergeOnDevice(plan, x, dim, mode: GroupMode, size) {
       rt.check();
-      const g = outputGroups(plan);
-      const rows = g.batch * g.rows;
+      const rows = plan.batch * (plan.tokens - plan.r);
       const out = rt.storage('mergeGroups:out', rows * dim * 4);
       const outSize = rt.storage('mergeGroups:outSize', mode === 'wavg' ? rows * 4 : 4);
       const [gx, gy] = rt.grid(rows);
-      const params = rt.uniform('mergeGroups:params', new Uint32Array([rows, dim, MODE[mode], size ? 1 : 0, g.tokens, gx, 0, 0]));
+      const params = rt.uniform('mergeGroups:params', new Uint32Array([rows, dim, MODE[mode], size ? 1 : 0, plan.tokens, gx, 0, 0]));
       const xs = binding(x), ss = size ? binding(size) : xs;
       rt.submitNow('mergeGroups', (pass) => {
         rt.dispatch(pass, merge, [params, xs, ss, groupsBuffer(plan), out, outSize], [gx, gy]);
@@ -57,11 +63,10 @@ export function webgpuGroupKernels(rt: GpuRuntime): GroupKernels {
     },
     unmergeOnDevice(plan, y, dim) {
       rt.check();
-      const g = outputGroups(plan);
-      const total = g.batch * g.tokens * dim;
+      const total = plan.batch * plan.tokens * dim;
       const out = rt.storage('unmergeRows:out', total * 4);
       const [gx, gy] = rt.grid(Math.ceil(total / 256));
-      const params = rt.uniform('unmergeRows:params', new Uint32Array([total, g.tokens, g.rows, dim, gx, 0, 0, 0]));
+      const params = rt.uniform('unmergeRows:params', new Uint32Array([total, plan.tokens, plan.tokens - plan.r, dim, gx, 0, 0, 0]));
       rt.submitNow('unmergeRows', (pass) => {
         rt.dispatch(pass, unmerge, [params, binding(y), rowOfBuffer(plan), out], [gx, gy]);
       });

@@ -73,20 +73,31 @@ export async function bestMatchEvenOddOnDevice(
 ): Promise<{ score: Float32Array; index: Int32Array }> {
   const nA = Math.ceil(tokens / 2), nB = Math.floor(tokens / 2);
   checkSizes(rt, batch * nA * c * 4, batch * nB * c * 4, batch * nA * 8);
-  const split = rt.kernel('splitEvenOdd', SPLIT_WGSL, ['uniform', 'read-only-storage', 'storage', 'storage']);
   const bufA = rt.storage('bestMatch:a', batch * nA * c * 4);
   const bufB = rt.storage('bestMatch:b', batch * nB * c * 4);
-  const total = batch * tokens * c;
-  const grid = rt.grid(Math.ceil(total / 256));
-  const params = rt.uniform('splitEvenOdd:params', new Uint32Array([total, tokens, c, grid[0]]));
+  let temps: GPUBuffer[] = [];
   try {
-    return await bestMatchOf(rt, (pass) => { if (total > 0) rt.dispatch(pass, split, [params, metric, bufA, bufB], grid); }, bufA, bufB, batch, nA, nB, c, maskFirstA, maskFirstB);
+    return await bestMatchOf(rt, (pass) => { temps = encodeSplitEvenOdd(rt, pass, metric, bufA, bufB, batch, tokens, c); }, bufA, bufB, batch, nA, nB, c, maskFirstA, maskFirstB);
   } finally {
-    for (const buffer of [bufA, bufB, params]) buffer.destroy();
+    for (const buffer of [bufA, bufB, ...temps]) buffer.destroy();
   }
 }
 
-function checkSizes(rt: GpuRuntime, aBytes: number, bBytes: number, resultBytes: number): void {
+/** Records ToMe's even/odd split of `metric` [B, N, C] into `bufA` and `bufB`; returns the buffers to free after the submit. */
+export function encodeSplitEvenOdd(
+  rt: GpuRuntime, pass: GPUComputePassEncoder, metric: { buffer: GPUBuffer; offset: number; size: number },
+  bufA: GPUBuffer, bufB: GPUBuffer, batch: number, tokens: number, c: number,
+): GPUBuffer[] {
+  const total = batch * tokens * c;
+  if (total === 0) return [];
+  const split = rt.kernel('splitEvenOdd', SPLIT_WGSL, ['uniform', 'read-only-storage', 'storage', 'storage']);
+  const grid = rt.grid(Math.ceil(total / 256));
+  const params = rt.uniform('splitEvenOdd:params', new Uint32Array([total, tokens, c, grid[0]]));
+  rt.dispatch(pass, split, [params, metric, bufA, bufB], grid);
+  return [params];
+}
+
+export function checkSizes(rt: GpuRuntime, aBytes: number, bBytes: number, resultBytes: number): void {
   for (const [name, bytes] of [['metric (set A)', aBytes], ['metric (set B)', bBytes], ['the best-match result', resultBytes]] as const) {
     if (bytes > rt.maxBinding) {
       throw new MergeKernelsError('TOO_LARGE', `webgpu backend: ${name} needs ${bytes} bytes, over this device's storage binding limit of ${rt.maxBinding} bytes; use the wasm backend or split the batch`, 'metric');
@@ -100,48 +111,13 @@ async function bestMatchOf(
   batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
 ): Promise<{ score: Float32Array; index: Int32Array }> {
   const total = batch * nA;
-  const p = pipelines(rt);
-  const pipeline = bestMatchPipeline(rt);
-  const facA = rt.storage('bestMatch:factorsA', batch * nA * 8);
-  const facB = rt.storage('bestMatch:factorsB', batch * nB * 8);
-  const splits = bestMatchSplits(batch, nA, nB, rt.maxBinding);
-  const splitTiles = Math.ceil(Math.max(1, Math.ceil(nB / TILE)) / splits);
   const out = rt.storage('bestMatch:out', total * 8);
-  const partial = splits > 1 ? rt.storage('bestMatch:partial', splits * total * 8) : out;
-  const temps: GPUBuffer[] = [facA, facB, out, ...(splits > 1 ? [partial] : [])];
+  const temps: GPUBuffer[] = [out];
   try {
     const words = await rt.submitAndRead('bestMatch', (encoder) => {
       const pass = rt.computePass(encoder, 'bestMatch');
       prelude(pass);
-      if (c > 0) {
-        temps.push(...encodeInvNorm(rt, pass, p, bufA, facA, batch * nA, c));
-        temps.push(...encodeInvNorm(rt, pass, p, bufB, facB, batch * nB, c));
-      }
-      pass.setPipeline(pipeline);
-      const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
-      for (let first = 0; first < batch; first += maxDim) {
-        const count = Math.min(maxDim, batch - first);
-        const params = rt.uniform('bestMatch:params', new Uint32Array([nA, nB, c, first, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0, total, splitTiles]));
-        temps.push(params);
-        pass.setBindGroup(0, rt.device.createBindGroup({
-          label: 'merge-kernels:bestMatch:bindGroup', layout: p.cosineLayout,
-          entries: [params, bufA, bufB, facA, facB, partial].map((buffer, binding) => ({ binding, resource: { buffer } })),
-        }));
-        pass.dispatchWorkgroups(splits, Math.ceil(nA / TILE), count);
-      }
-      if (splits > 1) {
-        const reduce = reducePipeline(rt);
-        const groups = Math.ceil(total / 256);
-        const x = Math.min(groups, maxDim);
-        const params = rt.uniform('bestMatchReduce:params', new Uint32Array([total, splits, x * 256, 0]));
-        temps.push(params);
-        pass.setPipeline(reduce);
-        pass.setBindGroup(0, rt.device.createBindGroup({
-          label: 'merge-kernels:bestMatchReduce:bindGroup', layout: reduce.getBindGroupLayout(0),
-          entries: [params, partial, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
-        }));
-        pass.dispatchWorkgroups(x, Math.ceil(groups / x));
-      }
+      temps.push(...encodeBestMatch(rt, pass, bufA, bufB, out, batch, nA, nB, c, maskFirstA, maskFirstB));
       pass.end();
     }, out, total * 8);
     const score = words.slice(0, total);
@@ -151,4 +127,53 @@ async function bestMatchOf(
   } finally {
     for (const buffer of temps) buffer.destroy();
   }
+}
+
+/**
+ * Records the match into `pass`: `out` gets [B·|A|] best scores (f32 bits; the sentinel -2 where
+ * masked) then [B·|A|] best B indices. Returns the buffers to free after the submit.
+ */
+export function encodeBestMatch(
+  rt: GpuRuntime, pass: GPUComputePassEncoder, bufA: GPUBuffer, bufB: GPUBuffer, out: GPUBuffer,
+  batch: number, nA: number, nB: number, c: number, maskFirstA: boolean, maskFirstB: boolean,
+): GPUBuffer[] {
+  const total = batch * nA;
+  const p = pipelines(rt);
+  const pipeline = bestMatchPipeline(rt);
+  const facA = rt.storage('bestMatch:factorsA', batch * nA * 8);
+  const facB = rt.storage('bestMatch:factorsB', batch * nB * 8);
+  const splits = bestMatchSplits(batch, nA, nB, rt.maxBinding);
+  const splitTiles = Math.ceil(Math.max(1, Math.ceil(nB / TILE)) / splits);
+  const partial = splits > 1 ? rt.storage('bestMatch:partial', splits * total * 8) : out;
+  const temps: GPUBuffer[] = [facA, facB, ...(splits > 1 ? [partial] : [])];
+  if (c > 0) {
+    temps.push(...encodeInvNorm(rt, pass, p, bufA, facA, batch * nA, c));
+    temps.push(...encodeInvNorm(rt, pass, p, bufB, facB, batch * nB, c));
+  }
+  pass.setPipeline(pipeline);
+  const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
+  for (let first = 0; first < batch; first += maxDim) {
+    const count = Math.min(maxDim, batch - first);
+    const params = rt.uniform('bestMatch:params', new Uint32Array([nA, nB, c, first, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0, total, splitTiles]));
+    temps.push(params);
+    pass.setBindGroup(0, rt.device.createBindGroup({
+      label: 'merge-kernels:bestMatch:bindGroup', layout: p.cosineLayout,
+      entries: [params, bufA, bufB, facA, facB, partial].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    }));
+    pass.dispatchWorkgroups(splits, Math.ceil(nA / TILE), count);
+  }
+  if (splits > 1) {
+    const reduce = reducePipeline(rt);
+    const groups = Math.ceil(total / 256);
+    const x = Math.min(groups, maxDim);
+    const params = rt.uniform('bestMatchReduce:params', new Uint32Array([total, splits, x * 256, 0]));
+    temps.push(params);
+    pass.setPipeline(reduce);
+    pass.setBindGroup(0, rt.device.createBindGroup({
+      label: 'merge-kernels:bestMatchReduce:bindGroup', layout: reduce.getBindGroupLayout(0),
+      entries: [params, partial, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    }));
+    pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+  }
+  return temps;
 }

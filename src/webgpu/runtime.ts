@@ -104,6 +104,9 @@ export class GpuRuntime {
   /** The error scopes of submitNow calls still being resolved, and the first error they found. */
   private pending: Promise<unknown> = Promise.resolve();
   private deferredError: string | undefined;
+  /** Passes recorded by `record` and not yet submitted, and the buffers to free once they are. */
+  private pendingEncoder: GPUCommandEncoder | undefined;
+  private pendingTemps: GPUBuffer[] = [];
 
   constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = [], timing = false) {
     this.device = device;
@@ -212,10 +215,11 @@ export class GpuRuntime {
     const staging = device.createBuffer({ label: `merge-kernels:${label}:readback`, size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const ts = this.timestamps;
     let timing: GPUBuffer | undefined;
+    const temps = this.takePendingTemps();
     try {
       let recordError: unknown;
       try {
-        const encoder = device.createCommandEncoder({ label: `merge-kernels:${label}` });
+        const encoder = this.encoder(label);
         if (ts) ts.used = 0;
         record(encoder);
         if (bytes > 0) encoder.copyBufferToBuffer(result, resultOffset, staging, 0, bytes);
@@ -255,6 +259,7 @@ export class GpuRuntime {
     } finally {
       staging.destroy();
       timing?.destroy();
+      for (const b of temps) b.destroy();
     }
   }
 
@@ -298,6 +303,33 @@ export class GpuRuntime {
   }
 
   /**
+   * Records one compute pass without submitting it: the next call that submits (any kernel, or a
+   * read) sends it in the same command buffer, so a chain of calls on device tensors costs one
+   * submit. The buffers `fn` returns are freed after that submit. Errors surface from the submitting call.
+   */
+  record(label: string, fn: (pass: GPUComputePassEncoder) => readonly GPUBuffer[]): void {
+    this.check();
+    this.pendingEncoder ??= this.device.createCommandEncoder({ label: `merge-kernels:${label}` });
+    const pass = this.pendingEncoder.beginComputePass({ label: `merge-kernels:${label}:pass` });
+    const temps = fn(pass);
+    pass.end();
+    this.pendingTemps.push(...temps);
+  }
+
+  /** The encoder to record a submission into: the one holding recorded passes, if any, else a new one. */
+  private encoder(label: string): GPUCommandEncoder {
+    const pending = this.pendingEncoder;
+    this.pendingEncoder = undefined;
+    return pending ?? this.device.createCommandEncoder({ label: `merge-kernels:${label}` });
+  }
+
+  private takePendingTemps(): GPUBuffer[] {
+    const temps = this.pendingTemps;
+    this.pendingTemps = [];
+    return temps;
+  }
+
+  /**
    * Records one compute pass and submits it without waiting: for calls that return device tensors
    * synchronously. A validation or out-of-memory error surfaces as GPU_ERROR from the context's
    * next call (check()) or read, since it is only known once the GPU has seen the commands.
@@ -308,8 +340,9 @@ export class GpuRuntime {
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
     let recordError: unknown;
+    const temps = this.takePendingTemps();
     try {
-      const encoder = device.createCommandEncoder({ label: `merge-kernels:${label}` });
+      const encoder = this.encoder(label);
       const pass = encoder.beginComputePass({ label: `merge-kernels:${label}:pass` });
       record(pass);
       pass.end();
@@ -317,6 +350,8 @@ export class GpuRuntime {
       this.counters.submits++;
     } catch (e) {
       recordError = e;
+    } finally {
+      for (const b of temps) b.destroy();
     }
     const validation = device.popErrorScope(), oom = device.popErrorScope();
     this.pending = Promise.all([validation, oom, this.pending]).then(([v, o]) => {

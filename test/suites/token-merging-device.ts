@@ -112,6 +112,21 @@ export default function (h: Harness) {
       const dm = h.mk.upload(metric);
       const dev = await h.mk.bipartiteSoftMatching(dm, { r, classToken, distillToken });
       const label = `B=${B} N=${N} C=${C} r=${r}`;
+      // Merging device tensors needs no host indices: on webgpu this uses the plan's GPU groups.
+      const D = 6, x = randomTensor([B, N, D], seed++), size = randomTensor([B, N, 1], seed++, 1, 3);
+      const got = h.mk.mergeWavg(dev, h.mk.upload(x), h.mk.upload(size));
+      const want = reference.mergeWavg(host, x.data, D, size.data);
+      allClose((await got.x.read()).data, want.x, tol, `${label}: mergeWavg through the device plan`);
+      allClose((await got.size.read()).data, want.size, tol, `${label}: sizes through the device plan`);
+      const back = dev.unmerge(got.x);
+      allClose((await back.read()).data, reference.unmergeTokens(host, (await got.x.read()).data, D), { atol: 0 }, `${label}: unmerge through the device plan`);
+      if (h.backend === 'webgpu' && dev.r > 0) {
+        assert.not.ok(dev.onHost, `${label}: a GPU-matched plan keeps its indices on the GPU`);
+        await rejects(() => dev.srcIdx, 'ON_DEVICE', ['plan', 'await plan.read()']);
+        await rejects(() => dev.merge(x), 'ON_DEVICE', ['plan']);
+      }
+      assert.ok((await dev.read()) === dev, 'read() returns the plan');
+      assert.ok(dev.onHost);
       assert.is(dev.r, host.r, `${label}: r`);
       assert.equal(Array.from(dev.srcIdx), Array.from(host.srcIdx), `${label}: srcIdx`);
       assert.equal(Array.from(dev.dstIdx), Array.from(host.dstIdx), `${label}: dstIdx`);
@@ -158,17 +173,28 @@ export default function (h: Harness) {
     for (const t of [first.x, first.size, second.x, second.size, dx]) t.dispose();
   });
 
-  test('webgpu counts: matching a device metric uploads nothing and reads back only the matches, in one submit', async () => {
-    if (h.backend !== 'webgpu') return skip(h.print, 'webgpu match counts', `the ${h.backend} backend has no GPU counters`);
-    const dm = h.mk.upload(randomTensor([1, 197, 64], 82));
-    const before = h.mk.gpuCounters!;
-    const plan = await h.mk.bipartiteSoftMatching(dm, { r: 16, classToken: true });
-    const after = h.mk.gpuCounters!;
-    assert.is(after.submits - before.submits, 1, 'one submit: split and match');
-    assert.is(after.readbacks - before.readbacks, 1, 'one readback: the best matches, for the ranking');
-    assert.is(after.uploads - before.uploads, 0, 'no upload');
-    assert.is(plan.r, 16);
+  test('webgpu counts: a ToMe step on device tensors (match, mergeWavg) is one submit, no readback, no upload', async () => {
+    if (h.backend !== 'webgpu') return skip(h.print, 'webgpu step counts', `the ${h.backend} backend has no GPU counters`);
+    const metric = randomTensor([2, 197, 64], 82), x = randomTensor([2, 197, 96], 83);
+    const dm = h.mk.upload(metric), dx = h.mk.upload(x);
+    for (let step = 0; step < 3; step++) {
+      const before = h.mk.gpuCounters!;
+      const plan = await h.mk.bipartiteSoftMatching(dm, { r: 16, classToken: true });
+      const merged = h.mk.mergeWavg(plan, dx);
+      const after = h.mk.gpuCounters!;
+      assert.is(after.submits - before.submits, 1, `step ${step}: one submit (match, rank, groups and merge together)`);
+      assert.is(after.readbacks - before.readbacks, 0, `step ${step}: no readback`);
+      assert.is(after.uploads - before.uploads, 0, `step ${step}: no upload`);
+      if (step === 2) {
+        const want = reference.mergeWavg(await h.ref.bipartiteSoftMatching(metric, { r: 16, classToken: true }), x.data, 96);
+        allClose((await merged.x.read()).data, want.x, tol, 'the merged tokens');
+      }
+      merged.x.dispose();
+      merged.size.dispose();
+      plan.dispose();
+    }
     dm.dispose();
+    dx.dispose();
   });
 
   test.run();
