@@ -13,6 +13,7 @@ import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './referenc
 import { WasmRuntime } from './wasm/runtime.ts';
 import { DeviceTensor } from './device-tensor.ts';
 import { bipartiteSoftMatchingOnDevice } from './token-merging/plan-webgpu.ts';
+import { planFromMatches } from './token-merging/plan.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 
@@ -234,7 +235,7 @@ export class MergeKernels {
     const rEff = tome.effectiveR(r, tokens, classToken, distillToken);
     if (rEff === 0) {
       if (metric instanceof DeviceTensor) DeviceTensor.storageOf(metric, impl, 'metric'); // the same checks as a real match
-      return new TokenMergePlan(tome.planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r, 'bipartite', impl);
+      return new TokenMergePlan(planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r, 'bipartite', impl);
     }
     if (metric instanceof DeviceTensor && impl instanceof WebGpuBackend) {
       // Matched, ranked and grouped on the GPU; recorded, not submitted (see plan-webgpu.ts).
@@ -246,7 +247,7 @@ export class MergeKernels {
     const { score, index } = metric instanceof DeviceTensor
       ? await impl.bestMatchEvenOddOnDevice(DeviceTensor.storageOf(metric, impl, 'metric'), batch, tokens, c, classToken, distillToken)
       : await impl.bestMatchEvenOdd(metric.data, batch, tokens, c, classToken, distillToken);
-    return new TokenMergePlan(tome.planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r, 'bipartite', impl);
+    return new TokenMergePlan(planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r, 'bipartite', impl);
   }
 
   /**

@@ -2,7 +2,8 @@
 // groups recorded into the context's pending command buffer — no submit, no readback. The next
 // call that submits (mergeWavg on device tensors, say) sends it all at once: a ToMe step on
 // device tensors is one submit and no readback. The indices reach the host only if asked for.
-import * as ref from '../reference/bipartite-soft-matching.ts';
+import type * as ref from '../reference/bipartite-soft-matching.ts';
+import { planFromMatches } from './plan.ts';
 import { tomeGroups as GROUPS_WGSL, tomeRank as RANK_WGSL, tomeRows as ROWS_WGSL } from '../gen/wgsl.ts';
 import { checkSizes, encodeBestMatch, encodeSplitEvenOdd } from '../webgpu/best-match.ts';
 import type { GpuRuntime } from '../webgpu/runtime.ts';
@@ -64,7 +65,7 @@ export function bipartiteSoftMatchingOnDevice(
       const score = words.slice(0, total);
       for (let i = 0; i < total; i++) if (score[i]! <= -2) score[i] = -Infinity; // the kernel's "masked"
       const index = new Int32Array(words.buffer, words.byteOffset + total * 4, total);
-      return ref.planFromMatches(batch, tokens, r, classToken, distillToken, score, index);
+      return planFromMatches(batch, tokens, r, classToken, distillToken, score, index);
     },
     dispose() {
       for (const b of Object.values(buffers)) b.destroy();
