@@ -1,9 +1,12 @@
 // WebGPU model-merging primitives: thin host code over kernels/abs-histogram.wgsl,
 // find-non-finite.wgsl, drop-and-rescale.wgsl and the three TIES stages (ties-tie-count.wgsl,
 // ties-tie-cutoff.wgsl, ties-merge.wgsl). Semantics: src/reference/merge-primitives.ts.
-// Chunks larger than the device's storage-binding limit are split into blocks, one submission
-// each; state that crosses blocks (histogram counts, tie budgets, the 53-bit flat index) is
-// carried by the host.
+// The TIES primitives work on a chunk already on the GPU (uploadChunk: each model and the base
+// written once; the backend keeps it across the passes over that chunk) and form the task vectors
+// δ = f32(x − base) in the kernels (kernels/lib/task-vector.wgsl). Chunks larger than the device's
+// storage-binding limit are split into blocks: the histograms of all blocks go in one submission;
+// the merge takes one per block, as the tie budgets and the DARE flat index (53 bits) cross
+// blocks through the host. Scratch, parameter and staging buffers come from the runtime's pool.
 import { MergeKernelsError } from '../errors.ts';
 import { LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 import {
@@ -26,15 +29,16 @@ interface Kernel {
   layout: GPUBindGroupLayout;
 }
 
-type KernelName = 'absHistogram' | 'findNonFinite' | 'dropAndRescale' | 'tiesTieCount' | 'tiesTieCutoff' | 'tiesMerge';
+type KernelName = 'absHistogram' | 'findNonFinite' | 'dropAndRescale' | 'tiesTieCount' | 'tiesTieCutoff' | 'tiesMerge' | 'tiesMergeCounting';
 
-const SOURCES: Record<KernelName, { code: string; bindings: GPUBufferBindingType[] }> = {
+const SOURCES: Record<KernelName, { code: string; bindings: GPUBufferBindingType[]; entryPoint?: string }> = {
   absHistogram: { code: HISTOGRAM_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'] },
   findNonFinite: { code: NON_FINITE_WGSL, bindings: ['uniform', 'read-only-storage', 'storage'] },
   dropAndRescale: { code: DROP_WGSL, bindings: ['uniform', 'read-only-storage', 'storage', 'storage'] },
   tiesTieCount: { code: TIE_COUNT_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'read-only-storage'] },
   tiesTieCutoff: { code: TIE_CUTOFF_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'read-only-storage'] },
   tiesMerge: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'] },
+  tiesMergeCounting: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'], entryPoint: 'mainCounting' },
 };
 
 /** The pipeline of one kernel, built once per device. */
@@ -42,7 +46,7 @@ function kernel(rt: GpuRuntime, name: KernelName): Kernel {
   const key = `mergePrimitives:${name}`;
   const cached = rt.pipelines.get(key) as Kernel | undefined;
   if (cached) return cached;
-  const { code, bindings } = SOURCES[name];
+  const { code, bindings, entryPoint = 'main' } = SOURCES[name];
   const device = rt.device;
   const layout = device.createBindGroupLayout({
     label: `merge-kernels:${name}:layout`,
@@ -51,7 +55,7 @@ function kernel(rt: GpuRuntime, name: KernelName): Kernel {
   const pipeline = device.createComputePipeline({
     label: `merge-kernels:${name}:pipeline`,
     layout: device.createPipelineLayout({ label: `merge-kernels:${name}:pipelineLayout`, bindGroupLayouts: [layout] }),
-    compute: { module: device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint: 'main' },
+    compute: { module: device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint },
   });
   const k = { pipeline, layout };
   rt.pipelines.set(key, k);
@@ -316,7 +320,7 @@ export async function tiesMerge(
           dispatch(rt, pass, 'tiesTieCount', [tieUniform!, block.models, listBuf!, countBuf!, baseBuf], gTiles);
           dispatch(rt, pass, 'tiesTieCutoff', [tieUniform!, block.models, listBuf!, countBuf!, infoBuf, baseBuf], [B, 1]);
         }
-        dispatch(rt, pass, 'tiesMerge', [mergeUniform, block.models, baseBuf, infoBuf, { buffer: result, size: Math.max(16, outBytes) }, { buffer: tally, size: 16 }], gEntries);
+        dispatch(rt, pass, counting ? 'tiesMergeCounting' : 'tiesMerge', [mergeUniform, block.models, baseBuf, infoBuf, { buffer: result, size: Math.max(16, outBytes) }, { buffer: tally, size: 16 }], gEntries);
         pass.end();
         if (B > 0) encoder.copyBufferToBuffer(infoBuf, 0, result, infoAt, info.byteLength);
         if (counting) encoder.copyBufferToBuffer(tally, 0, result, tallyAt, 16);
