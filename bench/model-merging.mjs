@@ -337,11 +337,15 @@ export default async function bench({ quick, limits, mk }) {
   if (gpu.mk) {
     process.stdout.write(`model merging: WebGPU (${gpu.name})…\n`);
     const run = () => gpu.mk.mergeTensors('ties', { base: { data: base, shape }, models: models.map((data) => ({ data, shape })), parameters: { density: DENSITY, semantics: 'paper' }, chunkSize: CHUNK });
+    // What one merge asks of the GPU (mk.gpuCounters): each input should go up once, (T + 1)·N·4 bytes.
+    const before = gpu.mk.gpuCounters;
     t0 = performance.now();
     const out = (await run()).data;
     const once = performance.now() - t0;
+    const after = gpu.mk.gpuCounters;
+    const transfers = Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
     const timing = await timePeer(run, once, reps, quick ? 2000 : 5000);
-    webgpu = { adapter: gpu.name, software: gpu.software, ...compare(out, first), ...stats(timing), runs: timing.runs };
+    webgpu = { adapter: gpu.name, software: gpu.software, ...compare(out, first), ...stats(timing), runs: timing.runs, transfers, inputBytes: (T + 1) * N * 4 };
     gpu.mk.dispose();
   }
 
@@ -368,6 +372,10 @@ export default async function bench({ quick, limits, mk }) {
   }
   console.log(`  mergeTensors vs the primitives pipeline: ${e2eVsPipeline.valid ? '✔ equal' : `✘ ${e2eVsPipeline.note}`}`);
   console.log(`  WebGPU: ${webgpu.skipped ? `skipped: ${webgpu.skipped}` : `${webgpu.valid ? '✔' : '✘'} ${f(webgpu.ms)} ms (${f(webgpu.msMin)}) on ${webgpu.adapter}${webgpu.software ? ' — a software Vulkan adapter on the CPU: says nothing about GPU speed' : ''}`}`);
+  if (webgpu.transfers) {
+    const x = webgpu.transfers;
+    console.log(`  WebGPU mergeTensors vs wasm: ${f(webgpu.ms)} vs ${f(oursMs)} ms; per merge ${(x.uploadBytes / 1e6).toFixed(1)} MB uploaded in ${x.uploads} uploads (${(x.uploadBytes / webgpu.inputBytes).toFixed(3)}× the inputs' ${(webgpu.inputBytes / 1e6).toFixed(1)} MB), ${x.submits} submits, ${x.readbacks} readbacks`);
+  }
 
   console.log('\n  primitives pipeline, phase by phase      median ms  (fastest)');
   for (const [name, label] of [

@@ -8,12 +8,34 @@ struct Params {
   numBudgeted: u32, // models with a tie budget
   numTiles: u32,    // ceil(n / 4096)
   gridX: u32,       // workgroups per row of the 2-D dispatch grid
+  hasBase: u32,     // 1: the models are fine-tuned tensors, δ = f32(model − base)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> models: array<u32>;   // [T][n] float bits
 @group(0) @binding(2) var<storage, read> budgeted: array<vec4u>; // (model t, thr, budget, 0)
 @group(0) @binding(3) var<storage, read_write> counts: array<u32>; // [numBudgeted][numTiles]
+@group(0) @binding(4) var<storage, read> base: array<u32>;         // [n], unused unless hasBase
+
+//!include task-vector.wgsl
+
+// Model entry x (float bits) at i, or δ = f32(x − base[i]) when the base is subtracted (a branch,
+// not select(), which would evaluate both).
+fn taskVectorOf(x: u32, i: u32) -> u32 {
+  if (params.hasBase == 1u) {
+    return taskVectorBits(x, base[i]);
+  }
+  return x;
+}
+
+// |δ_t[i]|'s bits.
+fn absTaskBits(t: u32, i: u32) -> u32 {
+  let x = models[t * params.n + i];
+  return taskVectorOf(x, i) & 0x7fffffffu;
+}
 
 const ITEMS: u32 = 16u; // entries per invocation; a tile is 256 · ITEMS = 4096 entries
 
@@ -28,7 +50,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var k = 0u; k < ITEMS; k++) {
       // Consecutive invocations read consecutive entries.
       let i = tile * 256u * ITEMS + k * 256u + li;
-      if (i < params.n && (models[m.x * params.n + i] & 0x7fffffffu) == m.y) {
+      if (i < params.n && absTaskBits(m.x, i) == m.y) {
         c++;
       }
     }

@@ -10,6 +10,10 @@ struct Params {
   numBudgeted: u32,
   numTiles: u32,
   gridX: u32,
+  hasBase: u32, // 1: the models are fine-tuned tensors, δ = f32(model − base)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -18,6 +22,24 @@ struct Params {
 @group(0) @binding(3) var<storage, read> counts: array<u32>;     // [numBudgeted][numTiles]
 // Per model: (weight bits, thr, cutoff, consumed); this stage writes cutoff and consumed.
 @group(0) @binding(4) var<storage, read_write> modelInfo: array<vec4u>;
+@group(0) @binding(5) var<storage, read> base: array<u32>; // [n], unused unless hasBase
+
+//!include task-vector.wgsl
+
+// Model entry x (float bits) at i, or δ = f32(x − base[i]) when the base is subtracted (a branch,
+// not select(), which would evaluate both).
+fn taskVectorOf(x: u32, i: u32) -> u32 {
+  if (params.hasBase == 1u) {
+    return taskVectorBits(x, base[i]);
+  }
+  return x;
+}
+
+// |δ_t[i]|'s bits.
+fn absTaskBits(t: u32, i: u32) -> u32 {
+  let x = models[t * params.n + i];
+  return taskVectorOf(x, i) & 0x7fffffffu;
+}
 
 const ITEMS: u32 = 16u; // as in ties-tie-count.wgsl: a tile is 4096 entries
 
@@ -78,7 +100,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     for (var k = 0u; k < ITEMS; k++) {
       let i = tile * 256u * ITEMS + k * 256u + li;
       var isTie = 0u;
-      if (i < params.n && (models[m.x * params.n + i] & 0x7fffffffu) == m.y) {
+      if (i < params.n && absTaskBits(m.x, i) == m.y) {
         isTie = 1u;
       }
       let upTo = seen + inclusiveScan(li, isTie);

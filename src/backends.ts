@@ -3,7 +3,7 @@
 import * as ref from './reference/cosine-similarity.ts';
 import * as refMatch from './reference/bipartite-soft-matching.ts';
 import * as refMerge from './reference/merge-primitives.ts';
-import { LEVEL0_BINS, LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from './reference/merge-primitives.ts';
+import { type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from './reference/merge-primitives.ts';
 import * as wasm from './wasm/cosine-similarity.ts';
 import * as wasmMatch from './wasm/best-match.ts';
 import * as wasmMerge from './wasm/merge-primitives.ts';
@@ -40,6 +40,16 @@ export interface Backend extends DeviceStore {
   tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions): Promise<TiesMergeCounts>;
   dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array): Promise<[number, number]>;
   findNonFinite(x: Float32Array): Promise<number>;
+  /**
+   * Optional (webgpu): until the matching releaseInputs(), the memory of `arrays` does not change,
+   * so the model-merging primitives may keep what they upload of views into it (a chunk's models
+   * and base) and reuse it in later calls over the same chunk instead of uploading it again: the
+   * histogram passes and the merge pass of a chunk then share one upload. Calls nest. The
+   * in-memory driver (mk.mergeTensors) holds the tensors it merges; the file runner, whose chunks
+   * are reused buffers, does not.
+   */
+  holdInputs?(arrays: readonly Float32Array[]): void;
+  releaseInputs?(): void;
   /**
    * Optional (wasm): decodes little-endian bfloat16 `bytes` into `out` and returns the index of
    * the first NaN/±Infinity, or -1: the file runner's decode and finiteness check in one SIMD
@@ -201,49 +211,65 @@ export class WebGpuBackend implements Backend {
   }
   async absHistograms(models: Float32Array[], base: Float32Array | undefined, requests: readonly HistogramRequest[]) {
     this.runtime.check();
-    // The GPU kernel takes one task vector and one level-0 bin at a time: form δ on the host and
-    // count a multi-bin level-1 request bin by bin. (TODO: fuse both into the kernel.)
-    const deltas = base ? models.map((m) => subtract(m, base)) : models;
-    for (const r of requests) {
-      if (r.level === 0) { await gpuMerge.absHistogram(this.runtime, deltas[r.model]!, r.hist, 0, 0); continue; }
-      for (let s = 0; s * LEVEL1_BINS < r.hist.length && r.prefix + s < LEVEL0_BINS; s++) {
-        await gpuMerge.absHistogram(this.runtime, deltas[r.model]!, r.hist.subarray(s * LEVEL1_BINS, (s + 1) * LEVEL1_BINS), 1, r.prefix + s);
-      }
-    }
+    if (models[0]!.length === 0 || requests.length === 0) return;
+    // δ = f32(x − base) is formed in the kernel; every request is counted in one dispatch per block.
+    await this.#withChunk(models, base, (chunk) => gpuMerge.absHistograms(this.runtime, chunk, base !== undefined, requests));
   }
   async tiesMerge(models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array, base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions) {
     this.runtime.check();
-    const deltas = o.subtractBase && base ? models.map((m) => subtract(m, base)) : models;
-    const n = out.length;
-    const plain: TiesMergeOptions = { ...o, subtractBase: false };
-    // The counts, host-assisted: the disjoint sums (merge 'sum', λ = 1, no base) under either zero
-    // sign, each on a copy of the tie budgets. Where both are > 0 the total was > 0, where both are
-    // < 0 it was < 0 (the same elected sign, the same agreeing values); elsewhere the zero sign
-    // elected, and the sum under it is non-zero iff some value agrees (one sign: no cancellation).
-    let counts: TiesMergeCounts = { votes: 0, undecided: 0 };
-    if (o.counts !== false && o.vote !== 'none') {
-      const sums = async (zeroSign: 1 | -1) => {
-        const s = new Float32Array(n);
-        await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget.slice(), undefined, s, { ...plain, zeroSign, merge: 'sum', lambda: 1, output: 'merged' });
-        return s;
-      };
-      const plus = await sums(1), minus = await sums(-1);
-      const own = o.zeroSign > 0 ? plus : minus;
-      let votes = 0, undecided = 0;
-      for (let i = 0; i < n; i++) {
-        if (plus[i]! > 0 && minus[i]! > 0) votes++;
-        else if (plus[i]! < 0 && minus[i]! < 0) votes--;
-        else if (own[i] !== 0) undecided++;
-      }
-      counts = { votes, undecided };
+    if (out.length === 0) return { votes: 0, undecided: 0 };
+    // Task vectors, the vote count and the undecided entries all come from the kernels, in one pass.
+    return this.#withChunk(models, base, (chunk) => gpuMerge.tiesMerge(this.runtime, chunk, weights, thr, tieBudget, out, o, o.subtractBase === true && base !== undefined, base !== undefined));
+  }
+  holdInputs(arrays: readonly Float32Array[]): void {
+    this.#held ??= { depth: 0, ranges: [], chunks: new Map(), bytes: 0 };
+    this.#held.depth++;
+    for (const a of arrays) this.#held.ranges.push({ memory: a.buffer, from: a.byteOffset, to: a.byteOffset + a.byteLength });
+  }
+  releaseInputs(): void {
+    const held = this.#held;
+    if (!held || --held.depth > 0) return;
+    for (const chunk of held.chunks.values()) gpuMerge.freeChunk(chunk);
+    this.#held = undefined;
+  }
+  /** Held inputs: the memory that does not change, the chunks uploaded from it (by key) and their bytes. */
+  #held: HeldInputs | undefined;
+  #memoryIds = new WeakMap<ArrayBufferLike, number>();
+  #nextMemoryId = 0;
+  /**
+   * Runs `work` on the chunk (models, base) on the GPU: the held upload of these very views when
+   * there is one; else uploaded now, and kept when every view lies in held memory (up to
+   * HOLD_BYTES: beyond it, later chunks are uploaded per call, while those kept stay kept, which
+   * suits the driver's passes in chunk order), or freed after the call.
+   */
+  async #withChunk<R>(models: readonly Float32Array[], base: Float32Array | undefined, work: (chunk: gpuMerge.GpuChunk) => Promise<R>): Promise<R> {
+    const held = this.#held;
+    const key = held && this.#chunkKey(held, models, base);
+    const kept = key === undefined ? undefined : held!.chunks.get(key);
+    if (kept) return work(kept);
+    const chunk = gpuMerge.uploadChunk(this.runtime, models, base);
+    if (key !== undefined && held!.bytes + chunk.bytes <= HOLD_BYTES) {
+      held!.chunks.set(key, chunk);
+      held!.bytes += chunk.bytes;
+      return work(chunk);
     }
-    if (o.output !== 'none') {
-      await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, base, out, plain);
-    } else if (tieBudget.some((b) => b > 0)) {
-      // Nothing to write, but the tie budgets are spent as by any pass.
-      await gpuMerge.tiesMerge(this.runtime, deltas, weights, thr, tieBudget, undefined, new Float32Array(n), { ...plain, output: 'sign' });
+    try {
+      return await work(chunk);
+    } finally {
+      gpuMerge.freeChunk(chunk);
     }
-    return counts;
+  }
+  /** Identifies a chunk by its views' memory, offsets and lengths, when all lie in held memory. */
+  #chunkKey(held: HeldInputs, models: readonly Float32Array[], base: Float32Array | undefined): string | undefined {
+    const parts: string[] = [];
+    for (const a of base ? [...models, base] : models) {
+      const end = a.byteOffset + a.byteLength;
+      if (!held.ranges.some((r) => r.memory === a.buffer && r.from <= a.byteOffset && end <= r.to)) return undefined;
+      let id = this.#memoryIds.get(a.buffer);
+      if (id === undefined) this.#memoryIds.set(a.buffer, (id = this.#nextMemoryId++));
+      parts.push(`${id}:${a.byteOffset}:${a.length}`);
+    }
+    return `${parts.join(',')}|${base ? 'base' : 'none'}`;
   }
   async dropAndRescale(x: Float32Array, offset: number, key: number, p: number, scale: number, out: Float32Array) {
     this.runtime.check();
@@ -254,16 +280,21 @@ export class WebGpuBackend implements Backend {
     return gpuMerge.findNonFinite(this.runtime, x);
   }
   dispose(): void {
+    if (this.#held) { this.#held.depth = 1; this.releaseInputs(); }
     this.runtime.dispose();
   }
 }
 
-/** f32(x − base), the task vector the WebGPU kernels take. */
-function subtract(x: Float32Array, base: Float32Array): Float32Array {
-  const d = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) d[i] = x[i]! - base[i]!;
-  return d;
+/** Inputs held by WebGpuBackend.holdInputs: the memory that does not change, the chunks uploaded from it (by key) and their bytes. */
+interface HeldInputs {
+  depth: number;
+  ranges: Array<{ memory: ArrayBufferLike; from: number; to: number }>;
+  chunks: Map<string, gpuMerge.GpuChunk>;
+  bytes: number;
 }
+
+/** GPU bytes of held input chunks (see WebGpuBackend.holdInputs): the whole inputs of a 3 × 50M-entry TIES merge with a base fit. */
+const HOLD_BYTES = 1024 * 1024 * 1024;
 
 // Device storage of the kind each backend makes (DeviceTensor.storageOf checked the context).
 function host(s: DeviceStorage): Float32Array {

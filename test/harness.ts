@@ -22,6 +22,7 @@ import deviceTensors from './suites/device-tensors.ts';
 import tokenMergingProperties from './suites/token-merging-properties.ts';
 import oracles from './suites/oracles.ts';
 import tokenMergingDevice from './suites/token-merging-device.ts';
+import tiesGpu from './suites/ties-gpu.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -54,7 +55,7 @@ export const HOST_CODE: ReadonlySet<string> = new Set<string>();
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties, tokenMergingDevice,
+  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, tiesGpu, modelMerging, tokenMergingProperties, tokenMergingDevice,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,

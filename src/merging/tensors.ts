@@ -72,10 +72,17 @@ export async function mergeTensors(backend: Backend, method: unknown, opts: Merg
   const info: TensorInfo = { name, shape: [...shape], numel: numel(shape) };
   const run = spec.create({ models: models.length, seed, backend, global: params.global });
   const data = models.map((m) => m.data);
-  for (let pass = 0; pass < run.modelPasses; pass++) {
-    for (const chunk of chunksOf(info.numel, chunkSize, base?.data, data)) await run.observeModel(pass, info, params, chunk);
+  // The inputs stay as they are until the merge returns: a backend may upload each chunk once for
+  // all the passes over it (see Backend.holdInputs).
+  backend.holdInputs?.(base ? [...data, base.data] : data);
+  try {
+    for (let pass = 0; pass < run.modelPasses; pass++) {
+      for (const chunk of chunksOf(info.numel, chunkSize, base?.data, data)) await run.observeModel(pass, info, params, chunk);
+    }
+    return { data: await mergeTensor(run, info, params, base?.data, data, chunkSize), shape: [...shape] };
+  } finally {
+    backend.releaseInputs?.();
   }
-  return { data: await mergeTensor(run, info, params, base?.data, data, chunkSize), shape: [...shape] };
 }
 
 /** TIES' trim of one tensor: its top-`density` fraction by magnitude, the rest 0 (see TrimConvention). */

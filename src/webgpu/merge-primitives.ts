@@ -1,11 +1,14 @@
 // WebGPU model-merging primitives: thin host code over kernels/abs-histogram.wgsl,
 // find-non-finite.wgsl, drop-and-rescale.wgsl and the three TIES stages (ties-tie-count.wgsl,
 // ties-tie-cutoff.wgsl, ties-merge.wgsl). Semantics: src/reference/merge-primitives.ts.
-// Chunks larger than the device's storage-binding limit are split into blocks, one submission
-// each; state that crosses blocks (histogram counts, tie budgets, the 53-bit flat index) is
-// carried by the host.
+// The TIES primitives work on a chunk already on the GPU (uploadChunk: each model and the base
+// written once; the backend keeps it across the passes over that chunk) and form the task vectors
+// δ = f32(x − base) in the kernels (kernels/lib/task-vector.wgsl). Chunks larger than the device's
+// storage-binding limit are split into blocks: the histograms of all blocks go in one submission;
+// the merge takes one per block, as the tie budgets and the DARE flat index (53 bits) cross
+// blocks through the host. Scratch, parameter and staging buffers come from the runtime's pool.
 import { MergeKernelsError } from '../errors.ts';
-import type { TiesMergeOptions } from '../reference/merge-primitives.ts';
+import { LEVEL1_BINS, type HistogramRequest, type TiesMergeCounts, type TiesMergeOptions } from '../reference/merge-primitives.ts';
 import {
   absHistogram as HISTOGRAM_WGSL,
   dropAndRescale as DROP_WGSL,
@@ -26,15 +29,16 @@ interface Kernel {
   layout: GPUBindGroupLayout;
 }
 
-type KernelName = 'absHistogram' | 'findNonFinite' | 'dropAndRescale' | 'tiesTieCount' | 'tiesTieCutoff' | 'tiesMerge';
+type KernelName = 'absHistogram' | 'findNonFinite' | 'dropAndRescale' | 'tiesTieCount' | 'tiesTieCutoff' | 'tiesMerge' | 'tiesMergeCounting';
 
-const SOURCES: Record<KernelName, { code: string; bindings: GPUBufferBindingType[] }> = {
-  absHistogram: { code: HISTOGRAM_WGSL, bindings: ['uniform', 'read-only-storage', 'storage'] },
+const SOURCES: Record<KernelName, { code: string; bindings: GPUBufferBindingType[]; entryPoint?: string }> = {
+  absHistogram: { code: HISTOGRAM_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'] },
   findNonFinite: { code: NON_FINITE_WGSL, bindings: ['uniform', 'read-only-storage', 'storage'] },
   dropAndRescale: { code: DROP_WGSL, bindings: ['uniform', 'read-only-storage', 'storage', 'storage'] },
-  tiesTieCount: { code: TIE_COUNT_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'] },
-  tiesTieCutoff: { code: TIE_CUTOFF_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'] },
-  tiesMerge: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'] },
+  tiesTieCount: { code: TIE_COUNT_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'read-only-storage'] },
+  tiesTieCutoff: { code: TIE_CUTOFF_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'read-only-storage'] },
+  tiesMerge: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'] },
+  tiesMergeCounting: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'], entryPoint: 'mainCounting' },
 };
 
 /** The pipeline of one kernel, built once per device. */
@@ -42,7 +46,7 @@ function kernel(rt: GpuRuntime, name: KernelName): Kernel {
   const key = `mergePrimitives:${name}`;
   const cached = rt.pipelines.get(key) as Kernel | undefined;
   if (cached) return cached;
-  const { code, bindings } = SOURCES[name];
+  const { code, bindings, entryPoint = 'main' } = SOURCES[name];
   const device = rt.device;
   const layout = device.createBindGroupLayout({
     label: `merge-kernels:${name}:layout`,
@@ -51,7 +55,7 @@ function kernel(rt: GpuRuntime, name: KernelName): Kernel {
   const pipeline = device.createComputePipeline({
     label: `merge-kernels:${name}:pipeline`,
     layout: device.createPipelineLayout({ label: `merge-kernels:${name}:pipelineLayout`, bindGroupLayouts: [layout] }),
-    compute: { module: device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint: 'main' },
+    compute: { module: device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint },
   });
   const k = { pipeline, layout };
   rt.pipelines.set(key, k);
@@ -89,33 +93,92 @@ function blockEntries(rt: GpuRuntime, wordsPerEntry: number, align: number, argu
 
 const u32Of = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0]!;
 
-/** Accumulates the radix-select histogram of |x| into `hist` (global atomic bins, uploaded and read back). */
-export async function absHistogram(rt: GpuRuntime, x: Float32Array, hist: Uint32Array, level: 0 | 1, prefix: number): Promise<void> {
-  const n = x.length;
-  if (n === 0) return;
-  const block = blockEntries(rt, 1, WG, 'x');
-  const bins = rt.storage('absHistogram:hist', hist.byteLength, hist);
+/**
+ * One chunk of T models (and its base) on the GPU, split into blocks that fit one storage
+ * binding: per block, the T models' entries back to back ([T][len] float bits) and the base's.
+ * Every primitive over the chunk binds these buffers, so a chunk uploaded once serves all its
+ * passes (see WebGpuBackend's held inputs).
+ */
+export interface GpuChunk {
+  T: number;
+  n: number;
+  blocks: Array<{ start: number; len: number; models: GPUBuffer; base: GPUBuffer | undefined }>;
+  /** Bytes held on the GPU. */
+  bytes: number;
+}
+
+/** Entries per block of a chunk of T models: T words per entry in one binding (at least 2, so that tiesMerge's out also has room for its tail). */
+function chunkBlock(rt: GpuRuntime, T: number): number {
+  return blockEntries(rt, Math.max(T, 2), TIE_TILE, 'models');
+}
+
+/** Uploads a chunk (each model and the base written once, at buffer creation). */
+export function uploadChunk(rt: GpuRuntime, models: readonly Float32Array[], base: Float32Array | undefined): GpuChunk {
+  const T = models.length, n = models[0]!.length;
+  const block = chunkBlock(rt, T);
+  const chunk: GpuChunk = { T, n, blocks: [], bytes: 0 };
   try {
     for (let start = 0; start < n; start += block) {
       const len = Math.min(block, n - start);
-      const last = start + len >= n;
-      const xs = rt.storage('absHistogram:x', len * 4, x.subarray(start, start + len));
-      const g = grid(rt, Math.ceil(len / WG));
-      const params = rt.uniform('absHistogram:params', new Uint32Array([len, level, prefix, g[0]]));
-      try {
-        const words = await rt.submitAndRead('absHistogram', (encoder) => {
-          const pass = rt.computePass(encoder, 'absHistogram');
-          dispatch(rt, pass, 'absHistogram', [params, xs, bins], g);
-          pass.end();
-        }, bins, last ? hist.byteLength : 0);
-        if (last) hist.set(new Uint32Array(words.buffer, words.byteOffset, hist.length));
-      } finally {
-        xs.destroy();
-        params.destroy();
+      const m = rt.storageOf('chunk:models', models.map((x) => x.subarray(start, start + len)));
+      chunk.blocks.push({ start, len, models: m, base: undefined });
+      chunk.bytes += m.size;
+      if (base) {
+        const b = rt.storage('chunk:base', len * 4, base.subarray(start, start + len));
+        chunk.blocks[chunk.blocks.length - 1]!.base = b;
+        chunk.bytes += b.size;
       }
     }
+  } catch (e) {
+    freeChunk(chunk);
+    throw e;
+  }
+  return chunk;
+}
+
+export function freeChunk(chunk: GpuChunk): void {
+  for (const b of chunk.blocks) { b.models.destroy(); b.base?.destroy(); }
+  chunk.blocks = [];
+}
+
+/**
+ * Accumulates every request's radix-select histogram of |models[r.model]| (|f32(models[r.model] −
+ * base)| with `subtract`) over a chunk into r.hist: one dispatch per block, all in one submission,
+ * the bins of every request in one buffer (zeroed on the GPU, added to the host's counts after).
+ */
+export async function absHistograms(rt: GpuRuntime, chunk: GpuChunk, subtract: boolean, requests: readonly HistogramRequest[]): Promise<void> {
+  if (chunk.n === 0 || requests.length === 0) return;
+  const table = new Uint32Array(8 * requests.length);
+  let words = 0;
+  requests.forEach((r, i) => {
+    table.set([r.model, r.level, r.level === 0 ? 0 : r.prefix * LEVEL1_BINS, r.hist.length, words], 8 * i);
+    words += r.hist.length;
+  });
+  const bins = rt.take('storage', words * 4);
+  const list = rt.storageFrom(table);
+  const dummy = subtract ? undefined : rt.take('storage', 16);
+  const uniforms: GPUBuffer[] = [];
+  try {
+    const got = await rt.submitAndRead('absHistograms', (encoder) => {
+      encoder.clearBuffer(bins, 0, words * 4);
+      const pass = rt.computePass(encoder, 'absHistograms');
+      for (const b of chunk.blocks) {
+        const g = grid(rt, Math.ceil(b.len / WG));
+        const params = rt.uniformFrom(new Uint32Array([b.len, requests.length, subtract ? 1 : 0, g[0]]));
+        uniforms.push(params);
+        dispatch(rt, pass, 'absHistogram', [params, b.models, b.base ?? dummy!, list, bins], g);
+      }
+      pass.end();
+    }, bins, words * 4);
+    const counts = new Uint32Array(got.buffer, got.byteOffset, words);
+    let at = 0;
+    for (const r of requests) {
+      const h = r.hist;
+      for (let j = 0; j < h.length; j++) h[j] = (h[j]! + counts[at + j]!) >>> 0;
+      at += h.length;
+    }
   } finally {
-    bins.destroy();
+    rt.give(bins, list, ...uniforms, ...(dummy ? [dummy] : []));
   }
 }
 
@@ -192,24 +255,28 @@ const VOTE = { sum: 0, count: 1, none: 2 } as const;
 const MERGE = { sum: 0, mean: 1, normalize: 2, max: 3 } as const;
 
 /**
- * Fused TIES trim + elect + disjoint merge. With a tie budget left: stage 1 counts the ties per tile,
- * stage 2 turns each budget into an index cutoff, stage 3 merges; `tieBudget` is updated per block.
+ * Fused TIES trim + elect + disjoint merge over a chunk on the GPU, δ = f32(model − base) formed in
+ * the kernels with `subtract`, base added to the output with `addBase`. With a tie budget left:
+ * stage 1 counts the ties per tile, stage 2 turns each budget into an index cutoff, stage 3
+ * merges and (when `o.counts` and a vote) counts the votes and undecided entries; `tieBudget` is
+ * updated per block. One submission and one readback per block (the out entries, the consumed
+ * budgets and the counts, as needed).
  */
 export async function tiesMerge(
-  rt: GpuRuntime, models: Float32Array[], weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
-  base: Float32Array | undefined, out: Float32Array, o: TiesMergeOptions,
-): Promise<void> {
-  const n = out.length;
-  const T = models.length;
-  // Per entry: T model words in one binding (at least 2, so that out's buffer also has room for
-  // the consumed budgets after its block).
-  const block = blockEntries(rt, Math.max(T, 2), TIE_TILE, 'models');
-  for (let start = 0; start < n; start += block) {
-    const len = Math.min(block, n - start);
+  rt: GpuRuntime, chunk: GpuChunk, weights: Float32Array, thr: Int32Array, tieBudget: Float64Array,
+  out: Float32Array, o: TiesMergeOptions, subtract: boolean, addBase: boolean,
+): Promise<TiesMergeCounts> {
+  const T = chunk.T;
+  const counting = o.counts !== false && o.vote !== 'none';
+  const writes = o.output !== 'none';
+  let votes = 0, undecided = 0;
+  for (const block of chunk.blocks) {
+    const len = block.len;
     // Models with a tie budget left need stages 1–2; without any, stage 3 runs alone.
     const budgeted: number[] = [];
     for (let t = 0; t < T; t++) if (tieBudget[t]! > 0 && thr[t]! >= 0) budgeted.push(t);
     const B = budgeted.length;
+    if (!writes && !counting && B === 0) continue; // nothing to write, count or spend
     const info = new Uint32Array(4 * T);
     for (let t = 0; t < T; t++) {
       info[4 * t] = u32Of(weights[t]!);
@@ -225,42 +292,49 @@ export async function tiesMerge(
     const gTiles = grid(rt, numTiles);
     const gEntries = grid(rt, Math.ceil(len / WG));
     const mergeParams = new Uint32Array([
-      len, T, VOTE[o.vote], MERGE[o.merge], o.output === 'sign' ? 1 : 0, u32Of(o.zeroSign), u32Of(o.lambda),
-      base ? 1 : 0, gEntries[0], 0, 0, 0,
+      len, T, VOTE[o.vote], MERGE[o.merge], o.output === 'sign' ? 1 : o.output === 'none' ? 2 : 0, u32Of(o.zeroSign), u32Of(o.lambda),
+      addBase ? 1 : 0, gEntries[0], 0, subtract ? 1 : 0, counting ? 1 : 0,
     ]);
-    const temps: GPUBuffer[] = [];
-    const buffer = (b: GPUBuffer) => (temps.push(b), b);
+    // The result: out (when written), then a copy of modelInfo (its consumed budgets, when stages
+    // 1–2 run), then the tally (when counting): one readback of what is needed.
+    const outBytes = writes ? len * 4 : 0;
+    const infoAt = outBytes, tallyAt = infoAt + (B > 0 ? info.byteLength : 0), end = tallyAt + (counting ? 16 : 0);
+    const pooled: GPUBuffer[] = [];
+    const take = (b: GPUBuffer) => (pooled.push(b), b);
     try {
-      const modelBuf = buffer(rt.storageOf('tiesMerge:models', models.map((m) => m.subarray(start, start + len))));
-      const baseBuf = buffer(rt.storage('tiesMerge:base', base ? len * 4 : 4, base?.subarray(start, start + len)));
-      const infoBuf = buffer(rt.storage('tiesMerge:modelInfo', info.byteLength, info));
-      // out, then (when stages 1–2 run) a copy of modelInfo for the consumed budgets.
-      const tail = B > 0 ? info.byteLength : 0;
-      const outBuf = buffer(rt.storage('tiesMerge:out', len * 4 + tail));
-      const mergeUniform = buffer(rt.uniform('tiesMerge:params', mergeParams));
+      const baseBuf = block.base ?? take(rt.take('storage', 16));
+      const infoBuf = take(rt.storageFrom(info));
+      const result = take(rt.take('storage', Math.max(16, end)));
+      const tally = take(rt.take('storage', 16));
+      const mergeUniform = take(rt.uniformFrom(mergeParams));
       let listBuf: GPUBuffer | undefined, countBuf: GPUBuffer | undefined, tieUniform: GPUBuffer | undefined;
       if (B > 0) {
-        listBuf = buffer(rt.storage('tiesMerge:budgeted', list.byteLength, list));
-        countBuf = buffer(rt.storage('tiesMerge:tieCounts', B * numTiles * 4));
-        tieUniform = buffer(rt.uniform('tiesMerge:tieParams', new Uint32Array([len, B, numTiles, gTiles[0]])));
+        listBuf = take(rt.storageFrom(list));
+        countBuf = take(rt.take('storage', B * numTiles * 4));
+        tieUniform = take(rt.uniformFrom(new Uint32Array([len, B, numTiles, gTiles[0], subtract ? 1 : 0, 0, 0, 0])));
       }
       const got = await rt.submitAndRead('tiesMerge', (encoder) => {
+        if (counting) encoder.clearBuffer(tally, 0, 16);
         const pass = rt.computePass(encoder, 'tiesMerge');
         if (B > 0) {
-          dispatch(rt, pass, 'tiesTieCount', [tieUniform!, modelBuf, listBuf!, countBuf!], gTiles);
-          dispatch(rt, pass, 'tiesTieCutoff', [tieUniform!, modelBuf, listBuf!, countBuf!, infoBuf], [B, 1]);
+          dispatch(rt, pass, 'tiesTieCount', [tieUniform!, block.models, listBuf!, countBuf!, baseBuf], gTiles);
+          dispatch(rt, pass, 'tiesTieCutoff', [tieUniform!, block.models, listBuf!, countBuf!, infoBuf, baseBuf], [B, 1]);
         }
-        dispatch(rt, pass, 'tiesMerge', [mergeUniform, modelBuf, baseBuf, infoBuf, { buffer: outBuf, size: len * 4 }], gEntries);
+        dispatch(rt, pass, counting ? 'tiesMergeCounting' : 'tiesMerge', [mergeUniform, block.models, baseBuf, infoBuf, { buffer: result, size: Math.max(16, outBytes) }, { buffer: tally, size: 16 }], gEntries);
         pass.end();
-        if (B > 0) encoder.copyBufferToBuffer(infoBuf, 0, outBuf, len * 4, tail);
-      }, outBuf, len * 4 + tail);
-      out.set(got.subarray(0, len), start);
-      if (B > 0) {
-        const consumed = new Uint32Array(got.buffer, got.byteOffset + len * 4, 4 * T);
-        for (const t of budgeted) tieBudget[t] = tieBudget[t]! - consumed[4 * t + 3]!;
+        if (B > 0) encoder.copyBufferToBuffer(infoBuf, 0, result, infoAt, info.byteLength);
+        if (counting) encoder.copyBufferToBuffer(tally, 0, result, tallyAt, 16);
+      }, result, end);
+      if (writes) out.set(got.subarray(0, len), block.start);
+      const words = new Uint32Array(got.buffer, got.byteOffset, end / 4);
+      if (B > 0) for (const t of budgeted) tieBudget[t] = tieBudget[t]! - words[infoAt / 4 + 4 * t + 3]!;
+      if (counting) {
+        votes += words[tallyAt / 4]! - words[tallyAt / 4 + 1]!;
+        undecided += words[tallyAt / 4 + 2]!;
       }
     } finally {
-      for (const b of temps) b.destroy();
+      rt.give(...pooled);
     }
   }
+  return counting ? { votes, undecided } : { votes: 0, undecided: 0 };
 }

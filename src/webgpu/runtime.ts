@@ -8,6 +8,15 @@ const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups' as GPUFea
 /** Timestamps per submission when timing (a begin and an end per compute pass); passes beyond it go untimed. */
 const MAX_TIMESTAMPS = 256;
 
+/** Bytes of idle buffers the pool keeps for reuse; beyond it, returned buffers are destroyed. */
+const POOL_BYTES = 256 * 1024 * 1024;
+
+/** What a pooled buffer is for: its usage flags. */
+export type PoolKind = 'storage' | 'uniform' | 'readback';
+// A function: GPUBufferUsage may be defined only after this module loads (Node's "webgpu" globals).
+const poolUsage = (kind: PoolKind): number => (kind === 'storage' ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
+  : kind === 'uniform' ? GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+
 /** Why WebGPU is unavailable, or the device it gave. */
 export type DeviceResult = { device: GPUDevice; owned: boolean; keepAlive: unknown[] } | { reason: string };
 
@@ -107,6 +116,9 @@ export class GpuRuntime {
   /** Passes recorded by `record` and not yet submitted, and the buffers to free once they are. */
   private pendingEncoder: GPUCommandEncoder | undefined;
   private pendingTemps: GPUBuffer[] = [];
+  /** Idle pooled buffers by kind and size class, and their total bytes. */
+  readonly #pool = new Map<string, GPUBuffer[]>();
+  #poolBytes = 0;
 
   constructor(device: GPUDevice, owned: boolean, keepAlive: unknown[] = [], timing = false) {
     this.device = device;
@@ -183,6 +195,58 @@ export class GpuRuntime {
     return buffer;
   }
 
+  /** The size class of a pooled buffer of at least `bytes`: a power of two from 256 B, or whole MiB above 64 MiB. */
+  #sizeClass(bytes: number): number {
+    if (bytes <= 64 * 1024 * 1024) return Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+    const mib = 1024 * 1024;
+    return Math.min(Math.ceil(bytes / mib) * mib, Math.max(this.limits.maxBufferSize, Math.ceil(bytes / 4) * 4));
+  }
+
+  /**
+   * A buffer of at least `bytes` bytes from the pool (contents undefined), made when none is idle:
+   * calls reuse their scratch (outputs, histograms, parameters, readback staging) instead of
+   * creating and destroying buffers. Give it back with `give` once the call's work is submitted:
+   * the queue orders later writes after it.
+   */
+  take(kind: PoolKind, bytes: number): GPUBuffer {
+    const size = this.#sizeClass(bytes);
+    const idle = this.#pool.get(`${kind}:${size}`)?.pop();
+    if (idle) {
+      this.#poolBytes -= size;
+      return idle;
+    }
+    return this.device.createBuffer({ label: `merge-kernels:pool:${kind}:${size}`, size, usage: poolUsage(kind) });
+  }
+
+  /** Returns pooled buffers (from `take`) for reuse; kept while the idle total is under POOL_BYTES, else destroyed. */
+  give(...buffers: GPUBuffer[]): void {
+    for (const b of buffers) {
+      const kind = b.usage & GPUBufferUsage.MAP_READ ? 'readback' : b.usage & GPUBufferUsage.UNIFORM ? 'uniform' : 'storage';
+      if (this.disposed || this.#poolBytes + b.size > POOL_BYTES || b.size !== this.#sizeClass(b.size)) { b.destroy(); continue; }
+      const key = `${kind}:${b.size}`;
+      let list = this.#pool.get(key);
+      if (!list) this.#pool.set(key, (list = []));
+      list.push(b);
+      this.#poolBytes += b.size;
+    }
+  }
+
+  /** A pooled storage buffer holding `data` (written by queue.writeBuffer; counted as an upload). For small host data: large inputs go through `storage`. */
+  storageFrom(data: Uint32Array | Float32Array): GPUBuffer {
+    const buffer = this.take('storage', data.byteLength);
+    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    this.counters.uploads++;
+    this.counters.uploadBytes += data.byteLength;
+    return buffer;
+  }
+
+  /** A pooled uniform buffer holding `words` (parameter blocks are not counted as uploads). */
+  uniformFrom(words: Uint32Array): GPUBuffer {
+    const buffer = this.take('uniform', words.byteLength);
+    this.device.queue.writeBuffer(buffer, 0, words.buffer, words.byteOffset, words.byteLength);
+    return buffer;
+  }
+
   uniform(label: string, words: Uint32Array): GPUBuffer {
     const buffer = this.device.createBuffer({
       label: `merge-kernels:${label}`,
@@ -212,7 +276,7 @@ export class GpuRuntime {
     const device = this.device;
     device.pushErrorScope('out-of-memory');
     device.pushErrorScope('validation');
-    const staging = device.createBuffer({ label: `merge-kernels:${label}:readback`, size: Math.max(16, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.take('readback', Math.max(16, bytes));
     const ts = this.timestamps;
     let timing: GPUBuffer | undefined;
     const temps = this.takePendingTemps();
@@ -257,7 +321,9 @@ export class GpuRuntime {
       staging.unmap();
       return out;
     } finally {
-      staging.destroy();
+      // A staging buffer left mapped or pending (a failed read) is not reused.
+      if (staging.mapState === 'unmapped') this.give(staging);
+      else staging.destroy();
       timing?.destroy();
       for (const b of temps) b.destroy();
     }
@@ -378,6 +444,9 @@ export class GpuRuntime {
   dispose(): void {
     this.disposed = true;
     this.pipelines.clear();
+    for (const list of this.#pool.values()) for (const b of list) b.destroy();
+    this.#pool.clear();
+    this.#poolBytes = 0;
     this.timestamps?.set.destroy();
     this.timestamps?.resolve.destroy();
     if (this.owned) this.device.destroy();
