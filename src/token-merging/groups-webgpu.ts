@@ -2,7 +2,7 @@
 // merged on the host by the reference: plan.merge is synchronous (a model calls it layer after
 // layer), and an upload and a readback would cost more than the merge. Device storage stays on
 // the device: one submit per call, no readback, the plan's groups uploaded once per plan.
-import { mergeGroups as MERGE_GROUPS_WGSL, unmergeRows as UNMERGE_ROWS_WGSL } from '../gen/wgsl.ts';
+import { mergeGroups as MERGE_GROUPS_WGSL, mergeGroupsParams, unmergeRows as UNMERGE_ROWS_WGSL, unmergeRowsParams } from '../gen/wgsl.ts';
 import type { DeviceStorage } from '../device-tensor.ts';
 import type * as ref from '../reference/bipartite-soft-matching.ts';
 import type { GpuRuntime } from '../webgpu/runtime.ts';
@@ -51,7 +51,7 @@ export function webgpuGroupKernels(rt: GpuRuntime): GroupKernels {
       const out = rt.storage('mergeGroups:out', rows * dim * 4);
       const outSize = rt.storage('mergeGroups:outSize', mode === 'wavg' ? rows * 4 : 4);
       const [gx, gy] = rt.grid(rows);
-      const params = rt.uniform('mergeGroups:params', new Uint32Array([rows, dim, MODE[mode], size ? 1 : 0, plan.tokens, gx, 0, 0]));
+      const params = rt.params('mergeGroups:params', mergeGroupsParams, { rows, dim, mode: MODE[mode], hasSize: size ? 1 : 0, tokens: plan.tokens, gridX: gx, zero: 0 });
       const xs = binding(x), ss = size ? binding(size) : xs;
       rt.submitNow('mergeGroups', (pass) => {
         rt.dispatch(pass, merge, [params, xs, ss, groupsBuffer(plan), out, outSize], [gx, gy]);
@@ -66,7 +66,7 @@ export function webgpuGroupKernels(rt: GpuRuntime): GroupKernels {
       const total = plan.batch * plan.tokens * dim;
       const out = rt.storage('unmergeRows:out', total * 4);
       const [gx, gy] = rt.grid(Math.ceil(total / 256));
-      const params = rt.uniform('unmergeRows:params', new Uint32Array([total, plan.tokens, plan.tokens - plan.r, dim, gx, 0, 0, 0]));
+      const params = rt.params('unmergeRows:params', unmergeRowsParams, { total, n: plan.tokens, m: plan.tokens - plan.r, dim, gridX: gx });
       rt.submitNow('unmergeRows', (pass) => {
         rt.dispatch(pass, unmerge, [params, binding(y), rowOfBuffer(plan), out], [gx, gy]);
       });

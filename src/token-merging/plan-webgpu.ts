@@ -4,7 +4,7 @@
 // device tensors is one submit and no readback. The indices reach the host only if asked for.
 import type * as ref from '../reference/bipartite-soft-matching.ts';
 import { planFromMatches } from './plan.ts';
-import { tomeGroups as GROUPS_WGSL, tomeRank as RANK_WGSL, tomeRows as ROWS_WGSL } from '../gen/wgsl.ts';
+import { tomeGroups as GROUPS_WGSL, tomeGroupsParams, tomeRank as RANK_WGSL, tomeRankParams, tomeRows as ROWS_WGSL, tomeRowsParams } from '../gen/wgsl.ts';
 import { checkSizes, encodeBestMatch, encodeSplitEvenOdd } from '../webgpu/best-match.ts';
 import type { GpuRuntime } from '../webgpu/runtime.ts';
 
@@ -46,13 +46,13 @@ export function bipartiteSoftMatchingOnDevice(
     temps.push(...encodeSplitEvenOdd(rt, pass, metric, bufA, bufB, batch, tokens, c));
     temps.push(...encodeBestMatch(rt, pass, bufA, bufB, buffers.matches, batch, nA, nB, c, classToken, distillToken));
     const g1 = rt.grid(Math.ceil(batch * nA / 256));
-    const p1 = rt.uniform('tomeRank:params', new Uint32Array([batch * nA, nA, g1[0], 0]));
+    const p1 = rt.params('tomeRank:params', tomeRankParams, { total: batch * nA, nA, gridX: g1[0] });
     rt.dispatch(pass, rankK, [p1, buffers.matches, rank], g1);
     const g2 = rt.grid(Math.ceil(batch * tokens / 256));
-    const p2 = rt.uniform('tomeRows:params', new Uint32Array([batch * tokens, tokens, nA, r, classToken ? 1 : 0, distillToken ? 1 : 0, g2[0], 0]));
+    const p2 = rt.params('tomeRows:params', tomeRowsParams, { total: batch * tokens, tokens, nA, r, classToken: classToken ? 1 : 0, distillToken: distillToken ? 1 : 0, gridX: g2[0] });
     rt.dispatch(pass, rowsK, [p2, buffers.matches, rank, buffers.rowOf], g2);
     const g3 = rt.grid(Math.ceil((batch * tokens + batch * rows + 1) / 256));
-    const p3 = rt.uniform('tomeGroups:params', new Uint32Array([batch, tokens, rows, g3[0]]));
+    const p3 = rt.params('tomeGroups:params', tomeGroupsParams, { batch, tokens, rows, gridX: g3[0] });
     rt.dispatch(pass, groupsK, [p3, buffers.rowOf, buffers.groups], g3);
     temps.push(p1, p2, p3);
     return temps;

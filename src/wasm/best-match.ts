@@ -11,7 +11,7 @@ export function bestMatch(
   const scratch = rt.alloc(16 * nB * 4, 'a block of scores');
   const ps = rt.alloc(batch * nA * 4, 'best scores');
   const pi = rt.alloc(batch * nA * 4, 'best indices');
-  rt.exports.bestMatch(pa, pb, scratch, ps, pi, batch, nA, nB, c, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0);
+  rt.exports.bestMatch(pa, pb, scratch, ps, pi, batch, nA, nB, c, maskFirstA, maskFirstB);
   return { score: rt.take(ps, batch * nA), index: rt.takeI32(pi, batch * nA) };
 }
 
@@ -33,6 +33,6 @@ export function bestMatchEvenOddAt(
   const scratch = rt.alloc(16 * nB * 4, 'a block of scores');
   const ps = rt.alloc(batch * nA * 4, 'best scores');
   const pi = rt.alloc(batch * nA * 4, 'best indices');
-  rt.exports.bestMatchEvenOdd(pm, pa, pb, scratch, ps, pi, batch, tokens, c, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0);
+  rt.exports.bestMatchEvenOdd(pm, pa, pb, scratch, ps, pi, batch, tokens, c, maskFirstA, maskFirstB);
   return { score: rt.take(ps, batch * nA), index: rt.takeI32(pi, batch * nA) };
 }

@@ -2,28 +2,10 @@
 // here, not by the module) so that a later threaded backend can hand the same shared memory to
 // its workers. Arrays live in a per-call arena above the module's static data.
 import { MergeKernelsError } from '../errors.ts';
+import type { KernelExports } from '../gen/wasm-exports.ts';
 
-/** The raw exports of assembly/index.ts (pointers are byte offsets into memory). */
-export interface KernelExports {
-  heapBase(): number;
-  l2NormalizeRows(x: number, rows: number, cols: number): void;
-  rowDots(a: number, b: number, out: number, m: number, n: number, c: number): void;
-  cosineSimilarity(a: number, b: number, out: number, batch: number, m: number, n: number, c: number): void;
-  bestMatch(a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, nA: number, nB: number, c: number, maskFirstA: number, maskFirstB: number): void;
-  bestMatchEvenOdd(metric: number, a: number, b: number, scratch: number, bestScore: number, bestIdx: number, batch: number, tokens: number, c: number, maskFirstA: number, maskFirstB: number): void;
-  absHistogram(x: number, n: number, hist: number, level: number, prefix: number, span: number): void;
-  subtractInPlace(x: number, base: number, n: number): void;
-  tiesMerge(models: number, T: number, weights: number, thr: number, budget: number, base: number, out: number, n: number,
-    vote: number, merge: number, output: number, zeroSign: number, lambda: number, scratch: number, counts: number): void;
-  dropAndRescale(x: number, n: number, offLo: number, offHi: number, key: number, cut: number, scale: number, out: number, sums: number): void;
-  findNonFinite(x: number, n: number): number;
-  bf16ToF32(src: number, dst: number, n: number): number;
-  mergeGroups(x: number, dim: number, offsets: number, members: number, rows: number, mode: number, size: number, out: number, outSize: number, acc: number, tokens: number): void;
-  ungroupRows(rowOf: number, batch: number, n: number, m: number, y: number, dim: number, out: number): void;
-  simdFlopProbe(iters: number, seed: number): number;
-  copyBytes(dst: number, src: number, bytes: number): void;
-  streamProbe(a: number, b: number, c: number, out: number, n: number): void;
-}
+// The raw exports of assembly/index.ts, typed from the module itself (scripts/build.mjs).
+export type { KernelExports };
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 ceiling

@@ -3,8 +3,8 @@
 // the GPU, and then kernels/best-match-reduce.wgsl. Memory: a, b, their norm factors and
 // 2 words per A row per split.
 import { MergeKernelsError } from '../errors.ts';
-import { bestMatch as BEST_MATCH_WGSL, bestMatchReduce as BEST_MATCH_REDUCE_WGSL, splitEvenOdd as SPLIT_WGSL } from '../gen/wgsl.ts';
-import { encodeInvNorm, pipelines } from './cosine-similarity.ts';
+import { bestMatch as BEST_MATCH_WGSL, bestMatchReduce as BEST_MATCH_REDUCE_WGSL, splitEvenOdd as SPLIT_WGSL, splitEvenOddParams, bestMatchParams, bestMatchReduceParams } from '../gen/wgsl.ts';
+import { COSINE_BINDINGS, encodeInvNorm, pipelines } from './cosine-similarity.ts';
 import type { GpuRuntime } from './runtime.ts';
 
 const TILE = 64;
@@ -12,31 +12,8 @@ const NONE = -2; // the kernel's "no match" score
 /** Workgroups worth having in flight: below this, B is split across workgroups. */
 const TARGET_WORKGROUPS = 256;
 
-function bestMatchPipeline(rt: GpuRuntime): GPUComputePipeline {
-  const cached = rt.pipelines.get('bestMatch') as GPUComputePipeline | undefined;
-  if (cached) return cached;
-  // Same bindings as cosine similarity (params, a, b, factorsA, factorsB, out): one layout.
-  const { cosineLayout } = pipelines(rt);
-  const pipeline = rt.device.createComputePipeline({
-    label: 'merge-kernels:bestMatch:pipeline',
-    layout: rt.device.createPipelineLayout({ label: 'merge-kernels:bestMatch:pipelineLayout', bindGroupLayouts: [cosineLayout] }),
-    compute: { module: rt.device.createShaderModule({ label: 'merge-kernels:bestMatch', code: BEST_MATCH_WGSL }), entryPoint: 'main' },
-  });
-  rt.pipelines.set('bestMatch', pipeline);
-  return pipeline;
-}
-
-function reducePipeline(rt: GpuRuntime): GPUComputePipeline {
-  const cached = rt.pipelines.get('bestMatchReduce') as GPUComputePipeline | undefined;
-  if (cached) return cached;
-  const pipeline = rt.device.createComputePipeline({
-    label: 'merge-kernels:bestMatchReduce:pipeline',
-    layout: 'auto',
-    compute: { module: rt.device.createShaderModule({ label: 'merge-kernels:bestMatchReduce', code: BEST_MATCH_REDUCE_WGSL }), entryPoint: 'main' },
-  });
-  rt.pipelines.set('bestMatchReduce', pipeline);
-  return pipeline;
-}
+const bestMatchKernel = (rt: GpuRuntime) => rt.kernel('bestMatch', BEST_MATCH_WGSL, COSINE_BINDINGS);
+const reduceKernel = (rt: GpuRuntime) => rt.kernel('bestMatchReduce', BEST_MATCH_REDUCE_WGSL, ['uniform', 'read-only-storage', 'storage']);
 
 /** How many column ranges B is split into: enough workgroups to fill a GPU, within the binding limit. */
 export function bestMatchSplits(batch: number, nA: number, nB: number, maxBinding: number): number {
@@ -92,7 +69,7 @@ export function encodeSplitEvenOdd(
   if (total === 0) return [];
   const split = rt.kernel('splitEvenOdd', SPLIT_WGSL, ['uniform', 'read-only-storage', 'storage', 'storage']);
   const grid = rt.grid(Math.ceil(total / 256));
-  const params = rt.uniform('splitEvenOdd:params', new Uint32Array([total, tokens, c, grid[0]]));
+  const params = rt.params('splitEvenOdd:params', splitEvenOddParams, { total, tokens, c, gridX: grid[0] });
   rt.dispatch(pass, split, [params, metric, bufA, bufB], grid);
   return [params];
 }
@@ -139,7 +116,7 @@ export function encodeBestMatch(
 ): GPUBuffer[] {
   const total = batch * nA;
   const p = pipelines(rt);
-  const pipeline = bestMatchPipeline(rt);
+  const match = bestMatchKernel(rt);
   const facA = rt.storage('bestMatch:factorsA', batch * nA * 8);
   const facB = rt.storage('bestMatch:factorsB', batch * nB * 8);
   const splits = bestMatchSplits(batch, nA, nB, rt.maxBinding);
@@ -150,27 +127,27 @@ export function encodeBestMatch(
     temps.push(...encodeInvNorm(rt, pass, p, bufA, facA, batch * nA, c));
     temps.push(...encodeInvNorm(rt, pass, p, bufB, facB, batch * nB, c));
   }
-  pass.setPipeline(pipeline);
+  pass.setPipeline(match.pipeline);
   const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
   for (let first = 0; first < batch; first += maxDim) {
     const count = Math.min(maxDim, batch - first);
-    const params = rt.uniform('bestMatch:params', new Uint32Array([nA, nB, c, first, maskFirstA ? 1 : 0, maskFirstB ? 1 : 0, total, splitTiles]));
+    const params = rt.params('bestMatch:params', bestMatchParams, { nA, nB, c, batchOffset: first, maskFirstA: maskFirstA ? 1 : 0, maskFirstB: maskFirstB ? 1 : 0, total, splitTiles });
     temps.push(params);
     pass.setBindGroup(0, rt.device.createBindGroup({
-      label: 'merge-kernels:bestMatch:bindGroup', layout: p.cosineLayout,
+      label: 'merge-kernels:bestMatch:bindGroup', layout: match.layout,
       entries: [params, bufA, bufB, facA, facB, partial].map((buffer, binding) => ({ binding, resource: { buffer } })),
     }));
     pass.dispatchWorkgroups(splits, Math.ceil(nA / TILE), count);
   }
   if (splits > 1) {
-    const reduce = reducePipeline(rt);
+    const reduce = reduceKernel(rt);
     const groups = Math.ceil(total / 256);
     const x = Math.min(groups, maxDim);
-    const params = rt.uniform('bestMatchReduce:params', new Uint32Array([total, splits, x * 256, 0]));
+    const params = rt.params('bestMatchReduce:params', bestMatchReduceParams, { total, splits, rowsX: x * 256 });
     temps.push(params);
-    pass.setPipeline(reduce);
+    pass.setPipeline(reduce.pipeline);
     pass.setBindGroup(0, rt.device.createBindGroup({
-      label: 'merge-kernels:bestMatchReduce:bindGroup', layout: reduce.getBindGroupLayout(0),
+      label: 'merge-kernels:bestMatchReduce:bindGroup', layout: reduce.layout,
       entries: [params, partial, out].map((buffer, binding) => ({ binding, resource: { buffer } })),
     }));
     pass.dispatchWorkgroups(x, Math.ceil(groups / x));

@@ -2,47 +2,25 @@
 // Problems whose arrays exceed the device's storage-binding limit are split into blocks
 // (batch items, then row ranges of A), each run as its own submission.
 import { MergeKernelsError } from '../errors.ts';
-import { cosineSimilarity as COSINE_WGSL, rowInvNorm as INV_NORM_WGSL } from '../gen/wgsl.ts';
-import type { GpuRuntime } from './runtime.ts';
+import { cosineSimilarity as COSINE_WGSL, cosineSimilarityParams, rowInvNorm as INV_NORM_WGSL, rowInvNormParams } from '../gen/wgsl.ts';
+import type { GpuKernel, GpuRuntime } from './runtime.ts';
 
 const TILE = 64;          // output tile edge of cosine-similarity.wgsl
 const NORM_WG = 64;       // workgroup size of row-inv-norm.wgsl
 
 export interface Pipelines {
-  invNorm: GPUComputePipeline;
-  invNormLayout: GPUBindGroupLayout;
-  cosine: GPUComputePipeline;
-  cosineLayout: GPUBindGroupLayout;
+  invNorm: GpuKernel;
+  cosine: GpuKernel;
 }
 
+/** row-inv-norm.wgsl and cosine-similarity.wgsl (and best-match.wgsl, with the same bindings). */
+export const COSINE_BINDINGS: readonly GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'];
+
 export function pipelines(rt: GpuRuntime): Pipelines {
-  const cached = rt.pipelines.get('cosineSimilarity') as Pipelines | undefined;
-  if (cached) return cached;
-  const device = rt.device;
-  const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry =>
-    ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
-  const invNormLayout = device.createBindGroupLayout({
-    label: 'merge-kernels:rowInvNorm:layout',
-    entries: [entry(0, 'uniform'), entry(1, 'read-only-storage'), entry(2, 'storage')],
-  });
-  const cosineLayout = device.createBindGroupLayout({
-    label: 'merge-kernels:cosineSimilarity:layout',
-    entries: [entry(0, 'uniform'), entry(1, 'read-only-storage'), entry(2, 'read-only-storage'),
-      entry(3, 'read-only-storage'), entry(4, 'read-only-storage'), entry(5, 'storage')],
-  });
-  const invNorm = device.createComputePipeline({
-    label: 'merge-kernels:rowInvNorm:pipeline',
-    layout: device.createPipelineLayout({ label: 'merge-kernels:rowInvNorm:pipelineLayout', bindGroupLayouts: [invNormLayout] }),
-    compute: { module: device.createShaderModule({ label: 'merge-kernels:rowInvNorm', code: INV_NORM_WGSL }), entryPoint: 'main', constants: { WORKGROUP_SIZE: NORM_WG } },
-  });
-  const cosine = device.createComputePipeline({
-    label: 'merge-kernels:cosineSimilarity:pipeline',
-    layout: device.createPipelineLayout({ label: 'merge-kernels:cosineSimilarity:pipelineLayout', bindGroupLayouts: [cosineLayout] }),
-    compute: { module: device.createShaderModule({ label: 'merge-kernels:cosineSimilarity', code: COSINE_WGSL }), entryPoint: 'main' },
-  });
-  const p = { invNorm, invNormLayout, cosine, cosineLayout };
-  rt.pipelines.set('cosineSimilarity', p);
-  return p;
+  return {
+    invNorm: rt.kernel('rowInvNorm', INV_NORM_WGSL, ['uniform', 'read-only-storage', 'storage'], { constants: { WORKGROUP_SIZE: NORM_WG } }),
+    cosine: rt.kernel('cosineSimilarity', COSINE_WGSL, COSINE_BINDINGS),
+  };
 }
 
 /** A whole buffer, or a range of one (an adopted buffer with an offset). */
@@ -55,10 +33,10 @@ export function encodeInvNorm(rt: GpuRuntime, pass: GPUComputePassEncoder, p: Pi
   const groups = Math.ceil(rows / NORM_WG);
   const gx = Math.max(1, Math.min(groups, maxDim));
   const gy = Math.max(1, Math.ceil(groups / gx));
-  const params = rt.uniform('rowInvNorm:params', new Uint32Array([rows, cols, gx * NORM_WG, 0]));
-  pass.setPipeline(p.invNorm);
+  const params = rt.params('rowInvNorm:params', rowInvNormParams, { rows, cols, rowsPerDispatchX: gx * NORM_WG });
+  pass.setPipeline(p.invNorm.pipeline);
   pass.setBindGroup(0, rt.device.createBindGroup({
-    label: 'merge-kernels:rowInvNorm:bindGroup', layout: p.invNormLayout,
+    label: 'merge-kernels:rowInvNorm:bindGroup', layout: p.invNorm.layout,
     entries: [{ binding: 0, resource: { buffer: params } }, { binding: 1, resource: resource(x) }, { binding: 2, resource: { buffer: out } }],
   }));
   pass.dispatchWorkgroups(gx, gy);
@@ -75,14 +53,14 @@ function encodeBlock(rt: GpuRuntime, encoder: GPUCommandEncoder, a: Binding, b: 
   if (batch * m > 0 && c > 0) temps.push(...encodeInvNorm(rt, pass, p, a, invA, batch * m, c));
   if (batch * n > 0 && c > 0) temps.push(...encodeInvNorm(rt, pass, p, b, invB, batch * n, c));
   if (batch * m * n > 0) {
-    pass.setPipeline(p.cosine);
+    pass.setPipeline(p.cosine.pipeline);
     const maxDim = rt.limits.maxComputeWorkgroupsPerDimension;
     for (let first = 0; first < batch; first += maxDim) {
       const count = Math.min(maxDim, batch - first);
-      const params = rt.uniform('cosineSimilarity:params', new Uint32Array([m, n, c, first]));
+      const params = rt.params('cosineSimilarity:params', cosineSimilarityParams, { m, n, c, batchOffset: first });
       temps.push(params);
       pass.setBindGroup(0, rt.device.createBindGroup({
-        label: 'merge-kernels:cosineSimilarity:bindGroup', layout: p.cosineLayout,
+        label: 'merge-kernels:cosineSimilarity:bindGroup', layout: p.cosine.layout,
         entries: [params, a, b, invA, invB, out].map((x, binding) => ({ binding, resource: resource(x) })),
       }));
       pass.dispatchWorkgroups(Math.ceil(n / TILE), Math.ceil(m / TILE), count);

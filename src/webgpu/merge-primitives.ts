@@ -16,18 +16,14 @@ import {
   tiesMerge as TIES_MERGE_WGSL,
   tiesTieCount as TIE_COUNT_WGSL,
   tiesTieCutoff as TIE_CUTOFF_WGSL,
+  absHistogramParams, dropAndRescaleParams, findNonFiniteParams, tiesMergeParams, tiesTieCountParams,
 } from '../gen/wgsl.ts';
-import type { GpuRuntime } from './runtime.ts';
+import { packParams, type GpuRuntime } from './runtime.ts';
 
 const WG = 256;           // workgroup size of every kernel here
 const TIE_TILE = 4096;    // entries per tile of ties-tie-count.wgsl (256 invocations × 16)
 const DROP_TILE = 4096;   // entries per workgroup of drop-and-rescale.wgsl (256 invocations × 16)
 const NO_HIT = 0xffffffff;
-
-interface Kernel {
-  pipeline: GPUComputePipeline;
-  layout: GPUBindGroupLayout;
-}
 
 type KernelName = 'absHistogram' | 'findNonFinite' | 'dropAndRescale' | 'tiesTieCount' | 'tiesTieCutoff' | 'tiesMerge' | 'tiesMergeCounting';
 
@@ -41,45 +37,13 @@ const SOURCES: Record<KernelName, { code: string; bindings: GPUBufferBindingType
   tiesMergeCounting: { code: TIES_MERGE_WGSL, bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'], entryPoint: 'mainCounting' },
 };
 
-/** The pipeline of one kernel, built once per device. */
-function kernel(rt: GpuRuntime, name: KernelName): Kernel {
-  const key = `mergePrimitives:${name}`;
-  const cached = rt.pipelines.get(key) as Kernel | undefined;
-  if (cached) return cached;
-  const { code, bindings, entryPoint = 'main' } = SOURCES[name];
-  const device = rt.device;
-  const layout = device.createBindGroupLayout({
-    label: `merge-kernels:${name}:layout`,
-    entries: bindings.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
-  });
-  const pipeline = device.createComputePipeline({
-    label: `merge-kernels:${name}:pipeline`,
-    layout: device.createPipelineLayout({ label: `merge-kernels:${name}:pipelineLayout`, bindGroupLayouts: [layout] }),
-    compute: { module: device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint },
-  });
-  const k = { pipeline, layout };
-  rt.pipelines.set(key, k);
-  return k;
-}
-
 /** A 2-D grid of `groups` workgroups within maxComputeWorkgroupsPerDimension: [x, y]. */
-function grid(rt: GpuRuntime, groups: number): [number, number] {
-  const gx = Math.max(1, Math.min(groups, rt.limits.maxComputeWorkgroupsPerDimension));
-  return [gx, Math.max(1, Math.ceil(groups / gx))];
-}
+const grid = (rt: GpuRuntime, groups: number) => rt.grid(groups);
 
-type Binding = GPUBuffer | { buffer: GPUBuffer; size: number };
-
-/** Records one dispatch of `name` over a [gx, gy] grid. */
-function dispatch(rt: GpuRuntime, pass: GPUComputePassEncoder, name: KernelName, buffers: Binding[], [gx, gy]: [number, number]): void {
-  const k = kernel(rt, name);
-  pass.setPipeline(k.pipeline);
-  pass.setBindGroup(0, rt.device.createBindGroup({
-    label: `merge-kernels:${name}:bindGroup`,
-    layout: k.layout,
-    entries: buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: 0, size: b.size } : { buffer: b } })),
-  }));
-  pass.dispatchWorkgroups(gx, gy);
+/** Records one dispatch of `name` over a [gx, gy] grid (its pipeline built once per device by rt.kernel). */
+function dispatch(rt: GpuRuntime, pass: GPUComputePassEncoder, name: KernelName, buffers: Array<GPUBuffer | { buffer: GPUBuffer; size: number }>, g: [number, number]): void {
+  const { code, bindings, entryPoint } = SOURCES[name];
+  rt.dispatch(pass, rt.kernel(name, code, bindings, { entryPoint }), buffers, g);
 }
 
 /** Entries per block, a multiple of `align`, such that `wordsPerEntry` words per entry fit one binding. */
@@ -164,7 +128,7 @@ export async function absHistograms(rt: GpuRuntime, chunk: GpuChunk, subtract: b
       const pass = rt.computePass(encoder, 'absHistograms');
       for (const b of chunk.blocks) {
         const g = grid(rt, Math.ceil(b.len / WG));
-        const params = rt.uniformFrom(new Uint32Array([b.len, requests.length, subtract ? 1 : 0, g[0]]));
+        const params = rt.uniformFrom(packParams(absHistogramParams, { n: b.len, numRequests: requests.length, hasBase: subtract ? 1 : 0, gridX: g[0] }));
         uniforms.push(params);
         dispatch(rt, pass, 'absHistogram', [params, b.models, b.base ?? dummy!, list, bins], g);
       }
@@ -192,7 +156,7 @@ export async function findNonFinite(rt: GpuRuntime, x: Float32Array): Promise<nu
     const xs = rt.storage('findNonFinite:x', len * 4, x.subarray(start, start + len));
     const first = rt.storage('findNonFinite:first', 4, new Uint32Array([NO_HIT]));
     const g = grid(rt, Math.ceil(len / WG));
-    const params = rt.uniform('findNonFinite:params', new Uint32Array([len, g[0], 0, 0]));
+    const params = rt.params('findNonFinite:params', findNonFiniteParams, { n: len, gridX: g[0] });
     try {
       const words = await rt.submitAndRead('findNonFinite', (encoder) => {
         const pass = rt.computePass(encoder, 'findNonFinite');
@@ -225,8 +189,7 @@ export async function dropAndRescale(rt: GpuRuntime, x: Float32Array, offset: nu
     const at = offset + start;
     const lo = at % 4294967296, hi = Math.floor(at / 4294967296);
     const g = grid(rt, groups);
-    const words = new Uint32Array([len, key >>> 0, lo, hi, cut, u32Of(scaleHi), u32Of(scaleLo), g[0], groups, 0, 0, 0]);
-    const params = rt.uniform('dropAndRescale:params', words);
+    const params = rt.params('dropAndRescale:params', dropAndRescaleParams, { n: len, key: key >>> 0, offsetLo: lo, offsetHi: hi, cut, scaleHi, scaleLo, gridX: g[0], groups, zero: 0 });
     const xs = rt.storage('dropAndRescale:x', len * 4, x.subarray(start, start + len));
     const result = rt.storage('dropAndRescale:out', (len + 4 * groups) * 4);
     const partial = rt.storage('dropAndRescale:partial', groups * 16);
@@ -291,10 +254,10 @@ export async function tiesMerge(
     const numTiles = Math.ceil(len / TIE_TILE);
     const gTiles = grid(rt, numTiles);
     const gEntries = grid(rt, Math.ceil(len / WG));
-    const mergeParams = new Uint32Array([
-      len, T, VOTE[o.vote], MERGE[o.merge], o.output === 'sign' ? 1 : o.output === 'none' ? 2 : 0, u32Of(o.zeroSign), u32Of(o.lambda),
-      addBase ? 1 : 0, gEntries[0], 0, subtract ? 1 : 0, counting ? 1 : 0,
-    ]);
+    const mergeParams = packParams(tiesMergeParams, {
+      n: len, T, vote: VOTE[o.vote], merge: MERGE[o.merge], output: o.output === 'sign' ? 1 : o.output === 'none' ? 2 : 0, zeroSign: o.zeroSign, lambda: o.lambda,
+      hasBase: addBase ? 1 : 0, gridX: gEntries[0], zero: 0, subtract: subtract ? 1 : 0, counting: counting ? 1 : 0,
+    });
     // The result: out (when written), then a copy of modelInfo (its consumed budgets, when stages
     // 1–2 run), then the tally (when counting): one readback of what is needed.
     const outBytes = writes ? len * 4 : 0;
@@ -311,7 +274,8 @@ export async function tiesMerge(
       if (B > 0) {
         listBuf = take(rt.storageFrom(list));
         countBuf = take(rt.take('storage', B * numTiles * 4));
-        tieUniform = take(rt.uniformFrom(new Uint32Array([len, B, numTiles, gTiles[0], subtract ? 1 : 0, 0, 0, 0])));
+        // ties-tie-count.wgsl and ties-tie-cutoff.wgsl share this block (the same Params).
+        tieUniform = take(rt.uniformFrom(packParams(tiesTieCountParams, { n: len, numBudgeted: B, numTiles, gridX: gTiles[0], hasBase: subtract ? 1 : 0 })));
       }
       const got = await rt.submitAndRead('tiesMerge', (encoder) => {
         if (counting) encoder.clearBuffer(tally, 0, 16);

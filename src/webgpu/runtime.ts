@@ -84,6 +84,25 @@ export interface GpuCounters {
   uploadBytes: number;
 }
 
+/** A kernel's `struct Params`: [field, type] in order (generated into src/gen/wgsl.ts). */
+export type ParamsLayout = readonly (readonly [string, 'u32' | 'i32' | 'f32'])[];
+/** The values of a Params layout by name; `_`-prefixed padding is left out (0). */
+export type ParamValues<L extends ParamsLayout> = { [F in L[number] as F[0] extends `_${string}` ? never : F[0]]: number };
+
+/** The words of a kernel's uniform block, by field name (see GpuRuntime.params). */
+export function packParams<L extends ParamsLayout>(layout: L, values: ParamValues<L>): Uint32Array {
+  const words = new Uint32Array(Math.max(4, Math.ceil(layout.length / 4) * 4));
+  const f32 = new Float32Array(words.buffer), i32 = new Int32Array(words.buffer);
+  const given = values as Record<string, number>;
+  layout.forEach(([name, type], k) => {
+    const v = given[name] ?? 0;
+    if (type === 'f32') f32[k] = v;
+    else if (type === 'i32') i32[k] = v;
+    else words[k] = v;
+  });
+  return words;
+}
+
 /** A compute pipeline and its bind-group layout (GpuRuntime.kernel). */
 export interface GpuKernel {
   name: string;
@@ -257,6 +276,15 @@ export class GpuRuntime {
     return buffer;
   }
 
+  /**
+   * The uniform block of a kernel's `struct Params`, packed by field name from its layout (generated
+   * from the WGSL by scripts/build.mjs, e.g. `mergeGroupsParams`): every field must be given,
+   * except `_`-prefixed padding, which is 0. A field added to the WGSL is a type error here.
+   */
+  params<L extends ParamsLayout>(label: string, layout: L, values: ParamValues<L>): GPUBuffer {
+    return this.uniform(label, packParams(layout, values));
+  }
+
   /** Begins a compute pass; when timing, its begin and end are timestamped. */
   computePass(encoder: GPUCommandEncoder, label: string): GPUComputePassEncoder {
     const ts = this.timestamps;
@@ -331,9 +359,10 @@ export class GpuRuntime {
 
   /**
    * A kernel's pipeline and bind-group layout, built once per device (one way for every family:
-   * `bindings` lists each binding's buffer type, in binding order; the entry point is `main`).
+   * `bindings` lists each binding's buffer type, in binding order; the entry point is `main`
+   * unless given). `name` is the cache key: one name, one pipeline.
    */
-  kernel(name: string, code: string, bindings: readonly GPUBufferBindingType[]): GpuKernel {
+  kernel(name: string, code: string, bindings: readonly GPUBufferBindingType[], options: { entryPoint?: string; constants?: Record<string, number> } = {}): GpuKernel {
     const key = `kernel:${name}`;
     const cached = this.pipelines.get(key) as GpuKernel | undefined;
     if (cached) return cached;
@@ -344,7 +373,7 @@ export class GpuRuntime {
     const pipeline = this.device.createComputePipeline({
       label: `merge-kernels:${name}:pipeline`,
       layout: this.device.createPipelineLayout({ label: `merge-kernels:${name}:pipelineLayout`, bindGroupLayouts: [layout] }),
-      compute: { module: this.device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint: 'main' },
+      compute: { module: this.device.createShaderModule({ label: `merge-kernels:${name}`, code }), entryPoint: options.entryPoint ?? 'main', constants: options.constants },
     });
     const k = { name, pipeline, layout };
     this.pipelines.set(key, k);
