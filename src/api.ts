@@ -2,18 +2,16 @@
 // GPU device and/or the wasm instance and their memory until dispose().
 import { JsBackend, WasmBackend, WebGpuBackend, type Backend, type BackendName } from './backends.ts';
 import { MergeKernelsError, describe } from './errors.ts';
-import { checkFinite, checkOut, checkOutput, checkTensor, overlaps, type Tensor } from './tensor.ts';
-import * as tome from './reference/bipartite-soft-matching.ts';
-import { TokenMergePlan, checkMatchingOptions, checkSize, type BipartiteSoftMatchingOptions } from './token-merging.ts';
-import * as variants from './token-merging-variants.ts';
-import type { BatchLevelMatchingOptions, BatchLevelMergePlan, PitomeMatchingOptions, Random2dMatchingOptions, ThresholdMatchingOptions, ThresholdMergePlan } from './token-merging-variants.ts';
+import { checkFinite, checkOut, checkTensor, type Tensor } from './tensor.ts';
+import type { TokenMergePlan, BipartiteSoftMatchingOptions } from './token-merging/merge-plan.ts';
+import * as variants from './token-merging/variants.ts';
+import * as tm from './token-merging/api.ts';
+import type { BatchLevelMatchingOptions, BatchLevelMergePlan, PitomeMatchingOptions, Random2dMatchingOptions, ThresholdMatchingOptions, ThresholdMergePlan } from './token-merging/variants.ts';
 import { MergePrimitives } from './merging/primitives.ts';
 import * as merging from './merging/tensors.ts';
 import type { TrimConvention, ZeroSignRule, DisjointMergeRule } from './reference/model-merging.ts';
 import { WasmRuntime } from './wasm/runtime.ts';
 import { DeviceTensor } from './device-tensor.ts';
-import { bipartiteSoftMatchingOnDevice } from './token-merging/plan-webgpu.ts';
-import { planFromMatches } from './token-merging/plan.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 
@@ -220,34 +218,7 @@ export class MergeKernels {
    * submit and no readback; the plan's index arrays need `await plan.read()` (one readback).
    */
   async bipartiteSoftMatching(metric: Tensor | DeviceTensor, options: BipartiteSoftMatchingOptions): Promise<TokenMergePlan> {
-    const impl = this.#backend;
-    const { r, classToken, distillToken } = checkMatchingOptions(options);
-    let shape: readonly number[];
-    if (metric instanceof DeviceTensor) {
-      if (metric.shape.length !== 3) throw new MergeKernelsError('INVALID_SHAPE', `metric: expected rank 3 [B, N, C], got [${metric.shape.join(', ')}]`, 'metric');
-      shape = metric.shape;
-    } else {
-      const m = checkTensor('metric', metric, [3]);
-      checkFinite('metric', m.data);
-      shape = m.shape;
-    }
-    const [batch, tokens, c] = shape as [number, number, number];
-    const rEff = tome.effectiveR(r, tokens, classToken, distillToken);
-    if (rEff === 0) {
-      if (metric instanceof DeviceTensor) DeviceTensor.storageOf(metric, impl, 'metric'); // the same checks as a real match
-      return new TokenMergePlan(planFromMatches(batch, tokens, 0, classToken, distillToken, new Float32Array(0), new Int32Array(0)), r, 'bipartite', impl);
-    }
-    if (metric instanceof DeviceTensor && impl instanceof WebGpuBackend) {
-      // Matched, ranked and grouped on the GPU; recorded, not submitted (see plan-webgpu.ts).
-      const g = DeviceTensor.storageOf(metric, impl, 'metric');
-      if (g.kind !== 'gpu') throw new Error('internal: expected gpu storage');
-      const device = bipartiteSoftMatchingOnDevice(impl.runtime, { buffer: g.buffer, offset: g.offset, size: Math.max(4, g.bytes) }, batch, tokens, c, rEff, classToken, distillToken);
-      return new TokenMergePlan({ batch, tokens, r: rEff, classToken, distillToken, device }, r, 'bipartite', impl);
-    }
-    const { score, index } = metric instanceof DeviceTensor
-      ? await impl.bestMatchEvenOddOnDevice(DeviceTensor.storageOf(metric, impl, 'metric'), batch, tokens, c, classToken, distillToken)
-      : await impl.bestMatchEvenOdd(metric.data, batch, tokens, c, classToken, distillToken);
-    return new TokenMergePlan(planFromMatches(batch, tokens, rEff, classToken, distillToken, score, index), r, 'bipartite', impl);
+    return tm.bipartiteSoftMatching(this.#backend, metric, options);
   }
 
   /**
@@ -260,7 +231,7 @@ export class MergeKernels {
    * number of sources. merge → [unmerged sources (best-first order of the rest), destinations];
    * unmerge scatters back to the original positions, as tomesd's unmerge after attention/MLP.
    */
-  async bipartiteSoftMatchingRandom2d(metric: Tensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
+  async bipartiteSoftMatchingRandom2d(metric: Tensor | DeviceTensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
     return variants.random2d(this.#backend, metric, options);
   }
 
@@ -270,7 +241,7 @@ export class MergeKernels {
    * groups' last tokens; merge → the last tokens, N // k of them (a tail of N mod k is dropped;
    * unmerge gives it zeros). k = 1 is the identity; k > N is an error.
    */
-  async kthBipartiteSoftMatching(metric: Tensor, options: { k: number }): Promise<TokenMergePlan> {
+  async kthBipartiteSoftMatching(metric: Tensor | DeviceTensor, options: { k: number }): Promise<TokenMergePlan> {
     return variants.kth(this.#backend, metric, options);
   }
 
@@ -280,7 +251,7 @@ export class MergeKernels {
    * torch.rand) all merge into their best match among the others; merge → the others in
    * permutation order. r is clamped to N − 1.
    */
-  async randomBipartiteSoftMatching(metric: Tensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
+  async randomBipartiteSoftMatching(metric: Tensor | DeviceTensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
     return variants.random(this.#backend, metric, options);
   }
 
@@ -290,7 +261,7 @@ export class MergeKernels {
    * Items differ in length: the plan's `r` is per item, `merge` returns one `[1, N − r_b, D]`
    * tensor per item and `unmerge` takes that array back.
    */
-  async thresholdSoftMatching(metric: Tensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
+  async thresholdSoftMatching(metric: Tensor | DeviceTensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
     return variants.threshold(this.#backend, metric, options);
   }
 
@@ -301,7 +272,7 @@ export class MergeKernels {
    * slots zeroed, and a padding mask (1 = empty slot). `plan.batchThreshold` is the score DyMU
    * averages into its learned threshold.
    */
-  async batchLevelSoftMatching(metric: Tensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
+  async batchLevelSoftMatching(metric: Tensor | DeviceTensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
     return variants.batchLevel(this.#backend, metric, options);
   }
 
@@ -313,7 +284,7 @@ export class MergeKernels {
    * `useBsm` is PiToMe's use_bsm_pitome. Needs the full T × T similarity per batch item (on this
    * context's backend): O(B·N²) memory, for this variant only.
    */
-  async pitomeSoftMatching(metric: Tensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
+  async pitomeSoftMatching(metric: Tensor | DeviceTensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
     return variants.pitome(this.#backend, metric, options);
   }
 
@@ -327,53 +298,13 @@ export class MergeKernels {
   mergeWavg(plan: TokenMergePlan, x: Tensor, size?: Tensor, out?: { x: Tensor; size: Tensor }): { x: Tensor; size: Tensor };
   mergeWavg(plan: TokenMergePlan, x: DeviceTensor, size?: DeviceTensor): { x: DeviceTensor; size: DeviceTensor };
   mergeWavg(plan: TokenMergePlan, x: Tensor | DeviceTensor, size?: Tensor | DeviceTensor, out?: { x: Tensor; size: Tensor }): { x: Tensor | DeviceTensor; size: Tensor | DeviceTensor } {
-    const impl = this.#backend;
-    if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
-    const kernels = plan.kernels();
-    const rows = plan.tokens - plan.r;
-    if (x instanceof DeviceTensor) {
-      const [d] = plan.checkDeviceTokens('x', x, plan.tokens, out);
-      if (plan.deviceBackend('x') !== impl) throw new MergeKernelsError('WRONG_DEVICE', 'plan: made by another context than this one; match on this context', 'plan');
-      if (size !== undefined && !(size instanceof DeviceTensor)) throw new MergeKernelsError('INVALID_TYPE', 'size: expected a device tensor like x (upload it to this context)', 'size');
-      if (size !== undefined) plan.checkDeviceTokens('size', size, plan.tokens);
-      if (size !== undefined && size.shape[2] !== 1) throw new MergeKernelsError('SHAPE_MISMATCH', `size: expected [${plan.batch}, ${plan.tokens}, 1] (one size per token), got [${size.shape.join(', ')}]`, 'size');
-      const merged = kernels.mergeOnDevice(plan, DeviceTensor.storageOf(x, impl, 'x'), d, 'wavg', size && DeviceTensor.storageOf(size, impl, 'size'));
-      return {
-        x: new DeviceTensor(impl, impl, merged.x, [plan.batch, rows, d]),
-        size: new DeviceTensor(impl, impl, merged.size!, [plan.batch, rows, 1]),
-      };
-    }
-    if (size instanceof DeviceTensor) throw new MergeKernelsError('INVALID_TYPE', 'size: a device tensor, but x is a host tensor; pass both on the same side', 'size');
-    const [d] = plan.checkTokens('x', x, plan.tokens);
-    if (size !== undefined) checkSize(plan, size);
-    const shapeX = [plan.batch, rows, d], shapeSize = [plan.batch, rows, 1];
-    if (out !== undefined) {
-      const o = checkOptions('out', out, ['x', 'size'], true);
-      const ox = checkOutput('out.x', o.x, shapeX), osize = checkOutput('out.size', o.size, shapeSize);
-      const inputs = size === undefined ? [x.data] : [x.data, size.data];
-      if ([ox, osize].some((t) => inputs.some((i) => overlaps(t, i))) || overlaps(ox, osize)) {
-        throw new MergeKernelsError('INVALID_OPTION', 'out: its arrays must not share memory with x, size or each other', 'out');
-      }
-      kernels.mergeWavg(plan, x.data, d, size?.data, { x: ox, size: osize });
-      return out;
-    }
-    const merged = kernels.mergeWavg(plan, x.data, d, size?.data);
-    return { x: { data: merged.x, shape: shapeX }, size: { data: merged.size, shape: shapeSize } };
+    return tm.mergeWavg(this.#backend, plan, x, size, out);
   }
 
   /** ToMe's merge_source: which original tokens each merged token holds, `[B, N - r, N0]` (one-hot columns). */
   mergeSource(plan: TokenMergePlan, source?: Tensor): Tensor {
     this.#backend; // throws DISPOSED after dispose(), like every other method
-    if (!(plan instanceof TokenMergePlan)) throw new MergeKernelsError('INVALID_TYPE', `plan: expected a plan from mk.bipartiteSoftMatching, got ${describe(plan)}`, 'plan');
-    let n0 = plan.tokens;
-    if (source !== undefined) {
-      const s = checkTensor('source', source, [3]);
-      if (s.shape[0] !== plan.batch || s.shape[1] !== plan.tokens) {
-        throw new MergeKernelsError('SHAPE_MISMATCH', `source: expected [${plan.batch}, ${plan.tokens}, N0], got [${s.shape.join(', ')}]`, 'source');
-      }
-      n0 = s.shape[2]!;
-    }
-    return { data: plan.kernels().mergeSource(plan, source?.data, n0), shape: [plan.batch, plan.tokens - plan.r, n0] };
+    return tm.mergeSource(plan, source);
   }
 
   /**

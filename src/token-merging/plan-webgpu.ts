@@ -3,7 +3,7 @@
 // call that submits (mergeWavg on device tensors, say) sends it all at once: a ToMe step on
 // device tensors is one submit and no readback. The indices reach the host only if asked for.
 import type * as ref from '../reference/bipartite-soft-matching.ts';
-import { planFromMatches } from './plan.ts';
+import { planFromMatches } from './ranking.ts';
 import { tomeGroups as GROUPS_WGSL, tomeGroupsParams, tomeRank as RANK_WGSL, tomeRankParams, tomeRows as ROWS_WGSL, tomeRowsParams } from '../gen/wgsl.ts';
 import { checkSizes, encodeBestMatch, encodeSplitEvenOdd } from '../webgpu/best-match.ts';
 import type { GpuRuntime } from '../webgpu/runtime.ts';

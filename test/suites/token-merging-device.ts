@@ -139,6 +139,28 @@ export default function (h: Harness) {
     await rejects(() => h.mk.bipartiteSoftMatching(foreign, { r: 1 }), 'WRONG_DEVICE', ['metric']);
   });
 
+  test('the variants take a device metric (read to the host for their gathers) and make the same plans', async () => {
+    const metric = randomTensor([2, 12, 5], 2100);
+    const dm = h.mk.upload(metric);
+    const same = (a: TokenMergePlan, b: TokenMergePlan, what: string) => {
+      assert.equal(Array.from(a.outputRow), Array.from(b.outputRow), `${what}: output rows`);
+      assert.equal(Array.from(a.srcIdx), Array.from(b.srcIdx), `${what}: srcIdx`);
+    };
+    same(await h.mk.kthBipartiteSoftMatching(dm, { k: 3 }), await h.mk.kthBipartiteSoftMatching(metric, { k: 3 }), 'kth');
+    same(await h.mk.randomBipartiteSoftMatching(dm, { r: 4, seed: 3 }), await h.mk.randomBipartiteSoftMatching(metric, { r: 4, seed: 3 }), 'random');
+    same(await h.mk.bipartiteSoftMatchingRandom2d(dm, { w: 4, h: 3, sx: 2, sy: 2, r: 3 }), await h.mk.bipartiteSoftMatchingRandom2d(metric, { w: 4, h: 3, sx: 2, sy: 2, r: 3 }), 'random2d');
+    same(await h.mk.pitomeSoftMatching(dm, { r: 3 }), await h.mk.pitomeSoftMatching(metric, { r: 3 }), 'pitome');
+    const t1 = await h.mk.thresholdSoftMatching(dm, { threshold: 0.1 }), t2 = await h.mk.thresholdSoftMatching(metric, { threshold: 0.1 });
+    assert.equal(t1.r, t2.r, 'threshold: r per item');
+    const b1 = await h.mk.batchLevelSoftMatching(dm, { r: 2 }), b2 = await h.mk.batchLevelSoftMatching(metric, { r: 2 });
+    assert.equal(Array.from(b1.merge(randomTensor([2, 12, 3], 1)).x.data), Array.from(b2.merge(randomTensor([2, 12, 3], 1)).x.data), 'batch-level merge');
+    const nan = randomTensor([1, 6, 2], 2101);
+    nan.data[3] = NaN;
+    await rejects(() => h.mk.kthBipartiteSoftMatching(h.mk.upload(nan), { k: 2 }), 'NON_FINITE', ['metric']);
+    await rejects(() => h.mk.pitomeSoftMatching(h.ref.upload(metric), { r: 2 }), 'WRONG_DEVICE', ['metric']);
+    dm.dispose();
+  });
+
   test('device tensors: errors name the argument', async () => {
     const plan = await h.mk.bipartiteSoftMatching(randomTensor([1, 8, 4], 70), { r: 2 });
     const dx = h.mk.upload(randomTensor([1, 8, 3], 71));

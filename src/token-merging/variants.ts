@@ -2,13 +2,14 @@
 // bestMatch or cosineSimilarity kernel over gathered A and B rows, then builds its plan with the
 // shared host code of src/reference/token-merging-variants.ts (so choices and tie rules are the
 // same on every backend). Papers and sections: see that file's header.
-import type { Backend } from './backends.ts';
-import { MergeKernelsError, describe } from './errors.ts';
-import * as tome from './reference/bipartite-soft-matching.ts';
-import * as ref from './reference/token-merging-variants.ts';
-import { checkFinite, checkTensor, type Tensor } from './tensor.ts';
-import { TokenMergePlan, checkMode, type MergeMode } from './token-merging.ts';
-import { boolean, finite, integer, options as checkOptions } from './validate.ts';
+import type { Backend } from '../backends.ts';
+import { DeviceTensor } from '../device-tensor.ts';
+import { MergeKernelsError, describe } from '../errors.ts';
+import * as tome from '../reference/bipartite-soft-matching.ts';
+import * as ref from '../reference/token-merging-variants.ts';
+import { checkFinite, checkTensor, type Tensor } from '../tensor.ts';
+import { TokenMergePlan, checkMode, type MergeMode } from './merge-plan.ts';
+import { boolean, finite, integer, options as checkOptions } from '../validate.ts';
 
 
 /** Options of mk.bipartiteSoftMatchingRandom2d: those of the reference. */
@@ -50,7 +51,19 @@ export interface PitomeMatchingOptions {
 // ---------------------------------------------------------------------------------------------
 // Option checks
 
-function checkMetric(metric: Tensor): [Float32Array, number, number, number] {
+/**
+ * The metric's values on the host. The variants gather their sets on the host, so a device metric
+ * (of this context) is read: on webgpu one readback, on wasm a copy out of its memory.
+ */
+async function checkMetric(impl: Backend, metric: Tensor | DeviceTensor): Promise<[Float32Array, number, number, number]> {
+  if (metric instanceof DeviceTensor) {
+    DeviceTensor.storageOf(metric, impl, 'metric');
+    if (metric.shape.length !== 3) throw new MergeKernelsError('INVALID_SHAPE', `metric: expected rank 3 [B, N, C], got [${metric.shape.join(', ')}]`, 'metric');
+    const host = await metric.read();
+    checkFinite('metric', host.data);
+    const [batch, tokens, c] = host.shape as [number, number, number];
+    return [host.data, batch, tokens, c];
+  }
   const m = checkTensor('metric', metric, [3]);
   checkFinite('metric', m.data);
   const [batch, tokens, c] = m.shape as [number, number, number];
@@ -90,8 +103,8 @@ const evenOdd = (batch: number, tokens: number) => {
 // ---------------------------------------------------------------------------------------------
 // The variants
 
-export async function random2d(impl: Backend, metric: Tensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
-  const [data, batch, tokens, c] = checkMetric(metric);
+export async function random2d(impl: Backend, metric: Tensor | DeviceTensor, options: Random2dMatchingOptions): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = await checkMetric(impl, metric);
   const o = checkOptions('options', options, ['w', 'h', 'sx', 'sy', 'r', 'seed', 'noRand'], true);
   const w = integer('w', o.w, 1, undefined, 'image width in tokens');
   const h = integer('h', o.h, 1, undefined, 'image height in tokens');
@@ -111,8 +124,8 @@ export async function random2d(impl: Backend, metric: Tensor, options: Random2dM
   return new TokenMergePlan(ref.rankedPlan(batch, tokens, Math.min(r, nA), aIdx, nA, bIdx, nB, score, index), r, 'random2d', impl);
 }
 
-export async function kth(impl: Backend, metric: Tensor, options: { k: number }): Promise<TokenMergePlan> {
-  const [data, batch, tokens, c] = checkMetric(metric);
+export async function kth(impl: Backend, metric: Tensor | DeviceTensor, options: { k: number }): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = await checkMetric(impl, metric);
   const o = checkOptions('options', options, ['k'], true);
   const k = integer('k', o.k, 1, Math.max(tokens, 1), 'group size: the last of every k tokens is a destination');
   if (k === 1) return new TokenMergePlan(ref.kthBipartiteSoftMatching(data, batch, tokens, c, 1), 0, 'kth', impl);
@@ -123,8 +136,8 @@ export async function kth(impl: Backend, metric: Tensor, options: { k: number })
   return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, nA, bIdx, nB, index), tokens - nB, 'kth', impl);
 }
 
-export async function random(impl: Backend, metric: Tensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
-  const [data, batch, tokens, c] = checkMetric(metric);
+export async function random(impl: Backend, metric: Tensor | DeviceTensor, options: { r: number; seed?: number }): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = await checkMetric(impl, metric);
   const o = checkOptions('options', options, ['r', 'seed'], true);
   const rReq = integer('r', o.r, 0, undefined, 'tokens to remove per batch item');
   const seed = o.seed === undefined ? 0 : integer('seed', o.seed, 0, 0xffffffff, 'seed of the random split');
@@ -135,8 +148,8 @@ export async function random(impl: Backend, metric: Tensor, options: { r: number
   return new TokenMergePlan(ref.allMergedPlan(batch, tokens, aIdx, r, bIdx, tokens - r, index), rReq, 'random', impl);
 }
 
-export async function pitome(impl: Backend, metric: Tensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
-  const [data, batch, tokens, c] = checkMetric(metric);
+export async function pitome(impl: Backend, metric: Tensor | DeviceTensor, options: PitomeMatchingOptions): Promise<TokenMergePlan> {
+  const [data, batch, tokens, c] = await checkMetric(impl, metric);
   const o = checkOptions('options', options, ['r', 'ratio', 'margin', 'classToken', 'useBsm'], true);
   if ((o.r === undefined) === (o.ratio === undefined)) {
     throw new MergeKernelsError('INVALID_OPTION', `r: expected exactly one of r (tokens to remove) and ratio (share of tokens to keep), got ${o.r === undefined ? 'neither' : 'both'}`, 'r');
@@ -214,8 +227,8 @@ export class ThresholdMergePlan {
   }
 }
 
-export async function threshold(impl: Backend, metric: Tensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
-  const [data, batch, tokens, c] = checkMetric(metric);
+export async function threshold(impl: Backend, metric: Tensor | DeviceTensor, options: ThresholdMatchingOptions): Promise<ThresholdMergePlan> {
+  const [data, batch, tokens, c] = await checkMetric(impl, metric);
   const o = checkOptions('options', options, ['threshold', 'maxR', 'classToken', 'distillToken'], true);
   const thr = finite('threshold', o.threshold, 'merge A tokens whose best cosine similarity is above it');
   const maxR = o.maxR === undefined ? undefined : integer('maxR', o.maxR, 0, undefined, 'most merges per batch item');
@@ -281,8 +294,8 @@ export class BatchLevelMergePlan {
   }
 }
 
-export async function batchLevel(impl: Backend, metric: Tensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
-  const [data, batch, tokens, c] = checkMetric(metric);
+export async function batchLevel(impl: Backend, metric: Tensor | DeviceTensor, options: BatchLevelMatchingOptions): Promise<BatchLevelMergePlan> {
+  const [data, batch, tokens, c] = await checkMetric(impl, metric);
   const o = checkOptions('options', options, ['r', 'threshold', 'maxR', 'classToken', 'distillToken'], true);
   const r = integer('r', o.r, 0, undefined, 'average merges per batch item');
   const thr = o.threshold === undefined ? undefined : finite('threshold', o.threshold, 'merge edges whose score is above it');

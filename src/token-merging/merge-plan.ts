@@ -2,15 +2,15 @@
 // checks of its arguments. The scoring step (each A token's best B match) runs on the context's
 // backend, and so do merge / unmerge (src/token-merging/groups.ts); the ranking is the reference's
 // (src/reference/bipartite-soft-matching.ts), shared by every backend.
-import type { Backend } from './backends.ts';
-import { DeviceTensor } from './device-tensor.ts';
-import { MergeKernelsError } from './errors.ts';
-import { kernelsOf } from './kernel-table.ts';
-import * as ref from './reference/bipartite-soft-matching.ts';
-import { checkOut, checkTensor, type Tensor } from './tensor.ts';
-import { groupKernels, jsGroupKernels, type GroupKernels } from './token-merging/groups.ts';
-import type { DevicePlan, DevicePlanBuffers } from './token-merging/plan-webgpu.ts';
-import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
+import type { Backend } from '../backends.ts';
+import { DeviceTensor } from '../device-tensor.ts';
+import { MergeKernelsError } from '../errors.ts';
+import { kernelsOf } from '../kernel-table.ts';
+import * as ref from '../reference/bipartite-soft-matching.ts';
+import { checkOut, checkTensor, type Tensor } from '../tensor.ts';
+import { groupKernels, jsGroupKernels, type GroupKernels } from './groups.ts';
+import type { DevicePlan, DevicePlanBuffers } from './plan-webgpu.ts';
+import { boolean, integer, oneOf, options as checkOptions } from '../validate.ts';
 
 export type MergeMode = ref.MergeMode;
 const MODES: readonly MergeMode[] = ['mean', 'sum', 'amax'];
