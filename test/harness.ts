@@ -21,6 +21,7 @@ import outputs from './suites/outputs.ts';
 import deviceTensors from './suites/device-tensors.ts';
 import tokenMergingProperties from './suites/token-merging-properties.ts';
 import oracles from './suites/oracles.ts';
+import svd from './suites/svd.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -53,7 +54,7 @@ export const HOST_CODE: ReadonlySet<string> = new Set(['merge', 'unmerge', 'merg
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties,
+  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties, svd,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,
