@@ -126,27 +126,52 @@ export function exactTall(a: Float32Array, batch: number, m: number, n: number, 
 /** One tall matrix (float64, overwritten): Householder QR, Jacobi on Rᵀ, u = Q·V. */
 function exactTallItem(a: Float64Array, m: number, n: number, k: number): { u: Float64Array; s: Float64Array; vt: Float64Array } {
   const tau = householderQR(a, m, n);
-  // The rows of R (the columns of X = Rᵀ).
-  const x = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) x[i * n + j] = a[i * n + j]!;
-  const { sigma, vRows, xRows } = jacobiRows(x, n);
-  // Right singular vectors: the rotated rows of X normalised (completed where σ = 0).
-  const vt = new Float64Array(k * n);
-  const sigmaMax = sigma[0] ?? 0;
-  const done: number[] = [];
-  for (let j = 0; j < n; j++) {
-    if (sigma[j]! > sigmaMax * 1e-30 && sigma[j]! > 0) {
-      for (let c = 0; c < n; c++) xRows[j * n + c] = xRows[j * n + c]! / sigma[j]!;
-      done.push(j);
-    }
-  }
-  completeRows(xRows, n, done);
-  vt.set(xRows.subarray(0, k * n));
+  const { rows, v } = sortedRows((i, j) => (j >= i ? a[i * n + j]! : 0), n);
+  jacobiSweeps(rows, v, n);
+  const f = finishCore(rows, v, n, k);
   // u = Q·[V(:, :k); 0]: the reflectors applied, last first.
   const u = new Float64Array(m * k);
-  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) u[i * k + j] = vRows[j * n + i]!;
+  u.set(f.vColumns);
   applyQ(a, tau, m, n, u, k);
-  return { u, s: sigma.subarray(0, k), vt };
+  return { u, s: f.sigma, vt: f.vt };
+}
+
+/**
+ * The start of the Jacobi core: the rows of R (x = Rᵀ's columns, given by entry(i, j)) in
+ * decreasing order of norm (fewer sweeps), and v the matching permutation (rows = columns of V).
+ */
+export function sortedRows(entry: (i: number, j: number) => number, n: number): { rows: Float64Array; v: Float64Array } {
+  const rows = new Float64Array(n * n), v = new Float64Array(n * n);
+  const norms = new Array<number>(n).fill(0);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) norms[i] = norms[i]! + entry(i, j) ** 2;
+  descending(norms).forEach((src, dst) => {
+    for (let j = 0; j < n; j++) rows[dst * n + j] = entry(src, j);
+    v[dst * n + src] = 1;
+  });
+  return { rows, v };
+}
+
+/**
+ * The end of the Jacobi core, from its orthogonal rows and accumulated rotations: σ (the row
+ * norms) descending, vt [k, n] (the rows normalised; completed to an orthonormal set where σ
+ * vanishes) and vColumns [n, k] (the columns of V: R's left singular vectors).
+ */
+export function finishCore(rows: Float64Array, v: Float64Array, n: number, k: number): { sigma: Float64Array; vt: Float64Array; vColumns: Float64Array } {
+  const norms = Array.from({ length: n }, (_, i) => Math.sqrt(rowDot(rows, i, i, n)));
+  const order = descending(norms);
+  const sigma = Float64Array.from(order, (i) => norms[i]!);
+  const unit = new Float64Array(n * n);
+  const done: number[] = [];
+  order.forEach((src, dst) => {
+    // Zero (or negligible, below 1e-30·σ₁) singular values: their vectors come from completeRows.
+    if (!(sigma[dst]! > 0 && sigma[dst]! > sigma[0]! * 1e-30)) return;
+    for (let c = 0; c < n; c++) unit[dst * n + c] = rows[src * n + c]! / sigma[dst]!;
+    done.push(dst);
+  });
+  completeRows(unit, n, done);
+  const vColumns = new Float64Array(n * k);
+  for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) vColumns[i * k + j] = v[order[j]! * n + i]!;
+  return { sigma: sigma.subarray(0, k), vt: unit.subarray(0, k * n), vColumns };
 }
 
 /**
@@ -213,16 +238,11 @@ export function roundRobinPairs(players: number, r: number): Array<[number, numb
 export const MAX_SWEEPS = 60;
 
 /**
- * One-sided Jacobi on the rows of x [n, n] (in place): rotates pairs of rows until every pair is
- * orthogonal to |x_p·x_q| ≤ tol·‖x_p‖‖x_q‖. Rows are first sorted by decreasing norm (fewer
- * sweeps); the same rotations accumulate in vRows (rows = columns of V). Returns σ (the row
- * norms) descending, with vRows and xRows in that order.
+ * One-sided Jacobi on the rows of x [n, n] (in place): rotates pairs of rows, in round-robin
+ * order, until every pair is orthogonal to |x_p·x_q| ≤ tol·‖x_p‖‖x_q‖ (or MAX_SWEEPS); the same
+ * rotations accumulate in the rows of v. Returns the number of sweeps.
  */
-export function jacobiRows(x: Float64Array, n: number, tol = Math.sqrt(n) * Number.EPSILON): { sigma: Float64Array; vRows: Float64Array; xRows: Float64Array } {
-  const norms = Array.from({ length: n }, (_, i) => rowDot(x, i, i, n));
-  const order = descending(norms);
-  const rows = new Float64Array(n * n), v = new Float64Array(n * n);
-  order.forEach((src, dst) => { rows.set(x.subarray(src * n, (src + 1) * n), dst * n); v[dst * n + src] = 1; });
+export function jacobiSweeps(x: Float64Array, v: Float64Array, n: number, tol = Math.sqrt(n) * Number.EPSILON): number {
   const players = n + (n % 2);
   for (let sweep = 0; sweep < MAX_SWEEPS; sweep++) {
     let rotated = 0;
@@ -230,23 +250,20 @@ export function jacobiRows(x: Float64Array, n: number, tol = Math.sqrt(n) * Numb
       for (const [i, j] of roundRobinPairs(players, r)) {
         if (i >= n || j >= n) continue;
         const [p, q] = i < j ? [i, j] : [j, i];
-        const alpha = rowDot(rows, p, p, n), beta = rowDot(rows, q, q, n), gamma = rowDot(rows, p, q, n);
+        const alpha = rowDot(x, p, p, n), beta = rowDot(x, q, q, n), gamma = rowDot(x, p, q, n);
         if (!(Math.abs(gamma) > tol * Math.sqrt(alpha * beta))) continue;
         // The rotation that makes rows p and q orthogonal (Rutishauser's stable formulas).
         const zeta = (beta - alpha) / (2 * gamma);
         const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
         const c = 1 / Math.sqrt(1 + t * t), s = c * t;
-        rotate(rows, p, q, n, c, s);
+        rotate(x, p, q, n, c, s);
         rotate(v, p, q, n, c, s);
         rotated++;
       }
     }
-    if (rotated === 0) break;
+    if (rotated === 0) return sweep + 1;
   }
-  const sigma = Float64Array.from({ length: n }, (_, i) => Math.sqrt(rowDot(rows, i, i, n)));
-  const final = descending(Array.from(sigma));
-  const permute = (y: Float64Array) => { const z = new Float64Array(n * n); final.forEach((src, dst) => z.set(y.subarray(src * n, (src + 1) * n), dst * n)); return z; };
-  return { sigma: Float64Array.from(final, (i) => sigma[i]!), vRows: permute(v), xRows: permute(rows) };
+  return MAX_SWEEPS;
 }
 
 /** Indices by decreasing value, ties in index order. */
