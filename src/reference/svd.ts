@@ -157,20 +157,24 @@ export function sortedRows(entry: (i: number, j: number) => number, n: number): 
  * vanishes) and vColumns [n, k] (the columns of V: R's left singular vectors).
  */
 export function finishCore(rows: Float64Array, v: Float64Array, n: number, k: number): { sigma: Float64Array; vt: Float64Array; vColumns: Float64Array } {
+  // Rotations whose c² + s² is 1 only to float32 rounding (the GPU's) scale each pair of rows of
+  // x and v alike: x = D·O·R with D the rows' drift, so σ_j = ‖x_j‖/‖v_j‖ and V's columns are
+  // v_j/‖v_j‖. In exact arithmetic ‖v_j‖ = 1.
+  const drift = Array.from({ length: n }, (_, i) => Math.sqrt(rowDot(v, i, i, n)));
   const norms = Array.from({ length: n }, (_, i) => Math.sqrt(rowDot(rows, i, i, n)));
-  const order = descending(norms);
-  const sigma = Float64Array.from(order, (i) => norms[i]!);
+  const order = descending(norms.map((x, i) => x / drift[i]!));
+  const sigma = Float64Array.from(order, (i) => norms[i]! / drift[i]!);
   const unit = new Float64Array(n * n);
   const done: number[] = [];
   order.forEach((src, dst) => {
     // Zero (or negligible, below 1e-30·σ₁) singular values: their vectors come from completeRows.
     if (!(sigma[dst]! > 0 && sigma[dst]! > sigma[0]! * 1e-30)) return;
-    for (let c = 0; c < n; c++) unit[dst * n + c] = rows[src * n + c]! / sigma[dst]!;
+    for (let c = 0; c < n; c++) unit[dst * n + c] = rows[src * n + c]! / norms[src]!;
     done.push(dst);
   });
   completeRows(unit, n, done);
   const vColumns = new Float64Array(n * k);
-  for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) vColumns[i * k + j] = v[order[j]! * n + i]!;
+  for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) vColumns[i * k + j] = v[order[j]! * n + i]! / drift[order[j]!]!;
   return { sigma: sigma.subarray(0, k), vt: unit.subarray(0, k * n), vColumns };
 }
 
