@@ -18,7 +18,7 @@ import type { SvdKernels } from './kernels.ts';
  */
 const CORE_TOL = 1e-6;
 /** Sweeps in the first submit (typical convergence), then per further submit. */
-const FIRST_SWEEPS = 8, MORE_SWEEPS = 4;
+const FIRST_SWEEPS = 6, MORE_SWEEPS = 2;
 
 interface Pipelines {
   hhLayout: GPUBindGroupLayout;
