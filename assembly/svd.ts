@@ -99,6 +99,20 @@ export function applyQ(a: usize, tau: usize, m: i32, n: i32, x: usize, cols: i32
   }
 }
 
+/** applyQ on float32 x (f32x4): w accumulated in float32, τ from the float64 value. */
+export function applyQ32(a: usize, tau: usize, m: i32, n: i32, x: usize, cols: i32, w: usize): void {
+  const stride = <usize>n << 2, xs = <usize>cols << 2;
+  for (let j = min(m, n) - 1; j >= 0; j--) {
+    const t = load<f64>(tau + (<usize>j << 3));
+    if (t == 0) continue;
+    const col = a + (<usize>j << 2);
+    memory.copy(w, x + <usize>j * xs, xs);
+    for (let i = j + 1; i < m; i++) axpy(w, x + <usize>i * xs, load<f32>(col + <usize>i * stride), cols);
+    axpy(x + <usize>j * xs, w, <f32>(-t), cols);
+    for (let i = j + 1; i < m; i++) axpy(x + <usize>i * xs, w, <f32>(-t * <f64>load<f32>(col + <usize>i * stride)), cols);
+  }
+}
+
 /**
  * out [m, l] = A·X (a [m, n], x [n, l]) or, transposeA, out [n, l] = Aᵀ·X (x [m, l]). Row by
  * row of A: each a_ij scales a contiguous row of X into a row of out (f32x4).
@@ -114,30 +128,6 @@ export function multiply(a: usize, x: usize, out: usize, m: i32, n: i32, l: i32,
       else axpy(out + <usize>i * ls, x + <usize>j * ls, aij, l);
     }
   }
-}
-
-// Σ x_p², Σ x_q², Σ x_p·x_q over rows p, q of n doubles (f64x2), into the three globals.
-let dotPP: f64 = 0, dotQQ: f64 = 0, dotPQ: f64 = 0;
-// @ts-ignore: decorator
-@inline function pairDots(p: usize, q: usize, n: i32): void {
-  let pp = f64x2.splat(0), qq = f64x2.splat(0), pq = f64x2.splat(0);
-  let c = 0;
-  for (; c + 2 <= n; c += 2) {
-    const o = <usize>c << 3;
-    const vp = v128.load(p + o), vq = v128.load(q + o);
-    pp = f64x2.add(pp, f64x2.mul(vp, vp));
-    qq = f64x2.add(qq, f64x2.mul(vq, vq));
-    pq = f64x2.add(pq, f64x2.mul(vp, vq));
-  }
-  let spp = f64x2.extract_lane(pp, 0) + f64x2.extract_lane(pp, 1);
-  let sqq = f64x2.extract_lane(qq, 0) + f64x2.extract_lane(qq, 1);
-  let spq = f64x2.extract_lane(pq, 0) + f64x2.extract_lane(pq, 1);
-  if (c < n) {
-    const o = <usize>c << 3;
-    const xp = load<f64>(p + o), xq = load<f64>(q + o);
-    spp += xp * xp; sqq += xq * xq; spq += xp * xq;
-  }
-  dotPP = spp; dotQQ = sqq; dotPQ = spq;
 }
 
 // Rows p, q of n doubles ← c·x_p − s·x_q, s·x_p + c·x_q.
@@ -159,32 +149,61 @@ let dotPP: f64 = 0, dotQQ: f64 = 0, dotPQ: f64 = 0;
   }
 }
 
+// x_p·x_q over n doubles (f64x2, two accumulators).
+// @ts-ignore: decorator
+@inline function rowDot(p: usize, q: usize, n: i32): f64 {
+  let acc0 = f64x2.splat(0), acc1 = f64x2.splat(0);
+  let c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const o = <usize>c << 3;
+    acc0 = f64x2.add(acc0, f64x2.mul(v128.load(p + o), v128.load(q + o)));
+    acc1 = f64x2.add(acc1, f64x2.mul(v128.load(p + o, 16), v128.load(q + o, 16)));
+  }
+  const acc = f64x2.add(acc0, acc1);
+  let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1);
+  for (; c < n; c++) {
+    const o = <usize>c << 3;
+    sum += load<f64>(p + o) * load<f64>(q + o);
+  }
+  return sum;
+}
+
+/** Rows per block of the blocked cyclic order: a pair of blocks of x and v (4·16 rows) stays in cache. */
+const BLOCK = 16;
+
 /**
  * One-sided Jacobi on the rows of x [n, n] (float64), the rotations accumulated in the rows of
- * v [n, n], round-robin pair order (the circle method, as reference/svd.ts roundRobinPairs),
- * until no pair has |x_p·x_q| > tol·‖x_p‖‖x_q‖ or maxSweeps; returns the sweeps run.
+ * v [n, n], until no pair has |x_p·x_q| > tol·‖x_p‖‖x_q‖ or maxSweeps; returns the sweeps run.
+ * One thread, so the order is blocked row-cyclic (every pair once per sweep, like the
+ * reference's round-robin, but a pair of 16-row blocks at a time so the rows stay in cache: the
+ * round-robin order streams all of x and v through memory every round). The squared norms are
+ * kept in norms (n doubles) and updated by each rotation (α − tγ, β + tγ: one dot product per
+ * pair instead of three), recomputed exactly at each sweep's start.
  */
-export function jacobiSweeps(x: usize, v: usize, n: i32, tol: f64, maxSweeps: i32): i32 {
-  const players = n + (n & 1), last = players - 1;
+export function jacobiSweeps(x: usize, v: usize, n: i32, tol: f64, maxSweeps: i32, norms: usize): i32 {
   const rs = <usize>n << 3;
   for (let sweep = 0; sweep < maxSweeps; sweep++) {
+    for (let i = 0; i < n; i++) store<f64>(norms + (<usize>i << 3), rowDot(x + <usize>i * rs, x + <usize>i * rs, n));
     let rotated = 0;
-    for (let r = 0; r < last; r++) {
-      for (let t = 0; t < players / 2; t++) {
-        let i = t == 0 ? r % last : (r + t) % last;
-        let j = t == 0 ? last : (r - t + last) % last;
-        if (i >= n || j >= n) continue;
-        if (i > j) { const tmp = i; i = j; j = tmp; }
-        const p = x + <usize>i * rs, q = x + <usize>j * rs;
-        pairDots(p, q, n);
-        const alpha = dotPP, beta = dotQQ, gamma = dotPQ;
-        if (!(Math.abs(gamma) > tol * Math.sqrt(alpha * beta))) continue;
-        const zeta = (beta - alpha) / (2 * gamma);
-        const tt = (zeta >= 0 ? 1.0 : -1.0) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
-        const cs = 1 / Math.sqrt(1 + tt * tt), sn = cs * tt;
-        rotateRows(p, q, n, cs, sn);
-        rotateRows(v + <usize>i * rs, v + <usize>j * rs, n, cs, sn);
-        rotated++;
+    for (let i0 = 0; i0 < n; i0 += BLOCK) {
+      for (let j0 = i0; j0 < n; j0 += BLOCK) {
+        const iEnd = min(i0 + BLOCK, n), jEnd = min(j0 + BLOCK, n);
+        for (let i = i0; i < iEnd; i++) {
+          for (let j = max(j0, i + 1); j < jEnd; j++) {
+            const p = x + <usize>i * rs, q = x + <usize>j * rs;
+            const alpha = load<f64>(norms + (<usize>i << 3)), beta = load<f64>(norms + (<usize>j << 3));
+            const gamma = rowDot(p, q, n);
+            if (!(Math.abs(gamma) > tol * Math.sqrt(alpha * beta))) continue;
+            const zeta = (beta - alpha) / (2 * gamma);
+            const tt = (zeta >= 0 ? 1.0 : -1.0) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
+            const cs = 1 / Math.sqrt(1 + tt * tt), sn = cs * tt;
+            rotateRows(p, q, n, cs, sn);
+            rotateRows(v + <usize>i * rs, v + <usize>j * rs, n, cs, sn);
+            store<f64>(norms + (<usize>i << 3), max(0, alpha - tt * gamma));
+            store<f64>(norms + (<usize>j << 3), beta + tt * gamma);
+            rotated++;
+          }
+        }
       }
     }
     if (rotated == 0) return sweep + 1;

@@ -17,14 +17,14 @@ const CORE_TOL = 1e-9;
 function exactItem(rt: WasmRuntime, a: number, m: number, n: number, k: number): { u: Float32Array; s: Float32Array; vt: Float32Array } {
   const x = rt.alloc(n * n * 8, 'the Jacobi core'), v = rt.alloc(n * n * 8, 'the Jacobi rotations');
   const tau = rt.alloc(n * 8, 'the reflectors'), w = rt.alloc(Math.max(n, k) * 8, 'scratch');
-  const u = rt.alloc(m * k * 8, 'u');
+  const u = rt.alloc(m * k * 8, 'u'), norms = rt.alloc(n * 8, 'the core\'s row norms');
   rt.exports.householderQR(a, m, n, tau, w);
   const r = rt.f32(a, m * n);
   const start = ref.sortedRows((i, j) => (j >= i ? r[i * n + j]! : 0), n);
   const xs = new Float64Array(rt.memory.buffer, x, n * n), vs = new Float64Array(rt.memory.buffer, v, n * n);
   xs.set(start.rows);
   vs.set(start.v);
-  rt.exports.jacobiSweeps(x, v, n, CORE_TOL, ref.MAX_SWEEPS);
+  rt.exports.jacobiSweeps(x, v, n, CORE_TOL, ref.MAX_SWEEPS, norms);
   const f = ref.finishCore(new Float64Array(rt.memory.buffer, x, n * n).slice(), new Float64Array(rt.memory.buffer, v, n * n).slice(), n, k);
   const us = new Float64Array(rt.memory.buffer, u, m * k);
   us.fill(0);
