@@ -23,9 +23,26 @@
   }
 }
 
+// y[0..len) (float64) += alpha·x[0..len) (float32 widened), f64x2.
+// @ts-ignore: decorator
+@inline function axpyWiden(y: usize, x: usize, alpha: f64, len: i32): void {
+  const va = f64x2.splat(alpha);
+  let c = 0;
+  for (; c + 4 <= len; c += 4) {
+    const xs = v128.load(x + (<usize>c << 2));
+    const o = <usize>c << 3;
+    v128.store(y + o, f64x2.add(v128.load(y + o), f64x2.mul(va, f64x2.promote_low_f32x4(xs))));
+    v128.store(y + o, f64x2.add(v128.load(y + o, 16), f64x2.mul(va, f64x2.promote_low_f32x4(i32x4.shuffle(xs, xs, 2, 3, 0, 1)))), 16);
+  }
+  for (; c < len; c++) {
+    const o = <usize>c << 3;
+    store<f64>(y + o, load<f64>(y + o) + alpha * <f64>load<f32>(x + (<usize>c << 2)));
+  }
+}
+
 /**
  * Householder QR in place (LAPACK's sgeqr2 layout): R on and above the diagonal of a [m, n],
- * reflector j's vector below it (leading 1 implicit), τ_j at tau (f64). w: n floats of scratch.
+ * reflector j's vector below it (leading 1 implicit), τ_j at tau (f64). w: 3n floats of scratch.
  * The column norms are summed in float64, and τ_j = 2/‖v_j‖² from the stored float32 v_j, so
  * that each H_j = I − τ_j·v_j·v_jᵀ is orthogonal to float64 precision (τ from the unrounded v
  * leaves an error of ~ε₃₂ per reflector, which adds up to 1e-6 in UᵀU over a few dozen).
@@ -58,12 +75,15 @@ export function householderQR(a: usize, m: i32, n: i32, tau: usize, w: usize): v
     store<f32>(col + <usize>j * stride, <f32>beta);
     const len = n - j - 1;
     if (len == 0) continue;
-    // w = vᵀ·A[j:, j+1:] (v_j = 1), then A ← A − τ·v·wᵀ, row by row.
+    // w = vᵀ·A[j:, j+1:] (v_j = 1), summed over the m − j rows in float64 (a float32 running sum
+    // over thousands of rows costs ~√m·ε in R), then A ← A − τ·v·wᵀ, row by row.
     const first = (<usize>(j + 1)) << 2;
-    memory.copy(w, a + <usize>j * stride + first, <usize>len << 2);
-    for (let i = j + 1; i < m; i++) axpy(w, a + <usize>i * stride + first, load<f32>(col + <usize>i * stride), len);
-    axpy(a + <usize>j * stride + first, w, -t, len);
-    for (let i = j + 1; i < m; i++) axpy(a + <usize>i * stride + first, w, -t * load<f32>(col + <usize>i * stride), len);
+    const w32 = w + (<usize>len << 3);
+    for (let c = 0; c < len; c++) store<f64>(w + (<usize>c << 3), <f64>load<f32>(a + <usize>j * stride + first + (<usize>c << 2)));
+    for (let i = j + 1; i < m; i++) axpyWiden(w, a + <usize>i * stride + first, <f64>load<f32>(col + <usize>i * stride), len);
+    for (let c = 0; c < len; c++) store<f32>(w32 + (<usize>c << 2), <f32>load<f64>(w + (<usize>c << 3)));
+    axpy(a + <usize>j * stride + first, w32, -t, len);
+    for (let i = j + 1; i < m; i++) axpy(a + <usize>i * stride + first, w32, -t * load<f32>(col + <usize>i * stride), len);
   }
 }
 

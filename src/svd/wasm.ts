@@ -16,7 +16,7 @@ const CORE_TOL = 1e-9;
 /** Exact thin SVD of the tall item at `a` (float32 [m, n] in the arena, overwritten), top k. */
 function exactItem(rt: WasmRuntime, a: number, m: number, n: number, k: number): { u: Float32Array; s: Float32Array; vt: Float32Array } {
   const x = rt.alloc(n * n * 8, 'the Jacobi core'), v = rt.alloc(n * n * 8, 'the Jacobi rotations');
-  const tau = rt.alloc(n * 8, 'the reflectors'), w = rt.alloc(Math.max(n, k) * 8, 'scratch');
+  const tau = rt.alloc(n * 8, 'the reflectors'), w = rt.alloc(Math.max(n, k) * 12, 'scratch');
   const u = rt.alloc(m * k * 8, 'u'), norms = rt.alloc(n * 8, 'the core\'s row norms');
   rt.exports.householderQR(a, m, n, tau, w);
   const r = rt.f32(a, m * n);
@@ -65,7 +65,7 @@ function randomized(rt: WasmRuntime, a: Float32Array, batch: number, m: number, 
     const po = rt.put(omega.subarray(b * n * l, (b + 1) * n * l), 'the test matrix');
     const y = rt.alloc(m * l * 4, 'Y'), q = rt.alloc(m * l * 4, 'Q');
     const z = rt.alloc(n * l * 4, 'Z'), zq = rt.alloc(n * l * 4, 'orth(Z)');
-    const tau = rt.alloc(l * 8, 'the reflectors'), w = rt.alloc(l * 8, 'scratch');
+    const tau = rt.alloc(l * 8, 'the reflectors'), w = rt.alloc(l * 12, 'scratch');
     const q64 = rt.alloc(Math.max(m, n) * l * 8, 'Q in float64');
     const e = rt.exports;
     e.multiply(pa, po, y, m, n, l, 0);
