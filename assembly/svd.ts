@@ -134,18 +134,63 @@ export function applyQ32(a: usize, tau: usize, m: i32, n: i32, x: usize, cols: i
 }
 
 /**
- * out [m, l] = A·X (a [m, n], x [n, l]) or, transposeA, out [n, l] = Aᵀ·X (x [m, l]). Row by
- * row of A: each a_ij scales a contiguous row of X into a row of out (f32x4).
+ * out [rows, l] = op(A)·X with A [m, n] and X [inner, l]: op(A) = A (rows = m, inner = n) or,
+ * transposeA, Aᵀ (rows = n, inner = m). A register-blocked micro-kernel: 4 rows of out × 8
+ * columns (8 f32x4 accumulators) over the inner dimension, each X row chunk loaded once per 4
+ * rows; op(A)'s element (r, t) is at r·rs + t·ts, so both orientations share the loop.
  */
 export function multiply(a: usize, x: usize, out: usize, m: i32, n: i32, l: i32, transposeA: i32): void {
-  const ls = <usize>l << 2, ns = <usize>n << 2;
-  memory.fill(out, 0, <usize>(transposeA ? n : m) * ls);
-  for (let i = 0; i < m; i++) {
-    const row = a + <usize>i * ns;
-    for (let j = 0; j < n; j++) {
-      const aij = load<f32>(row + (<usize>j << 2));
-      if (transposeA) axpy(out + <usize>j * ls, x + <usize>i * ls, aij, l);
-      else axpy(out + <usize>i * ls, x + <usize>j * ls, aij, l);
+  const rows = transposeA ? n : m, inner = transposeA ? m : n;
+  const rs: usize = transposeA ? 4 : <usize>n << 2, ts: usize = transposeA ? <usize>n << 2 : 4;
+  const ls = <usize>l << 2;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const base = a + <usize>r * rs, o = out + <usize>r * ls;
+    let c = 0;
+    for (; c + 8 <= l; c += 8) {
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
+      let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
+      for (let t = 0; t < inner; t++) {
+        const xp = x + <usize>t * ls + (<usize>c << 2);
+        const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+        const e = base + <usize>t * ts;
+        const a0 = f32x4.splat(load<f32>(e)), a1 = f32x4.splat(load<f32>(e + rs));
+        const a2 = f32x4.splat(load<f32>(e + 2 * rs)), a3 = f32x4.splat(load<f32>(e + 3 * rs));
+        s00 = f32x4.add(s00, f32x4.mul(a0, x0)); s01 = f32x4.add(s01, f32x4.mul(a0, x1));
+        s10 = f32x4.add(s10, f32x4.mul(a1, x0)); s11 = f32x4.add(s11, f32x4.mul(a1, x1));
+        s20 = f32x4.add(s20, f32x4.mul(a2, x0)); s21 = f32x4.add(s21, f32x4.mul(a2, x1));
+        s30 = f32x4.add(s30, f32x4.mul(a3, x0)); s31 = f32x4.add(s31, f32x4.mul(a3, x1));
+      }
+      const oc = o + (<usize>c << 2);
+      v128.store(oc, s00); v128.store(oc, s01, 16);
+      v128.store(oc + ls, s10); v128.store(oc + ls, s11, 16);
+      v128.store(oc + 2 * ls, s20); v128.store(oc + 2 * ls, s21, 16);
+      v128.store(oc + 3 * ls, s30); v128.store(oc + 3 * ls, s31, 16);
+    }
+    for (; c < l; c++) {
+      for (let rr = 0; rr < 4; rr++) {
+        let sum: f32 = 0;
+        const e = base + <usize>rr * rs;
+        for (let t = 0; t < inner; t++) sum += load<f32>(e + <usize>t * ts) * load<f32>(x + <usize>t * ls + (<usize>c << 2));
+        store<f32>(o + <usize>rr * ls + (<usize>c << 2), sum);
+      }
+    }
+  }
+  for (; r < rows; r++) {
+    const o = out + <usize>r * ls;
+    memory.fill(o, 0, ls);
+    for (let t = 0; t < inner; t++) axpy(o, x + <usize>t * ls, load<f32>(a + <usize>r * rs + <usize>t * ts), l);
+  }
+}
+
+/** dst [cols, rows] = srcᵀ (src [rows, cols]), in 16 × 16 tiles so both sides stay in cache. */
+export function transpose(src: usize, dst: usize, rows: i32, cols: i32): void {
+  for (let i0 = 0; i0 < rows; i0 += 16) {
+    for (let j0 = 0; j0 < cols; j0 += 16) {
+      const iEnd = min(i0 + 16, rows), jEnd = min(j0 + 16, cols);
+      for (let i = i0; i < iEnd; i++) {
+        for (let j = j0; j < jEnd; j++) store<f32>(dst + ((<usize>j * rows + i) << 2), load<f32>(src + ((<usize>i * cols + j) << 2)));
+      }
     }
   }
 }

@@ -67,16 +67,20 @@ function randomized(rt: WasmRuntime, a: Float32Array, batch: number, m: number, 
     const z = rt.alloc(n * l * 4, 'Z'), zq = rt.alloc(n * l * 4, 'orth(Z)');
     const tau = rt.alloc(l * 8, 'the reflectors'), w = rt.alloc(l * 12, 'scratch');
     const q64 = rt.alloc(Math.max(m, n) * l * 8, 'Q in float64');
+    // Aᵀ once (m·n floats more): the Aᵀ·X products then run the untransposed micro-kernel, which
+    // reads A's rows contiguously (the transposed access is 2–4× slower on large A).
+    const pat = rt.alloc(m * n * 4, 'Aᵀ');
     const e = rt.exports;
+    e.transpose(pa, pat, m, n);
     e.multiply(pa, po, y, m, n, l, 0);
     orthonormalise(rt, y, m, l, q, q64, tau, w);
     for (let it = 0; it < powerIters; it++) {
-      e.multiply(pa, q, z, m, n, l, 1);
+      e.multiply(pat, q, z, n, m, l, 0);
       orthonormalise(rt, z, n, l, zq, q64, tau, w);
       e.multiply(pa, zq, y, m, n, l, 0);
       orthonormalise(rt, y, m, l, q, q64, tau, w);
     }
-    e.multiply(pa, q, z, m, n, l, 1); // Bᵀ = Aᵀ·Q [n, l]
+    e.multiply(pat, q, z, n, m, l, 0); // Bᵀ = Aᵀ·Q [n, l]
     const f = exactItem(rt, z, n, l, k);
     // u = Q·V_B: V_B [l, k] is f.vt transposed.
     const vb = rt.alloc(l * k * 4, 'V_B'), pu = rt.alloc(m * k * 4, 'u');

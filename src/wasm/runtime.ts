@@ -22,6 +22,7 @@ export interface KernelExports {
   applyQ(a: number, tau: number, m: number, n: number, x: number, cols: number, w: number): void;
   applyQ32(a: number, tau: number, m: number, n: number, x: number, cols: number, w: number): void;
   multiply(a: number, x: number, out: number, m: number, n: number, l: number, transposeA: number): void;
+  transpose(src: number, dst: number, rows: number, cols: number): void;
   jacobiSweeps(x: number, v: number, n: number, tol: number, maxSweeps: number, norms: number): number;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
