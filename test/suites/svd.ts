@@ -6,7 +6,7 @@
 // optimal rank-k error (Eckart–Young: √Σ_{i>k} σᵢ²).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { reference, type SvdResult, type Tensor } from 'merge-kernels';
+import { init, reference, type SvdResult, type Tensor } from 'merge-kernels';
 import type { Harness } from '../harness.ts';
 import { allClose, rejects, rng } from '../util.ts';
 
@@ -286,6 +286,10 @@ export default function (h: Harness) {
     await rejects(() => h.mk.lowRank(ok, {} as never), 'INVALID_OPTION', ['rank']);
     await rejects(() => h.mk.lowRank(ok, { rank: 3 }), 'INVALID_OPTION', ['rank']);
     await rejects(() => h.mk.lowRank(ok, undefined as never), 'INVALID_OPTION', ['options']);
+    const gone = await init({ backend: h.backend, gpu: h.gpu });
+    gone.dispose();
+    await rejects(() => gone.svd(ok), 'DISPOSED', ['disposed']);
+    await rejects(() => gone.lowRank(ok, { rank: 1 }), 'DISPOSED', ['disposed']);
   });
 
   test('the reference itself: the round-robin rounds pair every two players exactly once', () => {
