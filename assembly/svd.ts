@@ -119,20 +119,6 @@ export function applyQ(a: usize, tau: usize, m: i32, n: i32, x: usize, cols: i32
   }
 }
 
-/** applyQ on float32 x (f32x4): w accumulated in float32, τ from the float64 value. */
-export function applyQ32(a: usize, tau: usize, m: i32, n: i32, x: usize, cols: i32, w: usize): void {
-  const stride = <usize>n << 2, xs = <usize>cols << 2;
-  for (let j = min(m, n) - 1; j >= 0; j--) {
-    const t = load<f64>(tau + (<usize>j << 3));
-    if (t == 0) continue;
-    const col = a + (<usize>j << 2);
-    memory.copy(w, x + <usize>j * xs, xs);
-    for (let i = j + 1; i < m; i++) axpy(w, x + <usize>i * xs, load<f32>(col + <usize>i * stride), cols);
-    axpy(x + <usize>j * xs, w, <f32>(-t), cols);
-    for (let i = j + 1; i < m; i++) axpy(x + <usize>i * xs, w, <f32>(-t * <f64>load<f32>(col + <usize>i * stride)), cols);
-  }
-}
-
 /**
  * out [rows, l] = op(A)·X with A [m, n] and X [inner, l]: op(A) = A (rows = m, inner = n) or,
  * transposeA, Aᵀ (rows = n, inner = m). A register-blocked micro-kernel: 4 rows of out × 8

@@ -20,7 +20,6 @@ export interface KernelExports {
   bf16ToF32(src: number, dst: number, n: number): number;
   householderQR(a: number, m: number, n: number, tau: number, w: number): void;
   applyQ(a: number, tau: number, m: number, n: number, x: number, cols: number, w: number): void;
-  applyQ32(a: number, tau: number, m: number, n: number, x: number, cols: number, w: number): void;
   multiply(a: number, x: number, out: number, m: number, n: number, l: number, transposeA: number): void;
   transpose(src: number, dst: number, rows: number, cols: number): void;
   jacobiSweeps(x: number, v: number, n: number, tol: number, maxSweeps: number, norms: number): number;
