@@ -10,3 +10,4 @@ export { simdFlopProbe, copyBytes, streamProbe } from "./probe";
 export function heapBase(): usize {
   return (__heap_base + 15) & ~<usize>15;
 }
+export { householderQR, applyQ, multiply, transpose, jacobiSweeps } from "./svd";

@@ -14,6 +14,8 @@ import { WasmRuntime } from './wasm/runtime.ts';
 import { DeviceTensor } from './device-tensor.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
+import * as svdFamily from './svd/api.ts';
+import type { LowRankOptions, LowRankResult, SvdOptions, SvdResult } from './svd/api.ts';
 
 export type BackendOption = 'auto' | BackendName;
 
@@ -334,6 +336,29 @@ export class MergeKernels {
    */
   async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
     return merging.disjointMerge(this.#backend, deltas, options, out);
+  }
+
+  /**
+   * Thin singular value decomposition: `a [m, n]` → `{ u [m, k], s (k values), vt [k, n] }`, or
+   * batched `[B, m, n]` → `u [B, m, k]`, `s` (B·k), `vt [B, k, n]`; k defaults to min(m, n).
+   * Singular values descending; each column of u has its largest-magnitude entry positive (the
+   * first on ties), the row of vt flipped with it. method 'exact': Householder QR, then one-sided
+   * Jacobi on R (never AᵀA); 'randomized': Halko–Martinsson–Tropp with `oversample` (10) and
+   * `powerIters` (2), its test matrix from `seed` by our own generator; 'auto' (default):
+   * randomized when k + oversample ≤ min(m, n)/4 and min(m, n) ≥ 128. See src/reference/svd.ts.
+   */
+  async svd(a: Tensor, options?: SvdOptions): Promise<SvdResult> {
+    return svdFamily.svd(this.#backend, a, options);
+  }
+
+  /**
+   * The best rank-r approximation as two factors, LoRA-style: `a [m, n]` → `{ a [m, r], b [r, n] }`
+   * with a·b = U_r·S_r·V_rᵀ, √S split between them (a = U√S, b = √S·Vᵀ), plus the singular
+   * values kept and `energy`, the share of ‖a‖²_F kept by ranks 1..j. Batched as svd. Takes
+   * svd's method options.
+   */
+  async lowRank(a: Tensor, options: LowRankOptions): Promise<LowRankResult> {
+    return svdFamily.lowRank(this.#backend, a, options);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

@@ -23,6 +23,7 @@ import tokenMergingProperties from './suites/token-merging-properties.ts';
 import oracles from './suites/oracles.ts';
 import tokenMergingDevice from './suites/token-merging-device.ts';
 import tiesGpu from './suites/ties-gpu.ts';
+import svd from './suites/svd.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -55,7 +56,7 @@ export const HOST_CODE: ReadonlySet<string> = new Set<string>();
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, tiesGpu, modelMerging, tokenMergingProperties, tokenMergingDevice,
+  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, tiesGpu, modelMerging, tokenMergingProperties, tokenMergingDevice, svd,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,

@@ -11,3 +11,4 @@ export type { Random2dOptions, ThresholdOptions, BatchLevelOptions, BatchLevelPl
 export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts';
 export * as modelInterpolation from './model-interpolation.ts';
 export * as modelMerging from './model-merging.ts';
+export * as svd from './svd.ts';
