@@ -14,6 +14,7 @@ import { WasmRuntime } from './wasm/runtime.ts';
 import { DeviceTensor } from './device-tensor.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
+import * as kv from './kv/api.ts';
 
 export type BackendOption = 'auto' | BackendName;
 
@@ -360,6 +361,31 @@ export class MergeKernels {
    */
   async disjointMerge(deltas: Tensor[], options?: { method?: 'sum' | 'count' | 'none'; merge?: DisjointMergeRule; zeroSign?: ZeroSignRule; weights?: number[] }, out?: Tensor): Promise<Tensor> {
     return merging.disjointMerge(this.#backend, deltas, options, out);
+  }
+
+  /**
+   * KV-cache clustering (Chelsea, "Efficient Long-Context LLM Inference via KV Cache Clustering",
+   * 2025): per head of `keys [H, T, D]`, `values [H, T, Dv]`, the `sinkTokens` first and
+   * `recentTokens` last tokens stay single slots; the middle is cut into chunks of `chunkSize`
+   * and each chunk merged by rounds of bipartite soft matching on key cosine similarity down to
+   * ceil(len · ratio) slots (keys and values as size-weighted means; sizes add). Every head gets
+   * the same M slots, in ascending position of their representative token (a merge's destination).
+   * `method` runs an eviction baseline at the same budget instead ('streaming', 'stride', 'scores').
+   * Attend over the result with `attention(q, r.keys, r.values, { size: r.size })`.
+   */
+  async clusterKV(keys: Tensor, values: Tensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult> {
+    return kv.clusterKV(this.#backend, keys, values, options);
+  }
+
+  /**
+   * Proportional attention softmax(q·kᵀ/√D + log size)·V: `q [Hq, Tq, D]` over `keys [Hkv, Tk, D]`,
+   * `values [Hkv, Tk, Dv]` → `[Hq, Tq, Dv]`. Grouped-query when Hq is a multiple of Hkv (query head
+   * h reads KV head floor(h·Hkv/Hq)). `size` (a compressed cache's sizes) adds log(size) to the
+   * logits, so that a slot standing for n tokens weighs as n copies; without it, plain attention.
+   * `causal` masks keys after each query (positions: `position`, `queryStart`).
+   */
+  async attention(q: Tensor, keys: Tensor, values: Tensor, options?: kv.AttentionOptions): Promise<Tensor> {
+    return kv.attention(this.#backend, q, keys, values, options);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

@@ -38,3 +38,4 @@ export type { MergeModelsOptions } from './merging/merge-models.ts';
 export { METHODS } from './merging/registry.ts';
 export type { MergeTensorsOptions } from './merging/tensors.ts';
 export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';
+export type { ClusterKVOptions, KvClusterResult, KvMethod, AttentionOptions, IndexTensor } from './kv/api.ts';

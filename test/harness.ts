@@ -21,6 +21,8 @@ import outputs from './suites/outputs.ts';
 import deviceTensors from './suites/device-tensors.ts';
 import tokenMergingProperties from './suites/token-merging-properties.ts';
 import oracles from './suites/oracles.ts';
+import kvClustering from './suites/kv-clustering.ts';
+import kvClusteringQuality from './suites/kv-clustering-quality.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -53,14 +55,14 @@ export const HOST_CODE: ReadonlySet<string> = new Set(['merge', 'unmerge', 'merg
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties,
+  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, modelMerging, tokenMergingProperties, kvClustering,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,
  * which are host code over chunks): run once per runtime, in the js pass.
  */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolation, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference, oracles,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolation, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference, oracles, kvClusteringQuality,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */

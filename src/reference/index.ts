@@ -11,3 +11,5 @@ export type { Random2dOptions, ThresholdOptions, BatchLevelOptions, BatchLevelPl
 export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts';
 export * as modelInterpolation from './model-interpolation.ts';
 export * as modelMerging from './model-merging.ts';
+export * as kvClustering from './kv-clustering.ts';
+export * as kvQuality from './kv-quality.ts';

@@ -1,0 +1,182 @@
+// KV-cache compression, the public calls behind mk.clusterKV and mk.attention: options and shapes
+// checked once here, then the backend's kernels (src/kv/kernels.ts). Method and choices: see
+// src/reference/kv-clustering.ts.
+import type { Backend } from '../backends.ts';
+import { MergeKernelsError, describe } from '../errors.ts';
+import { kernelsOf } from '../kernel-table.ts';
+import * as ref from '../reference/kv-clustering.ts';
+import { checkFinite, checkTensor, type Tensor } from '../tensor.ts';
+import { boolean, finite, integer, oneOf, options as checkOptions } from '../validate.ts';
+import { kvKernels } from './kernels.ts';
+
+/** An int32 tensor (positions, assignments), row-major. */
+export interface IndexTensor {
+  data: Int32Array;
+  shape: number[];
+}
+
+/**
+ * How clusterKV compresses, all at the same slot budget M:
+ * - 'chunkedSoftMatching' (default): Chelsea's clustering, merging similar tokens within chunks;
+ * - 'streaming': StreamingLLM's eviction, the sinks and the most recent M − sinkTokens tokens;
+ * - 'stride': uniform-stride eviction of the middle (the sinks and recent window kept);
+ * - 'scores': score-based eviction of the middle by `scores` [H, T] (kvpress's interface), highest kept.
+ */
+export type KvMethod = 'chunkedSoftMatching' | 'streaming' | 'stride' | 'scores';
+const KV_METHODS: readonly KvMethod[] = ['chunkedSoftMatching', 'streaming', 'stride', 'scores'];
+
+export interface ClusterKVOptions {
+  /** Tokens per chunk of the middle (an integer ≥ 2); the last chunk may be shorter. */
+  chunkSize: number;
+  /** Slots kept per chunk as a fraction of its tokens, in (0, 1]: ceil(len · ratio) (at least 1). */
+  ratio: number;
+  /** Tokens at the start kept as single slots (attention sinks). Default 0. */
+  sinkTokens?: number;
+  /** Tokens at the end kept as single slots (the recent window). Default 0. */
+  recentTokens?: number;
+  /** [H, T]: how many tokens each entry already stands for (a merged cache); default ones. Positive. */
+  size?: Tensor;
+  /** Default 'chunkedSoftMatching'; see KvMethod. */
+  method?: KvMethod;
+  /** [H, T]: per-token importance for method 'scores'. */
+  scores?: Tensor;
+}
+
+/** A compressed cache of M slots per head. */
+export interface KvClusterResult {
+  /** [H, M, D]: size-weighted mean keys. */
+  keys: Tensor;
+  /** [H, M, Dv]: size-weighted mean values. */
+  values: Tensor;
+  /** [H, M]: the tokens each slot stands for (pass it to attention as `size`). */
+  size: Tensor;
+  /** [H, M]: the position of each slot's representative token, ascending. */
+  position: IndexTensor;
+  /** [H, T]: the slot each token went to; -1 for a token an eviction method dropped. */
+  assignment: IndexTensor;
+}
+
+export interface AttentionOptions {
+  /** [Hkv, Tk]: slot sizes; adds log(size) to the logits (proportional attention). Default ones. */
+  size?: Tensor;
+  /** Mask keys after each query. Default false. */
+  causal?: boolean;
+  /** [Hkv, Tk]: key positions for the causal mask (a compressed cache's `position`); default 0 … Tk − 1. */
+  position?: IndexTensor;
+  /** Causal: the position of the first query (the i-th is queryStart + i); default (last key position + 1) − Tq. */
+  queryStart?: number;
+}
+
+const CLUSTER_OPTIONS = ['chunkSize', 'ratio', 'sinkTokens', 'recentTokens', 'size', 'method', 'scores'] as const;
+const ATTENTION_OPTIONS = ['size', 'causal', 'position', 'queryStart'] as const;
+
+/** The checked options of a clusterKV-like call (shared with the online compressor). */
+export interface KvPlanOptions {
+  chunkSize: number;
+  ratio: number;
+  sinkTokens: number;
+  recentTokens: number;
+}
+
+export function checkPlanOptions(o: Record<string, unknown>): KvPlanOptions {
+  const chunkSize = integer('chunkSize', o.chunkSize, 2, Number.MAX_SAFE_INTEGER, 'tokens per chunk');
+  const ratio = finite('ratio', o.ratio, 'the fraction of each chunk kept, in (0, 1]');
+  if (!(ratio > 0 && ratio <= 1)) throw new MergeKernelsError('INVALID_OPTION', `ratio: expected a number in (0, 1] (the fraction of each chunk kept), got ${ratio}`, 'ratio');
+  const sinkTokens = o.sinkTokens === undefined ? 0 : integer('sinkTokens', o.sinkTokens, 0);
+  const recentTokens = o.recentTokens === undefined ? 0 : integer('recentTokens', o.recentTokens, 0);
+  return { chunkSize, ratio, sinkTokens, recentTokens };
+}
+
+/** A positive, finite [H, T] tensor named `name`. */
+function checkPerToken(name: string, value: unknown, heads: number, tokens: number, positive: boolean): Float32Array {
+  const t = checkTensor(name, value, [2]);
+  if (t.shape[0] !== heads || t.shape[1] !== tokens) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `${name}: expected [${heads}, ${tokens}] (one value per head and token), got [${t.shape.join(', ')}]`, name);
+  }
+  checkFinite(name, t.data);
+  if (positive) {
+    const bad = t.data.findIndex((v) => !(v > 0));
+    if (bad >= 0) throw new MergeKernelsError('INVALID_OPTION', `${name}: expected positive sizes, found ${t.data[bad]} at flat index ${bad}`, name);
+  }
+  return t.data;
+}
+
+/** keys [H, T, D] and values [H, T, Dv], finite, agreeing on H and T. */
+export function checkCache(keys: unknown, values: unknown): ref.KvShape {
+  const k = checkTensor('keys', keys, [3]);
+  const v = checkTensor('values', values, [3]);
+  const [heads, tokens, keyDim] = k.shape as [number, number, number];
+  const [vh, vt, valueDim] = v.shape as [number, number, number];
+  if (vh !== heads || vt !== tokens) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `values: expected [${heads}, ${tokens}, Dv] (the heads and tokens of keys [${k.shape.join(', ')}]), got [${v.shape.join(', ')}]`, 'values');
+  }
+  checkFinite('keys', k.data);
+  checkFinite('values', v.data);
+  return { heads, tokens, keyDim, valueDim };
+}
+
+/** Chelsea's KV-cache clustering, or an eviction baseline at the same budget (see ClusterKVOptions). */
+export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, options: ClusterKVOptions): Promise<KvClusterResult> {
+  const o = checkOptions('options', options, CLUSTER_OPTIONS, true);
+  const plan = checkPlanOptions(o);
+  const method = oneOf('method', o.method, KV_METHODS, 'chunkedSoftMatching');
+  const shape = checkCache(keys, values);
+  const { heads, tokens, keyDim: d, valueDim: dv } = shape;
+  if (plan.sinkTokens + plan.recentTokens > tokens) {
+    throw new MergeKernelsError('INVALID_OPTION', `sinkTokens + recentTokens: expected at most T = ${tokens} (the tokens in keys), got ${plan.sinkTokens} + ${plan.recentTokens}`, plan.recentTokens > 0 ? 'recentTokens' : 'sinkTokens');
+  }
+  const size = o.size === undefined ? undefined : checkPerToken('size', o.size, heads, tokens, true);
+  if (method === 'scores' && o.scores === undefined) throw new MergeKernelsError('INVALID_OPTION', "scores: method 'scores' needs per-token scores [H, T]", 'scores');
+  if (method !== 'scores' && o.scores !== undefined) throw new MergeKernelsError('INVALID_OPTION', `scores: only method 'scores' reads scores (method is '${method}')`, 'scores');
+  const layout = ref.kvLayout(tokens, plan.sinkTokens, plan.recentTokens, plan.chunkSize, plan.ratio);
+  const m = layout.slots;
+  let r: ref.KvCluster;
+  if (method === 'chunkedSoftMatching') {
+    r = await kernelsOf(backend, kvKernels).clusterKV(keys.data, values.data, size, shape, layout);
+  } else {
+    const kept = method === 'streaming' ? ref.streamingKept(layout)
+      : method === 'stride' ? ref.strideKept(layout)
+      : ref.scoresKept(layout, checkPerToken('scores', o.scores, heads, tokens, false));
+    r = ref.evict(keys.data, values.data, size, shape, m, kept);
+  }
+  return {
+    keys: { data: r.keys, shape: [heads, m, d] }, values: { data: r.values, shape: [heads, m, dv] }, size: { data: r.size, shape: [heads, m] },
+    position: { data: r.position, shape: [heads, m] }, assignment: { data: r.assignment, shape: [heads, tokens] },
+  };
+}
+
+/** Proportional, grouped-query attention: q [Hq, Tq, D] over keys [Hkv, Tk, D], values [Hkv, Tk, Dv] → [Hq, Tq, Dv]. */
+export async function attention(backend: Backend, q: Tensor, keys: Tensor, values: Tensor, options?: AttentionOptions): Promise<Tensor> {
+  const o = checkOptions('options', options, ATTENTION_OPTIONS);
+  const tq = checkTensor('q', q, [3]);
+  const [queryHeads, queries, qd] = tq.shape as [number, number, number];
+  const { heads: kvHeads, tokens: tk, keyDim: d, valueDim: dv } = checkCache(keys, values);
+  if (qd !== d) throw new MergeKernelsError('SHAPE_MISMATCH', `q: expected the key width D = ${d} of keys [${keys.shape.join(', ')}], got [${tq.shape.join(', ')}]`, 'q');
+  if (kvHeads === 0 ? queryHeads !== 0 : queryHeads % kvHeads !== 0) {
+    throw new MergeKernelsError('SHAPE_MISMATCH', `q: expected a multiple of the ${kvHeads} key/value heads (grouped-query attention), got ${queryHeads} query heads`, 'q');
+  }
+  checkFinite('q', tq.data);
+  const size = o.size === undefined ? undefined : checkPerToken('size', o.size, kvHeads, tk, true);
+  const causal = boolean('causal', o.causal);
+  let mask: ref.CausalMask | undefined;
+  if (!causal && (o.position !== undefined || o.queryStart !== undefined)) {
+    throw new MergeKernelsError('INVALID_OPTION', `${o.position !== undefined ? 'position' : 'queryStart'}: only read with causal: true`, o.position !== undefined ? 'position' : 'queryStart');
+  }
+  if (causal) {
+    let keyPosition: Int32Array | undefined;
+    let last = tk - 1;
+    if (o.position !== undefined) {
+      const p = o.position as IndexTensor;
+      if (p === null || typeof p !== 'object' || !(p.data instanceof Int32Array) || !Array.isArray(p.shape) || p.shape.length !== 2 || p.shape[0] !== kvHeads || p.shape[1] !== tk || p.data.length !== kvHeads * tk) {
+        throw new MergeKernelsError('SHAPE_MISMATCH', `position: expected an int32 tensor { data: Int32Array, shape: [${kvHeads}, ${tk}] } (clusterKV's position), got ${describe(p)}`, 'position');
+      }
+      keyPosition = p.data;
+      last = keyPosition.reduce((a, b) => Math.max(a, b), -1);
+    }
+    const queryStart = o.queryStart === undefined ? last + 1 - queries : integer('queryStart', o.queryStart, Number.MIN_SAFE_INTEGER);
+    mask = { queryStart, keyPosition };
+  }
+  const shape: ref.AttentionShape = { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv };
+  const data = await kernelsOf(backend, kvKernels).attention(tq.data, keys.data, values.data, size, shape, mask);
+  return { data, shape: [queryHeads, queries, dv] };
+}
