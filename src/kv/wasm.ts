@@ -1,11 +1,58 @@
-// The KV-cache family on wasm: placeholder until assembly/kv-clustering.ts lands.
-import * as ref from '../reference/kv-clustering.ts';
+// The KV-cache family on wasm: thin wrappers over assembly/kv-clustering.ts (copy in, run, copy
+// out). Chunked soft matching runs entirely in wasm (similarity, best match, ranking, merges); so
+// does attention.
 import type { WasmRuntime } from '../wasm/runtime.ts';
 import type { KvKernels } from './kernels.ts';
 
-export function wasmKvKernels(_runtime: WasmRuntime): KvKernels {
+/** Floats of scratch assembly's clusterKV needs for chunks of at most `maxLen` tokens. */
+function scratchFloats(maxLen: number, d: number, dv: number): number {
+  const half = Math.ceil(maxLen / 2);
+  return maxLen * (d + dv + 4) + half * (2 * d + half + 3);
+}
+
+export function wasmKvKernels(rt: WasmRuntime): KvKernels {
   return {
-    clusterKV: async (keys, values, size, shape, layout) => ref.clusterKV(keys, values, size, shape, layout),
-    attention: async (q, keys, values, size, shape, causal) => ref.attention(q, keys, values, size, shape, causal),
+    async clusterKV(keys, values, size, shape, layout) {
+      const { heads, tokens, keyDim: d, valueDim: dv } = shape;
+      const m = layout.slots;
+      const maxLen = layout.chunks.reduce((a, c) => Math.max(a, c.length), 0);
+      rt.reset();
+      const pk = rt.put(keys, 'the keys');
+      const pv = rt.put(values, 'the values');
+      const ps = size ? rt.put(size, 'the sizes') : 0;
+      const chunks = new Int32Array(layout.chunks.flatMap((c) => [c.start, c.length, c.keep]));
+      const pc = rt.alloc(chunks.byteLength, 'the chunk table');
+      new Int32Array(rt.memory.buffer, pc, chunks.length).set(chunks);
+      const ok = rt.alloc(heads * m * d * 4, 'the merged keys');
+      const ov = rt.alloc(heads * m * dv * 4, 'the merged values');
+      const os = rt.alloc(heads * m * 4, 'the slot sizes');
+      const op = rt.alloc(heads * m * 4, 'the slot positions');
+      const oa = rt.alloc(heads * tokens * 4, 'the assignment');
+      const scratch = rt.alloc(scratchFloats(maxLen, d, dv) * 4, 'a chunk\'s scratch');
+      rt.exports.kvCluster(pk, pv, ps, heads, tokens, d, dv, layout.sinkTokens, layout.recentTokens, pc, layout.chunks.length, m, ok, ov, os, op, oa, scratch, maxLen);
+      return {
+        keys: rt.take(ok, heads * m * d), values: rt.take(ov, heads * m * dv), size: rt.take(os, heads * m),
+        position: rt.takeI32(op, heads * m), assignment: rt.takeI32(oa, heads * tokens),
+      };
+    },
+    async attention(q, keys, values, size, shape, causal) {
+      const { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv } = shape;
+      rt.reset();
+      const pq = rt.put(q, 'the queries');
+      const pk = rt.put(keys, 'the keys');
+      const pv = rt.put(values, 'the values');
+      const pl = size ? rt.put(size.map(Math.log), 'the log sizes') : 0;
+      let pp = 0;
+      if (causal?.keyPosition) {
+        pp = rt.alloc(causal.keyPosition.byteLength, 'the key positions');
+        new Int32Array(rt.memory.buffer, pp, causal.keyPosition.length).set(causal.keyPosition);
+      }
+      const out = rt.alloc(queryHeads * queries * dv * 4, 'the attention output');
+      const logits = rt.alloc(tk * 4, 'a row of logits');
+      // Positions are compared as i32: a queryStart beyond its range sees every key or none.
+      const start = causal ? Math.max(-(2 ** 31), Math.min(2 ** 31 - 1 - queries, causal.queryStart)) : 0;
+      rt.exports.kvAttention(pq, pk, pv, pl, out, logits, queryHeads, kvHeads, queries, tk, d, dv, causal ? 1 : 0, pp, start);
+      return rt.take(out, queryHeads * queries * dv);
+    },
   };
 }

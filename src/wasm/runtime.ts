@@ -18,6 +18,12 @@ export interface KernelExports {
   dropAndRescale(x: number, n: number, offLo: number, offHi: number, key: number, cut: number, scale: number, out: number, sums: number): void;
   findNonFinite(x: number, n: number): number;
   bf16ToF32(src: number, dst: number, n: number): number;
+  kvCluster(keys: number, values: number, size: number, heads: number, tokens: number, d: number, dv: number,
+    sinks: number, recent: number, chunks: number, nChunks: number, slots: number,
+    outKeys: number, outValues: number, outSize: number, outPosition: number, assignment: number, scratch: number, maxLen: number): void;
+  kvAttention(q: number, keys: number, values: number, logSize: number, out: number, logits: number,
+    queryHeads: number, kvHeads: number, queries: number, tk: number, d: number, dv: number,
+    causal: number, keyPosition: number, queryStart: number): void;
   simdFlopProbe(iters: number, seed: number): number;
   copyBytes(dst: number, src: number, bytes: number): void;
   streamProbe(a: number, b: number, c: number, out: number, n: number): void;
