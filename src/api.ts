@@ -15,6 +15,7 @@ import { DeviceTensor } from './device-tensor.ts';
 import { boolean, integer, oneOf, options as checkOptions } from './validate.ts';
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 import * as kv from './kv/api.ts';
+import { KvCompressor, type KvCompressorOptions } from './kv/online.ts';
 
 export type BackendOption = 'auto' | BackendName;
 
@@ -386,6 +387,17 @@ export class MergeKernels {
    */
   async attention(q: Tensor, keys: Tensor, values: Tensor, options?: kv.AttentionOptions): Promise<Tensor> {
     return kv.attention(this.#backend, q, keys, values, options);
+  }
+
+  /**
+   * Online KV-cache clustering for decoding (Chelsea's online mode): `append` keys [H, n, D] and
+   * values [H, n, Dv] as they are produced; every chunk of `chunkSize` tokens is clustered on this
+   * context's backend once it has aged past the recent window. `state()` is the cache to attend
+   * over (with its size); it equals clusterKV's result when the middle length is a multiple of
+   * chunkSize. Cost per appended token: O(chunkSize · D) amortised (one chunk per chunkSize tokens).
+   */
+  kvCompressor(options: KvCompressorOptions): KvCompressor {
+    return new KvCompressor(() => this.#backend, options);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

@@ -243,6 +243,44 @@ export default function (h: Harness) {
     if (h.backend !== 'js') allClose(early.data, (await h.ref.attention(q, keys, values, { causal: true, position, queryStart: 2 })).data, { rtol: 1e-5, atol: 1e-6 }, 'as the reference');
   });
 
+  test('online: appended in pieces, equals offline clusterKV when the middle is a multiple of chunkSize', async () => {
+    // T = 4 sinks + 5 chunks of 16 + 12 recent = 96, appended in uneven pieces (1, 3, 17, 30, 0, 45).
+    const H = 2, D = 6, Dv = 5, T = 96;
+    const c = reference.kvQuality.syntheticCache('drifting', H, T, D, Dv, 1, 9);
+    const keys = { data: c.keys, shape: [H, T, D] }, values = { data: c.values, shape: [H, T, Dv] };
+    const o = { chunkSize: 16, ratio: 0.25, sinkTokens: 4, recentTokens: 12 };
+    const online = h.mk.kvCompressor({ ...o, heads: H, keyDim: D, valueDim: Dv });
+    const piece = (x: Float32Array, w: number, from: number, to: number) => t(
+      Array.from({ length: H }, (_, hd) => list(x.subarray((hd * T + from) * w, (hd * T + to) * w))).flat(), [H, to - from, w]);
+    let at = 0;
+    for (const n of [1, 3, 17, 30, 0, 45]) {
+      await online.append(piece(c.keys, D, at, at + n), piece(c.values, Dv, at, at + n));
+      at += n;
+      const s = online.state();
+      const S = s.size.shape[1]!;
+      for (let hd = 0; hd < H; hd++) {
+        let sum = 0;
+        for (let j = 0; j < S; j++) sum += s.size.data[hd * S + j]!;
+        assert.is(sum, at, `after ${at} tokens: head ${hd}'s sizes sum to the tokens`);
+        for (let j = 1; j < S; j++) assert.ok(s.position.data[hd * S + j]! > s.position.data[hd * S + j - 1]!, 'positions ascending');
+      }
+    }
+    assert.is(online.tokens, T);
+    const offline = await h.mk.clusterKV(keys, values, o);
+    const s = online.state();
+    assert.equal(s.keys.shape, offline.keys.shape);
+    assert.equal(list(s.position.data), list(offline.position.data));
+    allClose(s.size.data, offline.size.data, {}, 'sizes');
+    allClose(s.keys.data, offline.keys.data, TOL, 'keys');
+    allClose(s.values.data, offline.values.data, TOL, 'values');
+    // Five more tokens: the middle is no longer a multiple of 16; they wait unmerged.
+    await online.append(piece(c.keys, D, 0, 5), piece(c.values, Dv, 0, 5));
+    assert.is(online.state().size.shape[1], offline.size.shape[1]! + 5);
+    await rejects(() => online.append(randomTensor([H, 2, D + 1], 1), randomTensor([H, 2, Dv], 2)), 'SHAPE_MISMATCH', ['keys']);
+    await rejects(() => online.append(randomTensor([H, 2, D], 1), randomTensor([H, 3, Dv], 2)), 'SHAPE_MISMATCH', ['values']);
+    assert.throws(() => h.mk.kvCompressor({ ...o, heads: 0, keyDim: D, valueDim: Dv }), /heads/);
+  });
+
   test('bad input: MergeKernelsError naming the argument', async () => {
     const keys = randomTensor([2, 10, 4], 1), values = randomTensor([2, 10, 3], 2);
     const o = { chunkSize: 4, ratio: 0.5, sinkTokens: 2, recentTokens: 2 };
