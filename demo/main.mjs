@@ -1,9 +1,10 @@
 // npm start: a demo of every kernel family merge-kernels has, on data it generates (offline).
-// Token merging: demo/token-merging.mjs; model merging: demo/model-merging.mjs.
+// Token merging: demo/token-merging.mjs; model merging: demo/model-merging.mjs; KV caches: demo/kv-clustering.mjs.
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tokenMergingDemo } from './token-merging.mjs';
 import { modelMergingDemo } from './model-merging.mjs';
+import { kvClusteringDemo } from './kv-clustering.mjs';
 
 /** Node's WebGPU: the optional peer dependency `webgpu` (Dawn), when installed. */
 async function nodeGpu() {
@@ -22,5 +23,6 @@ const svgPath = join(dirname(fileURLToPath(import.meta.url)), 'out', 'token-merg
 console.log('merge-kernels demo\n');
 await tokenMergingDemo({ gpu, svgPath: relative(process.cwd(), svgPath) || svgPath });
 await modelMergingDemo({ gpu });
+await kvClusteringDemo();
 // Dawn (the optional 'webgpu' package) can keep the process alive after its devices are released.
 process.exit(0);

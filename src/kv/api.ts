@@ -20,10 +20,17 @@ export interface IndexTensor {
  * - 'chunkedSoftMatching' (default): Chelsea's clustering, merging similar tokens within chunks;
  * - 'streaming': StreamingLLM's eviction, the sinks and the most recent M − sinkTokens tokens;
  * - 'stride': uniform-stride eviction of the middle (the sinks and recent window kept);
- * - 'scores': score-based eviction of the middle by `scores` [H, T] (kvpress's interface), highest kept.
+ * - 'scores': score-based eviction of the middle by `scores` [H, T] (kvpress's interface), highest kept;
+ * - 'mergeOnEvict': 'scores', and every evicted token's value folded into its most key-similar
+ *   survivor (keys kept, so rotary positions stay valid; kvpress's MergingPress, CaM);
+ * - 'kvMerger': KVMerger's runs of similar adjacent keys, each merged into its pivot (highest
+ *   `scores`, the accumulated attention) with Gaussian-kernel weights.
+ * See src/reference/kv-clustering.ts for each one's exact rules.
  */
-export type KvMethod = 'chunkedSoftMatching' | 'streaming' | 'stride' | 'scores';
-const KV_METHODS: readonly KvMethod[] = ['chunkedSoftMatching', 'streaming', 'stride', 'scores'];
+export type KvMethod = 'chunkedSoftMatching' | 'streaming' | 'stride' | 'scores' | 'mergeOnEvict' | 'kvMerger';
+const KV_METHODS: readonly KvMethod[] = ['chunkedSoftMatching', 'streaming', 'stride', 'scores', 'mergeOnEvict', 'kvMerger'];
+/** Methods that read per-token `scores`. */
+const SCORED: readonly KvMethod[] = ['scores', 'mergeOnEvict', 'kvMerger'];
 
 export interface ClusterKVOptions {
   /** Tokens per chunk of the middle (an integer ≥ 2); the last chunk may be shorter. */
@@ -38,7 +45,7 @@ export interface ClusterKVOptions {
   size?: Tensor;
   /** Default 'chunkedSoftMatching'; see KvMethod. */
   method?: KvMethod;
-  /** [H, T]: per-token importance for method 'scores'. */
+  /** [H, T]: per-token importance (e.g. accumulated attention) for methods 'scores', 'mergeOnEvict' and 'kvMerger'. */
   scores?: Tensor;
 }
 
@@ -126,18 +133,23 @@ export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, 
     throw new MergeKernelsError('INVALID_OPTION', `sinkTokens + recentTokens: expected at most T = ${tokens} (the tokens in keys), got ${plan.sinkTokens} + ${plan.recentTokens}`, plan.recentTokens > 0 ? 'recentTokens' : 'sinkTokens');
   }
   const size = o.size === undefined ? undefined : checkPerToken('size', o.size, heads, tokens, true);
-  if (method === 'scores' && o.scores === undefined) throw new MergeKernelsError('INVALID_OPTION', "scores: method 'scores' needs per-token scores [H, T]", 'scores');
-  if (method !== 'scores' && o.scores !== undefined) throw new MergeKernelsError('INVALID_OPTION', `scores: only method 'scores' reads scores (method is '${method}')`, 'scores');
+  const scored = SCORED.includes(method);
+  if (scored && o.scores === undefined) throw new MergeKernelsError('INVALID_OPTION', `scores: method '${method}' needs per-token scores [H, T]`, 'scores');
+  if (!scored && o.scores !== undefined) throw new MergeKernelsError('INVALID_OPTION', `scores: only methods ${SCORED.map((m) => `'${m}'`).join(', ')} read scores (method is '${method}')`, 'scores');
+  const scores = scored ? checkPerToken('scores', o.scores, heads, tokens, false) : undefined;
   const layout = ref.kvLayout(tokens, plan.sinkTokens, plan.recentTokens, plan.chunkSize, plan.ratio);
   const m = layout.slots;
   let r: ref.KvCluster;
   if (method === 'chunkedSoftMatching') {
     r = await kernelsOf(backend, kvKernels).clusterKV(keys.data, values.data, size, shape, layout);
+  } else if (method === 'kvMerger') {
+    // Host code shared by every backend (a sort of adjacent similarities and weighted means per head).
+    r = ref.kvMerger(keys.data, values.data, size, shape, layout, scores!);
   } else {
     const kept = method === 'streaming' ? ref.streamingKept(layout)
       : method === 'stride' ? ref.strideKept(layout)
-      : ref.scoresKept(layout, checkPerToken('scores', o.scores, heads, tokens, false));
-    r = ref.evict(keys.data, values.data, size, shape, m, kept);
+      : ref.scoresKept(layout, scores!);
+    r = method === 'mergeOnEvict' ? ref.mergeOnEvict(keys.data, values.data, size, shape, m, kept) : ref.evict(keys.data, values.data, size, shape, m, kept);
   }
   return {
     keys: { data: r.keys, shape: [heads, m, d] }, values: { data: r.values, shape: [heads, m, dv] }, size: { data: r.size, shape: [heads, m] },

@@ -308,3 +308,111 @@ export function attention(
   }
   return out;
 }
+
+/**
+ * Merge-on-evict (kvpress's MergingPress; CaM, Zhang et al. 2024): the tokens scoresKept keeps
+ * survive with their keys unchanged (so rotary positions stay valid); every evicted token folds
+ * its value into its most key-similar survivor of the same head (cosine; the lowest position on
+ * ties): the survivor's value becomes the size-weighted mean of its own and the folded values and
+ * its size their sum, so that proportional attention weighs the survivor as all of them.
+ */
+export function mergeOnEvict(keys: Float32Array, values: Float32Array, size: Float32Array | undefined, shape: KvShape, slots: number, kept: KeptTokens): KvCluster {
+  const { heads, tokens, keyDim: d, valueDim: dv } = shape;
+  const out = evict(keys, values, size, shape, slots, kept);
+  for (let h = 0; h < heads; h++) {
+    const survivors = kept(h);
+    const valueSum = new Float64Array(slots * dv), sz = new Float64Array(slots);
+    for (let j = 0; j < slots; j++) {
+      const t = h * tokens + survivors[j]!, s = size ? size[t]! : 1;
+      sz[j] = s;
+      for (let k = 0; k < dv; k++) valueSum[j * dv + k] = s * values[t * dv + k]!;
+    }
+    const keyRows = new Float64Array(keys.subarray(h * tokens * d, (h + 1) * tokens * d));
+    for (let t = 0; t < tokens; t++) {
+      if (out.assignment[h * tokens + t]! >= 0) continue;
+      let best = -Infinity, bestJ = 0;
+      for (let j = 0; j < slots; j++) {
+        const s = cosine(keyRows, t, survivors[j]!, d);
+        if (s > best) { best = s; bestJ = j; }
+      }
+      const i = h * tokens + t, s = size ? size[i]! : 1;
+      sz[bestJ] += s;
+      for (let k = 0; k < dv; k++) valueSum[bestJ * dv + k] += s * values[i * dv + k]!;
+      out.assignment[i] = bestJ;
+    }
+    for (let j = 0; j < slots; j++) {
+      out.size[h * slots + j] = sz[j]!;
+      for (let k = 0; k < dv; k++) out.values[(h * slots + j) * dv + k] = valueSum[j * dv + k]! / sz[j]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * KVMerger (Wang et al. 2024, "Model Tells You Where to Merge"), at a fixed budget: merging sets
+ * are runs of consecutive middle tokens whose adjacent key cosine similarity exceeds a threshold;
+ * the threshold is set per head so that the middle keeps exactly its k = M − sinks − recent runs
+ * (the k − 1 least similar adjacent pairs are the cuts; the earlier pair first on equal
+ * similarity). Each run merges into its pivot, the token of highest accumulated attention
+ * (`scores`; the lower position on ties), with Gaussian-kernel weights
+ * w_i = size_i · exp(−‖k_p − k_i‖² / 2σ²), σ² the run's mean ‖k_p − k_i‖² (so the pivot weighs
+ * most and the weights adapt to the run's spread; σ is not given by the paper's abstract).
+ * Keys and values are the w-weighted means; the slot's size is the run's size (for log(size)).
+ */
+export function kvMerger(keys: Float32Array, values: Float32Array, size: Float32Array | undefined, shape: KvShape, layout: KvLayout, scores: Float32Array): KvCluster {
+  const { heads, tokens, keyDim: d, valueDim: dv } = shape;
+  const { sinkTokens: s, recentTokens: w, slots } = layout;
+  const k = slots - s - w, middle = tokens - s - w;
+  const out: KvCluster = {
+    keys: new Float32Array(heads * slots * d), values: new Float32Array(heads * slots * dv), size: new Float32Array(heads * slots),
+    position: new Int32Array(heads * slots), assignment: new Int32Array(heads * tokens),
+  };
+  for (let h = 0; h < heads; h++) {
+    const rows = new Float64Array(keys.subarray(h * tokens * d, (h + 1) * tokens * d));
+    // Gap g lies between middle tokens s + g and s + g + 1.
+    const gaps = Array.from({ length: Math.max(0, middle - 1) }, (_, g) => g);
+    const similarity = gaps.map((g) => cosine(rows, s + g, s + g + 1, d));
+    const cuts = new Set([...gaps].sort((a, b) => (similarity[a]! - similarity[b]!) || a - b).slice(0, Math.max(0, k - 1)));
+    const runs: Array<[number, number]> = [];
+    let from = s;
+    for (let g = 0; g < middle; g++) {
+      if (g === middle - 1 || cuts.has(g)) { runs.push([from, s + g + 1]); from = s + g + 1; }
+    }
+    let slot = 0;
+    const emit = (members: number[], pivot: number) => {
+      let dist2 = 0;
+      for (const t of members) {
+        let e = 0;
+        for (let c = 0; c < d; c++) e += (rows[pivot * d + c]! - rows[t * d + c]!) ** 2;
+        dist2 += e;
+      }
+      const sigma2 = dist2 / members.length;
+      const ks = new Float64Array(d), vs = new Float64Array(dv);
+      let total = 0, tokensIn = 0;
+      for (const t of members) {
+        const i = h * tokens + t, sz = size ? size[i]! : 1;
+        let e = 0;
+        for (let c = 0; c < d; c++) e += (rows[pivot * d + c]! - rows[t * d + c]!) ** 2;
+        const weight = sz * (sigma2 > 0 ? Math.exp(-e / (2 * sigma2)) : 1);
+        total += weight;
+        tokensIn += sz;
+        for (let c = 0; c < d; c++) ks[c] += weight * keys[i * d + c]!;
+        for (let c = 0; c < dv; c++) vs[c] += weight * values[i * dv + c]!;
+        out.assignment[i] = slot;
+      }
+      const o = h * slots + slot++;
+      for (let c = 0; c < d; c++) out.keys[o * d + c] = ks[c]! / total;
+      for (let c = 0; c < dv; c++) out.values[o * dv + c] = vs[c]! / total;
+      out.size[o] = tokensIn;
+      out.position[o] = pivot;
+    };
+    for (let t = 0; t < s; t++) emit([t], t);
+    for (const [a, b] of runs) {
+      let pivot = a;
+      for (let t = a + 1; t < b; t++) if (scores[h * tokens + t]! > scores[h * tokens + pivot]!) pivot = t;
+      emit(Array.from({ length: b - a }, (_, i) => a + i), pivot);
+    }
+    for (let t = tokens - w; t < tokens; t++) emit([t], t);
+  }
+  return out;
+}

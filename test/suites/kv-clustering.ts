@@ -190,6 +190,34 @@ export default function (h: Harness) {
     }
   });
 
+  test('merge-on-evict by hand: survivors keep their keys, evicted values fold into the most key-similar survivor', async () => {
+    // T = 5, keep ceil(5 · 0.6) = 3: scores keep tokens 0, 2, 4. Token 1 = (0.2, 1): cosines 0.196 (k0),
+    // 0.981 (k2), −0.196 (k4) → token 2's slot; token 3 = (−1, −0.1): −0.995, −0.0995, 0.995 → token 4's slot.
+    const keys = t([1, 0, 0.2, 1, 0, 1, -1, -0.1, -1, 0], [1, 5, 2]);
+    const values = t([10, 20, 30, 40, 50], [1, 5, 1]);
+    const r = await h.mk.clusterKV(keys, values, { chunkSize: 5, ratio: 0.6, method: 'mergeOnEvict', scores: t([5, 1, 4, 0, 3], [1, 5]) });
+    assert.equal(list(r.assignment.data), [0, 1, 1, 2, 2]);
+    assert.equal(list(r.position.data), [0, 2, 4]);
+    assert.equal(list(r.size.data), [1, 2, 2]);
+    allClose(r.keys.data, [1, 0, 0, 1, -1, 0], {}, 'keys kept');
+    allClose(r.values.data, [10, 25, 45], TOL, 'values folded');
+  });
+
+  test('KVMerger by hand: runs of similar adjacent keys, merged into their pivots with Gaussian weights', async () => {
+    // Adjacent cosines 1, 0, 1, 0, 1; k = ceil(6 · 0.5) = 3 runs: cuts at the two zero gaps → {0,1} {2,3} {4,5}.
+    // Pivots by score: 1, 2, and 4 (a tie with 5: the lower position). Run {0,1}: ‖k1 − k0‖² = 1, σ² = 1/2,
+    // w0 = e^−1, w1 = 1. Run {2,3}: ‖k2 − k3‖² = 4, σ² = 2, w3 = e^−1. Run {4,5}: equal keys, weights 1.
+    const keys = t([1, 0, 2, 0, 0, 1, 0, 3, -1, 0, -1, 0], [1, 6, 2]);
+    const values = t([10, 20, 30, 40, 50, 60], [1, 6, 1]);
+    const r = await h.mk.clusterKV(keys, values, { chunkSize: 6, ratio: 0.5, method: 'kvMerger', scores: t([0, 1, 5, 2, 3, 3], [1, 6]) });
+    const e = Math.exp(-1), n = 1 + e;
+    assert.equal(list(r.assignment.data), [0, 0, 1, 1, 2, 2]);
+    assert.equal(list(r.position.data), [1, 2, 4]);
+    assert.equal(list(r.size.data), [2, 2, 2]);
+    allClose(r.keys.data, [(e + 2) / n, 0, 0, (1 + 3 * e) / n, -1, 0], TOL, 'keys');
+    allClose(r.values.data, [(10 * e + 20) / n, (30 + 40 * e) / n, 55], TOL, 'values');
+  });
+
   test('attention by hand: softmax of q·k/√D, log(size) added', async () => {
     // D = 4, q = (2, 0, 0, 0), keys (1,0,0,0) and (0,0,0,0): logits 1 and 0 → weights e/(e+1), 1/(e+1).
     const q = t([2, 0, 0, 0], [1, 1, 4]);
@@ -300,7 +328,8 @@ export default function (h: Harness) {
     await rejects(() => h.mk.clusterKV(keys, values, { ...o, size: t(Array(20).fill(0), [2, 10]) }), 'INVALID_OPTION', ['size', 'positive']);
     await rejects(() => h.mk.clusterKV(keys, values, { ...o, size: t(Array(10).fill(1), [1, 10]) }), 'SHAPE_MISMATCH', ['size']);
     await rejects(() => h.mk.clusterKV(keys, values, { ...o, method: 'evict' as never }), 'INVALID_OPTION', ['method']);
-    await rejects(() => h.mk.clusterKV(keys, values, { ...o, method: 'scores' }), 'INVALID_OPTION', ['scores']);
+    for (const method of ['scores', 'mergeOnEvict', 'kvMerger'] as const) await rejects(() => h.mk.clusterKV(keys, values, { ...o, method }), 'INVALID_OPTION', ['scores', method]);
+    await rejects(() => h.mk.clusterKV(keys, values, { ...o, method: 'stride', scores: t(Array(20).fill(1), [2, 10]) }), 'INVALID_OPTION', ['scores']);
     await rejects(() => h.mk.clusterKV(keys, values, undefined as never), 'INVALID_OPTION', ['options']);
     await rejects(() => h.mk.clusterKV({ data: [1], shape: [1, 1, 1] } as never, values, o), 'INVALID_TYPE', ['keys']);
     await rejects(() => h.mk.attention(randomTensor([3, 2, 4], 5), keys, values), 'SHAPE_MISMATCH', ['q', 'multiple']);
