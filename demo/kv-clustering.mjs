@@ -2,7 +2,9 @@
 // drifting sequence, the drifting one under rotary embedding, unstructured random keys) compressed
 // 2×, 4× and 8× by Chelsea's chunked soft matching and by eviction at the same slot budget; the
 // table compares attention over each compressed cache with attention over the full one (relative
-// L2 error and recall of the true top-8 tokens, 32 queries per head). Seeded: the same every run.
+// L2 error and recall of the true top-8 tokens, 32 queries per head). Score-based methods get the
+// attention each token received from 32 other queries (accumulated attention, as kvpress sees it).
+// Seeded: the same every run.
 // Then the same cache compressed online, token by token, as a decoder would.
 import { init, reference } from '../dist/index.js';
 
@@ -11,14 +13,15 @@ const PLAN = { chunkSize: 64, sinkTokens: 4, recentTokens: 60 };
 
 export async function kvClusteringDemo() {
   const mk = await init({ backend: 'wasm' });
-  const { syntheticCache, kvQuality } = reference.kvQuality;
+  const { syntheticCache, kvQuality, accumulatedAttention } = reference.kvQuality;
   const asCluster = (r) => ({ keys: r.keys.data, values: r.values.data, size: r.size.data, position: r.position.data, assignment: r.assignment.data });
   console.log(`KV-cache clustering — ${H} heads × ${T} tokens × ${D}, chunks of ${PLAN.chunkSize}, ${PLAN.sinkTokens} sinks + ${PLAN.recentTokens} recent kept;`);
   console.log('attention over the compressed cache vs the full one: relative L2 error (top-8 recall)\n');
-  console.log('cache      ratio  slots  merging        no log(size)   uniform stride  StreamingLLM');
+  console.log('cache      ratio  slots  merging        no log(size)   uniform stride StreamingLLM   scores         merge-on-evict KVMerger');
   for (const kind of ['clusters', 'drifting', 'rotary', 'random']) {
     const c = syntheticCache(kind, H, T, D, D, QUERIES, 7);
     const keys = { data: c.keys, shape: [H, T, D] }, values = { data: c.values, shape: [H, T, D] };
+    const scores = { data: accumulatedAttention(c), shape: [H, T] };
     for (const factor of [2, 4, 8]) {
       const o = { ...PLAN, ratio: 1 / factor };
       const merged = await mk.clusterKV(keys, values, o);
@@ -29,8 +32,11 @@ export async function kvClusteringDemo() {
         noBias: kvQuality(c, asCluster(merged), m, { useSize: false }),
         stride: kvQuality(c, asCluster(await mk.clusterKV(keys, values, { ...o, method: 'stride' })), m),
         streaming: kvQuality(c, asCluster(await mk.clusterKV(keys, values, { ...o, method: 'streaming' })), m),
+        scores: kvQuality(c, asCluster(await mk.clusterKV(keys, values, { ...o, method: 'scores', scores })), m),
+        mergeOnEvict: kvQuality(c, asCluster(await mk.clusterKV(keys, values, { ...o, method: 'mergeOnEvict', scores })), m),
+        kvMerger: kvQuality(c, asCluster(await mk.clusterKV(keys, values, { ...o, method: 'kvMerger', scores })), m),
       };
-      console.log(`${kind.padEnd(10)} ${`${factor}×`.padEnd(6)} ${String(m).padEnd(6)} ${cell(q.merged)}${cell(q.noBias)}${cell(q.stride)}${cell(q.streaming)}`);
+      console.log(`${kind.padEnd(10)} ${`${factor}×`.padEnd(6)} ${String(m).padEnd(6)} ${cell(q.merged)}${cell(q.noBias)}${cell(q.stride)}${cell(q.streaming)}${cell(q.scores)}${cell(q.mergeOnEvict)}${cell(q.kvMerger)}`);
     }
   }
   // Online: a decoder appends one token at a time; every chunk is clustered once it leaves the recent window.

@@ -16,6 +16,8 @@ export interface SyntheticCache {
   values: Float32Array;
   queries: Float32Array;
   queryCount: number;
+  /** [H, Q, D]: other queries from the same process, for scores that must not see `queries` (accumulatedAttention). */
+  probes: Float32Array;
 }
 
 export type SyntheticKind = 'clusters' | 'drifting' | 'rotary' | 'random';
@@ -57,7 +59,7 @@ function rotate(x: Float32Array, offset: number, d: number, position: number): v
 export function syntheticCache(kind: SyntheticKind, heads: number, tokens: number, keyDim: number, valueDim: number, queryCount: number, seed: number): SyntheticCache {
   const { normal: next, uniform } = generator(seed);
   const keys = new Float32Array(heads * tokens * keyDim), values = new Float32Array(heads * tokens * valueDim);
-  const queries = new Float32Array(heads * queryCount * keyDim);
+  const queries = new Float32Array(heads * queryCount * keyDim), probes = new Float32Array(heads * queryCount * keyDim);
   const rho = 0.98, fresh = Math.sqrt(1 - rho * rho);
   const centres = 4;
   for (let h = 0; h < heads; h++) {
@@ -81,15 +83,35 @@ export function syntheticCache(kind: SyntheticKind, heads: number, tokens: numbe
         for (let i = 0; i < valueDim; i++) values[vo + i] = v[i]!;
       }
     }
-    for (let j = 0; j < queryCount; j++) {
-      const t = Math.floor(uniform() * tokens);
-      const qo = (h * queryCount + j) * keyDim;
-      for (let i = 0; i < keyDim; i++) queries[qo + i] = keys[(h * tokens + t) * keyDim + i]! + 0.5 * next();
-      if (kind === 'rotary') rotate(queries, qo, keyDim, tokens);
+    for (const q of [queries, probes]) {
+      for (let j = 0; j < queryCount; j++) {
+        const t = Math.floor(uniform() * tokens);
+        const qo = (h * queryCount + j) * keyDim;
+        for (let i = 0; i < keyDim; i++) q[qo + i] = keys[(h * tokens + t) * keyDim + i]! + 0.5 * next();
+        if (kind === 'rotary') rotate(q, qo, keyDim, tokens);
+      }
     }
     if (kind === 'rotary') for (let t = 0; t < tokens; t++) rotate(keys, (h * tokens + t) * keyDim, keyDim, t);
   }
-  return { heads, tokens, keyDim, valueDim, keys, values, queries, queryCount };
+  return { heads, tokens, keyDim, valueDim, keys, values, queries, queryCount, probes };
+}
+
+/**
+ * Per-token scores [H, T] as score-based methods get them (kvpress, H2O, KVMerger's pivots): the
+ * attention each token received, summed over the cache's `probes` (not the measured queries).
+ */
+export function accumulatedAttention(cache: SyntheticCache): Float32Array {
+  const { heads, tokens, keyDim: d, probes, queryCount } = cache;
+  const scores = new Float32Array(heads * tokens);
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < queryCount; j++) {
+      const w = weights(probes, (h * queryCount + j) * d, cache.keys, h * tokens * d, tokens, d);
+      let total = 0;
+      for (const x of w) total += x;
+      for (let t = 0; t < tokens; t++) scores[h * tokens + t] += w[t]! / total;
+    }
+  }
+  return scores;
 }
 
 /** Attention quality of a compressed cache against the full one. */
