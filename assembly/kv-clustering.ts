@@ -35,6 +35,21 @@ import { dotRow } from "./simd";
   }
 }
 
+/** dst[0..n) = src[0..n) / s (f32x4; a division, not a product with 1/s, so that it rounds as one quotient). */
+// @ts-ignore: decorator
+@inline function divideRow(dst: usize, src: usize, n: i32, s: f32): void {
+  const vs = f32x4.splat(s);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const o = <usize>k << 2;
+    v128.store(dst + o, f32x4.div(v128.load(src + o), vs));
+  }
+  for (; k < n; k++) {
+    const o = <usize>k << 2;
+    store<f32>(dst + o, load<f32>(src + o) / s);
+  }
+}
+
 /** dst[0..n) += src[0..n) · s (f32x4). */
 // @ts-ignore: decorator
 @inline function axpyRow(dst: usize, src: usize, n: i32, s: f32): void {
@@ -166,20 +181,26 @@ export function clusterKV(
       const start = load<i32>(chunks + (<usize>(3 * c) << 2));
       const n = load<i32>(chunks + (<usize>(3 * c + 1) << 2));
       const keep = load<i32>(chunks + (<usize>(3 * c + 2) << 2));
-      for (let i = 0; i < n; i++) {
-        const t = <usize>(start + i);
-        const s: f32 = size != 0 ? load<f32>(hs + (t << 2)) : 1;
-        store<f32>(sz + (<usize>i << 2), s);
-        scaleRow(keySum + <usize>i * rowBytes, hk + t * rowBytes, d, s);
-        scaleRow(valueSum + <usize>i * vBytes, hv + t * vBytes, dv, s);
+      if (size == 0) {
+        // Unit sizes: the sums start as the rows themselves, two block copies.
+        memory.copy(keySum, hk + <usize>start * rowBytes, <usize>n * rowBytes);
+        memory.copy(valueSum, hv + <usize>start * vBytes, <usize>n * vBytes);
+        for (let i = 0; i < n; i++) store<f32>(sz + (<usize>i << 2), 1);
+      } else {
+        for (let i = 0; i < n; i++) {
+          const t = <usize>(start + i);
+          const s = load<f32>(hs + (t << 2));
+          store<f32>(sz + (<usize>i << 2), s);
+          scaleRow(keySum + <usize>i * rowBytes, hk + t * rowBytes, d, s);
+          scaleRow(valueSum + <usize>i * vBytes, hv + t * vBytes, dv, s);
+        }
       }
       const count = matchChunk(keySum, valueSum, sz, n, d, dv, keep, live, into, a, b, scores, best, bestScore, order);
       for (let k = 0; k < count; k++) {
         const i = <usize>load<i32>(live + (<usize>k << 2));
         const s = load<f32>(sz + (i << 2));
-        // Divide (not multiply by 1/s) so that the mean rounds as the reference's once-rounded quotient would.
-        for (let e = 0; e < d; e++) store<f32>(ok + <usize>slot * rowBytes + (<usize>e << 2), load<f32>(keySum + i * rowBytes + (<usize>e << 2)) / s);
-        for (let e = 0; e < dv; e++) store<f32>(ov + <usize>slot * vBytes + (<usize>e << 2), load<f32>(valueSum + i * vBytes + (<usize>e << 2)) / s);
+        divideRow(ok + <usize>slot * rowBytes, keySum + i * rowBytes, d, s);
+        divideRow(ov + <usize>slot * vBytes, valueSum + i * vBytes, dv, s);
         store<f32>(os + (<usize>slot << 2), s);
         store<i32>(op + (<usize>slot << 2), start + <i32>i);
         store<i32>(slotOf + (i << 2), slot++);
