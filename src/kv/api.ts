@@ -108,8 +108,8 @@ function checkPerToken(name: string, value: unknown, heads: number, tokens: numb
   return t.data;
 }
 
-/** keys [H, T, D] and values [H, T, Dv], finite, agreeing on H and T. */
-export function checkCache(keys: unknown, values: unknown): ref.KvShape {
+/** keys [H, T, D] and values [H, T, Dv], finite (unless `finite` is false: the kernel checks), agreeing on H and T. */
+export function checkCache(keys: unknown, values: unknown, finite = true): ref.KvShape {
   const k = checkTensor('keys', keys, [3]);
   const v = checkTensor('values', values, [3]);
   const [heads, tokens, keyDim] = k.shape as [number, number, number];
@@ -117,8 +117,10 @@ export function checkCache(keys: unknown, values: unknown): ref.KvShape {
   if (vh !== heads || vt !== tokens) {
     throw new MergeKernelsError('SHAPE_MISMATCH', `values: expected [${heads}, ${tokens}, Dv] (the heads and tokens of keys [${k.shape.join(', ')}]), got [${v.shape.join(', ')}]`, 'values');
   }
-  checkFinite('keys', k.data);
-  checkFinite('values', v.data);
+  if (finite) {
+    checkFinite('keys', k.data);
+    checkFinite('values', v.data);
+  }
   return { heads, tokens, keyDim, valueDim };
 }
 
@@ -127,7 +129,9 @@ export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, 
   const o = checkOptions('options', options, CLUSTER_OPTIONS, true);
   const plan = checkPlanOptions(o);
   const method = oneOf('method', o.method, KV_METHODS, 'chunkedSoftMatching');
-  const shape = checkCache(keys, values);
+  const kernels = kernelsOf(backend, kvKernels);
+  // The eviction methods are host code: they need the scan here.
+  const shape = checkCache(keys, values, !(method === 'chunkedSoftMatching' && kernels.checksFinite));
   const { heads, tokens, keyDim: d, valueDim: dv } = shape;
   if (plan.sinkTokens + plan.recentTokens > tokens) {
     throw new MergeKernelsError('INVALID_OPTION', `sinkTokens + recentTokens: expected at most T = ${tokens} (the tokens in keys), got ${plan.sinkTokens} + ${plan.recentTokens}`, plan.recentTokens > 0 ? 'recentTokens' : 'sinkTokens');
@@ -141,7 +145,7 @@ export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, 
   const m = layout.slots;
   let r: ref.KvCluster;
   if (method === 'chunkedSoftMatching') {
-    r = await kernelsOf(backend, kvKernels).clusterKV(keys.data, values.data, size, shape, layout);
+    r = await kernels.clusterKV(keys.data, values.data, size, shape, layout);
   } else if (method === 'kvMerger') {
     // Host code shared by every backend (a sort of adjacent similarities and weighted means per head).
     r = ref.kvMerger(keys.data, values.data, size, shape, layout, scores!);
@@ -162,12 +166,13 @@ export async function attention(backend: Backend, q: Tensor, keys: Tensor, value
   const o = checkOptions('options', options, ATTENTION_OPTIONS);
   const tq = checkTensor('q', q, [3]);
   const [queryHeads, queries, qd] = tq.shape as [number, number, number];
-  const { heads: kvHeads, tokens: tk, keyDim: d, valueDim: dv } = checkCache(keys, values);
+  const kernels = kernelsOf(backend, kvKernels);
+  const { heads: kvHeads, tokens: tk, keyDim: d, valueDim: dv } = checkCache(keys, values, !kernels.checksFinite);
   if (qd !== d) throw new MergeKernelsError('SHAPE_MISMATCH', `q: expected the key width D = ${d} of keys [${keys.shape.join(', ')}], got [${tq.shape.join(', ')}]`, 'q');
   if (kvHeads === 0 ? queryHeads !== 0 : queryHeads % kvHeads !== 0) {
     throw new MergeKernelsError('SHAPE_MISMATCH', `q: expected a multiple of the ${kvHeads} key/value heads (grouped-query attention), got ${queryHeads} query heads`, 'q');
   }
-  checkFinite('q', tq.data);
+  if (!kernels.checksFinite) checkFinite('q', tq.data);
   const size = o.size === undefined ? undefined : checkPerToken('size', o.size, kvHeads, tk, true);
   const causal = boolean('causal', o.causal);
   let mask: ref.CausalMask | undefined;
@@ -189,6 +194,6 @@ export async function attention(backend: Backend, q: Tensor, keys: Tensor, value
     mask = { queryStart, keyPosition };
   }
   const shape: ref.AttentionShape = { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv };
-  const data = await kernelsOf(backend, kvKernels).attention(tq.data, keys.data, values.data, size, shape, mask);
+  const data = await kernels.attention(tq.data, keys.data, values.data, size, shape, mask);
   return { data, shape: [queryHeads, queries, dv] };
 }

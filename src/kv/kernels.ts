@@ -8,6 +8,12 @@ import { wasmKvKernels } from './wasm.ts';
 import { webgpuKvKernels } from './webgpu.ts';
 
 export interface KvKernels {
+  /**
+   * True when the kernels check their float inputs for NaN/±Infinity themselves (throwing the
+   * same NON_FINITE error as checkFinite), so that the API does not scan them a second time:
+   * wasm scans them with SIMD where it copies them in.
+   */
+  readonly checksFinite?: boolean;
   /** Chelsea's chunked soft matching of every head (see reference/kv-clustering.ts clusterKV). */
   clusterKV(keys: Float32Array, values: Float32Array, size: Float32Array | undefined, shape: KvShape, layout: KvLayout): Promise<KvCluster>;
   /** Proportional attention softmax(q·kᵀ/√D + log size)·V, grouped-query (see reference/kv-clustering.ts attention). */

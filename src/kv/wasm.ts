@@ -1,6 +1,7 @@
 // The KV-cache family on wasm: thin wrappers over assembly/kv-clustering.ts (copy in, run, copy
 // out). Chunked soft matching runs entirely in wasm (similarity, best match, ranking, merges); so
 // does attention.
+import { MergeKernelsError } from '../errors.ts';
 import type { WasmRuntime } from '../wasm/runtime.ts';
 import type { KvKernels } from './kernels.ts';
 
@@ -10,15 +11,24 @@ function scratchFloats(maxLen: number, d: number, dv: number): number {
   return maxLen * (d + dv + 4) + half * (2 * d + half + 3);
 }
 
+/** Copies `x` in and scans it for NaN/±Infinity with SIMD (checkFinite's error, once, where the data is copied anyway). */
+function putFinite(rt: WasmRuntime, name: string, x: Float32Array, what: string): number {
+  const ptr = rt.put(x, what);
+  const bad = rt.exports.findNonFinite(ptr, x.length);
+  if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `${name}: expected finite values, found ${x[bad]} at flat index ${bad}`, name);
+  return ptr;
+}
+
 export function wasmKvKernels(rt: WasmRuntime): KvKernels {
   return {
+    checksFinite: true,
     async clusterKV(keys, values, size, shape, layout) {
       const { heads, tokens, keyDim: d, valueDim: dv } = shape;
       const m = layout.slots;
       const maxLen = layout.chunks.reduce((a, c) => Math.max(a, c.length), 0);
       rt.reset();
-      const pk = rt.put(keys, 'the keys');
-      const pv = rt.put(values, 'the values');
+      const pk = putFinite(rt, 'keys', keys, 'the keys');
+      const pv = putFinite(rt, 'values', values, 'the values');
       const ps = size ? rt.put(size, 'the sizes') : 0;
       const chunks = new Int32Array(layout.chunks.flatMap((c) => [c.start, c.length, c.keep]));
       const pc = rt.alloc(chunks.byteLength, 'the chunk table');
@@ -38,9 +48,10 @@ export function wasmKvKernels(rt: WasmRuntime): KvKernels {
     async attention(q, keys, values, size, shape, causal) {
       const { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv } = shape;
       rt.reset();
-      const pq = rt.put(q, 'the queries');
-      const pk = rt.put(keys, 'the keys');
-      const pv = rt.put(values, 'the values');
+      // The same order of checks as the API's: keys, values, then q.
+      const pk = putFinite(rt, 'keys', keys, 'the keys');
+      const pv = putFinite(rt, 'values', values, 'the values');
+      const pq = putFinite(rt, 'q', q, 'the queries');
       const pl = size ? rt.put(size.map(Math.log), 'the log sizes') : 0;
       let pp = 0;
       if (causal?.keyPosition) {

@@ -323,7 +323,12 @@ export default function (h: Harness) {
     await rejects(() => h.mk.clusterKV(nan, values, o), 'NON_FINITE', ['keys', '13']);
     const inf = randomTensor([2, 10, 3], 2);
     inf.data[7] = Infinity;
-    await rejects(() => h.mk.clusterKV(keys, inf, o), 'NON_FINITE', ['values']);
+    await rejects(() => h.mk.clusterKV(keys, inf, o), 'NON_FINITE', ['values', 'Infinity', 'index 7']);
+    await rejects(() => h.mk.clusterKV(keys, inf, { ...o, method: 'stride' }), 'NON_FINITE', ['values']);
+    const q = randomTensor([2, 2, 4], 5), nanQ = randomTensor([2, 2, 4], 5);
+    nanQ.data[3] = NaN;
+    await rejects(() => h.mk.attention(nanQ, keys, values), 'NON_FINITE', ['q', 'index 3']);
+    await rejects(() => h.mk.attention(q, nan, values), 'NON_FINITE', ['keys', 'index 13']);
     await rejects(() => h.mk.clusterKV(keys, values, { ...o, chunksize: 4 } as never), 'INVALID_OPTION', ['chunksize', "did you mean 'chunkSize'"]);
     await rejects(() => h.mk.clusterKV(keys, values, { ...o, size: t(Array(20).fill(0), [2, 10]) }), 'INVALID_OPTION', ['size', 'positive']);
     await rejects(() => h.mk.clusterKV(keys, values, { ...o, size: t(Array(10).fill(1), [1, 10]) }), 'SHAPE_MISMATCH', ['size']);
