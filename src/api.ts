@@ -400,6 +400,17 @@ export class MergeKernels {
     return new KvCompressor(() => this.#backend, options);
   }
 
+  /**
+   * MiniCache (Liu et al. 2024): merges one tensor of a KV cache (keys, or values) across two
+   * adjacent layers, `a` (layer l − 1) and `b` (layer l), both [H, T, D]: each token keeps one
+   * shared direction SLERP(â, b̂, t) (t = 0.6 by default) plus each layer's norm; the `retain`
+   * fraction (default 0.05) of tokens whose two states differ most in angle stay unmerged.
+   * Returns the directions, norms, the retained mask and both layers restored from the merge.
+   */
+  async miniCache(a: Tensor, b: Tensor, options?: kv.MiniCacheOptions): Promise<kv.MiniCacheResult> {
+    return kv.miniCache(this.#backend, a, b, options);
+  }
+
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */
   dispose(): void {
     this.#impl?.dispose();

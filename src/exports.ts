@@ -38,6 +38,6 @@ export type { MergeModelsOptions } from './merging/merge-models.ts';
 export { METHODS } from './merging/registry.ts';
 export type { MergeTensorsOptions } from './merging/tensors.ts';
 export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';
-export type { ClusterKVOptions, KvClusterResult, KvMethod, AttentionOptions, IndexTensor } from './kv/api.ts';
+export type { ClusterKVOptions, KvClusterResult, KvMethod, AttentionOptions, IndexTensor, MiniCacheOptions, MiniCacheResult } from './kv/api.ts';
 export { KvCompressor } from './kv/online.ts';
 export type { KvCompressorOptions, KvCacheState } from './kv/online.ts';

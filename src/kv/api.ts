@@ -197,3 +197,43 @@ export async function attention(backend: Backend, q: Tensor, keys: Tensor, value
   const data = await kernels.attention(tq.data, keys.data, values.data, size, shape, mask);
   return { data, shape: [queryHeads, queries, dv] };
 }
+
+export interface MiniCacheOptions {
+  /** The SLERP weight of the later layer, in [0, 1]. Default 0.6 (MiniCache's). */
+  t?: number;
+  /** The fraction of tokens per head kept unmerged, those whose layers disagree most in angle, in [0, 1]. Default 0.05. */
+  retain?: number;
+}
+
+export interface MiniCacheResult {
+  /** [H, T, D]: the shared unit directions (zero rows for retained tokens). */
+  direction: Tensor;
+  /** [H, T]: each layer's norms. */
+  normA: Tensor;
+  normB: Tensor;
+  /** [H, T]: 1 = retained (kept unmerged). */
+  retained: IndexTensor;
+  /** [H, T, D]: both layers as restored from the merge. */
+  restoredA: Tensor;
+  restoredB: Tensor;
+}
+
+/** MiniCache's cross-layer merge of `a` (layer l − 1) and `b` (layer l), both [H, T, D] (keys, or values). */
+export async function miniCache(backend: Backend, a: Tensor, b: Tensor, options?: MiniCacheOptions): Promise<MiniCacheResult> {
+  void backend; // host code on every backend
+  const o = checkOptions('options', options, ['t', 'retain']);
+  const t = o.t === undefined ? 0.6 : finite('t', o.t, 'the SLERP weight of the later layer');
+  if (t < 0 || t > 1) throw new MergeKernelsError('INVALID_OPTION', `t: expected a number in [0, 1] (the SLERP weight of the later layer), got ${t}`, 't');
+  const retain = o.retain === undefined ? 0.05 : finite('retain', o.retain, 'the fraction of tokens kept unmerged');
+  if (retain < 0 || retain > 1) throw new MergeKernelsError('INVALID_OPTION', `retain: expected a number in [0, 1] (the fraction of tokens kept unmerged), got ${retain}`, 'retain');
+  const ta = checkTensor('a', a, [3]), tb = checkTensor('b', b, [3]);
+  if (ta.shape.some((d, i) => d !== tb.shape[i])) throw new MergeKernelsError('SHAPE_MISMATCH', `b: expected the shape of a [${ta.shape.join(', ')}] (the same heads, tokens and width in the adjacent layer), got [${tb.shape.join(', ')}]`, 'b');
+  checkFinite('a', ta.data);
+  checkFinite('b', tb.data);
+  const [heads, tokens, d] = ta.shape as [number, number, number];
+  const r = ref.miniCache(ta.data, tb.data, heads, tokens, d, t, retain);
+  return {
+    direction: { data: r.direction, shape: [heads, tokens, d] }, normA: { data: r.normA, shape: [heads, tokens] }, normB: { data: r.normB, shape: [heads, tokens] },
+    retained: { data: r.retained, shape: [heads, tokens] }, restoredA: { data: r.restoredA, shape: [heads, tokens, d] }, restoredB: { data: r.restoredB, shape: [heads, tokens, d] },
+  };
+}

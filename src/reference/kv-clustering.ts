@@ -416,3 +416,67 @@ export function kvMerger(keys: Float32Array, values: Float32Array, size: Float32
   }
   return out;
 }
+
+/** MiniCache's merge of one tensor (keys or values) across two adjacent layers. */
+export interface MiniCacheMerge {
+  /** [H, T, D]: the shared unit direction of each token (zero for a retained token). */
+  direction: Float32Array;
+  /** [H, T]: ‖x‖ in the earlier layer, and in the later one. */
+  normA: Float32Array;
+  normB: Float32Array;
+  /** [H, T]: 1 for a token kept unmerged (its two layers' states stay as they are), else 0. */
+  retained: Int32Array;
+  /** [H, T, D]: each layer's cache as restored from the merge (norm · direction, or the original when retained). */
+  restoredA: Float32Array;
+  restoredB: Float32Array;
+}
+
+/**
+ * MiniCache (Liu et al. 2024): the states of a token in two adjacent layers, a (layer l − 1) and
+ * b (layer l), become one shared direction SLERP(â, b̂, t) plus each layer's norm; the
+ * `retain` · T tokens per head whose two states are farthest apart in angle stay unmerged (the
+ * paper's retention tokens; the lower position first on equal angles). When â and b̂ are
+ * (anti)parallel to within sin θ < 1e-6 the direction is the normalised linear blend. A zero
+ * state has norm 0 (its restored state is zero whatever the direction).
+ */
+export function miniCache(a: Float32Array, b: Float32Array, heads: number, tokens: number, d: number, t: number, retain: number): MiniCacheMerge {
+  const out: MiniCacheMerge = {
+    direction: new Float32Array(heads * tokens * d), normA: new Float32Array(heads * tokens), normB: new Float32Array(heads * tokens),
+    retained: new Int32Array(heads * tokens), restoredA: a.slice(), restoredB: b.slice(),
+  };
+  const keepCount = Math.min(tokens, Math.ceil(tokens * retain - 1e-9));
+  for (let h = 0; h < heads; h++) {
+    const angle = new Float64Array(tokens);
+    for (let i = 0; i < tokens; i++) {
+      const o = (h * tokens + i) * d;
+      let na = 0, nb = 0, dot = 0;
+      for (let k = 0; k < d; k++) { na += a[o + k]! ** 2; nb += b[o + k]! ** 2; dot += a[o + k]! * b[o + k]!; }
+      na = Math.sqrt(na); nb = Math.sqrt(nb);
+      out.normA[h * tokens + i] = na;
+      out.normB[h * tokens + i] = nb;
+      angle[i] = na > 0 && nb > 0 ? Math.acos(Math.max(-1, Math.min(1, dot / (na * nb)))) : 0;
+    }
+    const order = Array.from({ length: tokens }, (_, i) => i).sort((i, j) => (angle[j]! - angle[i]!) || i - j);
+    for (const i of order.slice(0, keepCount)) out.retained[h * tokens + i] = 1;
+    for (let i = 0; i < tokens; i++) {
+      if (out.retained[h * tokens + i]) continue;
+      const o = (h * tokens + i) * d, na = out.normA[h * tokens + i]!, nb = out.normB[h * tokens + i]!;
+      const theta = angle[i]!, sin = Math.sin(theta);
+      const e = new Float64Array(d);
+      for (let k = 0; k < d; k++) {
+        const ua = na > 0 ? a[o + k]! / na : 0, ub = nb > 0 ? b[o + k]! / nb : 0;
+        e[k] = sin < 1e-6 ? (1 - t) * ua + t * ub : (Math.sin((1 - t) * theta) * ua + Math.sin(t * theta) * ub) / sin;
+      }
+      let ne = 0;
+      for (let k = 0; k < d; k++) ne += e[k]! ** 2;
+      ne = Math.sqrt(ne);
+      for (let k = 0; k < d; k++) {
+        const u = ne > 0 ? e[k]! / ne : 0;
+        out.direction[o + k] = u;
+        out.restoredA[o + k] = na * u;
+        out.restoredB[o + k] = nb * u;
+      }
+    }
+  }
+  return out;
+}

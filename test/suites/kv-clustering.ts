@@ -218,6 +218,27 @@ export default function (h: Harness) {
     allClose(r.values.data, [(10 * e + 20) / n, (30 + 40 * e) / n, 55], TOL, 'values');
   });
 
+  test('MiniCache by hand: SLERP of the two layers\' directions, each layer\'s norm, the farthest-apart tokens retained', async () => {
+    // Token 0: a = (2, 0), b = (0, 3): θ = π/2, t = 0.5 → e = (sin(π/4), sin(π/4)) = (1/√2, 1/√2); restored 2e and 3e.
+    // Token 1: a = (1, 0), b = (2, 0): parallel, e = (1, 0). Token 2: a = (1, 0), b = (-1, 0): θ = π, the
+    // farthest apart: retained with retain = 1/3 (ceil(3 · 1/3) = 1 token), both states unchanged.
+    const a = t([2, 0, 1, 0, 1, 0], [1, 3, 2]), b = t([0, 3, 2, 0, -1, 0], [1, 3, 2]);
+    const r = await h.mk.miniCache(a, b, { t: 0.5, retain: 1 / 3 });
+    const s = Math.SQRT1_2;
+    assert.equal(list(r.retained.data), [0, 0, 1]);
+    allClose(r.normA.data, [2, 1, 1], { atol: 1e-7 }, 'normA');
+    allClose(r.normB.data, [3, 2, 1], { atol: 1e-7 }, 'normB');
+    allClose(r.direction.data, [s, s, 1, 0, 0, 0], { atol: 1e-7 }, 'direction');
+    allClose(r.restoredA.data, [2 * s, 2 * s, 1, 0, 1, 0], { atol: 1e-6 }, 'restoredA');
+    allClose(r.restoredB.data, [3 * s, 3 * s, 2, 0, -1, 0], { atol: 1e-6 }, 'restoredB');
+    // t = 0.6 (the default) leans to the later layer: at θ = π/2, e = (sin(0.4·π/2), sin(0.6·π/2)).
+    const d = await h.mk.miniCache(t([2, 0], [1, 1, 2]), t([0, 3], [1, 1, 2]), { retain: 0 });
+    allClose(d.direction.data, [Math.sin(0.2 * Math.PI), Math.sin(0.3 * Math.PI)], { atol: 1e-6 }, 'default t');
+    await rejects(() => h.mk.miniCache(a, t([1, 2], [1, 1, 2])), 'SHAPE_MISMATCH', ['b']);
+    await rejects(() => h.mk.miniCache(a, b, { t: 1.5 }), 'INVALID_OPTION', ['t']);
+    await rejects(() => h.mk.miniCache(a, b, { retain: -0.1 }), 'INVALID_OPTION', ['retain']);
+  });
+
   test('attention by hand: softmax of q·k/√D, log(size) added', async () => {
     // D = 4, q = (2, 0, 0, 0), keys (1,0,0,0) and (0,0,0,0): logits 1 and 0 → weights e/(e+1), 1/(e+1).
     const q = t([2, 0, 0, 0], [1, 1, 4]);
