@@ -126,6 +126,7 @@ export default function (h: Harness) {
       [2, 33, 3, 1, 5, 1, 2, 2],      // ratio 1: identity
       [2, 70, 12, 12, 16, 0.2, 4, 8],
       [1, 3, 4, 2, 4, 0.5, 0, 0],     // T smaller than one chunk
+      [1, 530, 9, 4, 256, 0.1, 3, 7], // the largest chunk a WebGPU workgroup holds (256), and a short last one
     ];
     let seed = 1;
     for (const [H, T, D, Dv, chunkSize, ratio, sinkTokens, recentTokens] of cases) {
@@ -164,6 +165,16 @@ export default function (h: Harness) {
         assert.equal(list(r.assignment.data), list(want.assignment.data), `${kind}: assignment as the reference`);
         allClose(r.values.data, want.values.data, TOL, `${kind}: values as the reference`);
       }
+    }
+  });
+
+  test('chunks over 256 tokens: TOO_LARGE on webgpu (one workgroup holds a chunk), computed elsewhere', async () => {
+    const keys = randomTensor([1, 300, 4], 7), values = randomTensor([1, 300, 2], 8);
+    const o = { chunkSize: 300, ratio: 0.5 };
+    if (h.backend === 'webgpu') {
+      await rejects(() => h.mk.clusterKV(keys, values, o), 'TOO_LARGE', ['chunkSize', '256']);
+    } else {
+      checkProperties(await h.mk.clusterKV(keys, values, o), keys, values, { sinkTokens: 0, recentTokens: 0 }, 150);
     }
   });
 
