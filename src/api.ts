@@ -373,8 +373,10 @@ export class MergeKernels {
    * the same M slots, in ascending position of their representative token (a merge's destination).
    * `method` runs an eviction baseline at the same budget instead ('streaming', 'stride', 'scores').
    * Attend over the result with `attention(q, r.keys, r.values, { size: r.size })`.
+   * `keys` and `values` may be device tensors of this context (`mk.upload`, `mk.wrap`: the cache
+   * stays where it lives, is not copied in and not scanned for NaN); the result is on the host.
    */
-  async clusterKV(keys: Tensor, values: Tensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult> {
+  async clusterKV(keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult> {
     return kv.clusterKV(this.#backend, keys, values, options);
   }
 
@@ -383,9 +385,10 @@ export class MergeKernels {
    * `values [Hkv, Tk, Dv]` → `[Hq, Tq, Dv]`. Grouped-query when Hq is a multiple of Hkv (query head
    * h reads KV head floor(h·Hkv/Hq)). `size` (a compressed cache's sizes) adds log(size) to the
    * logits, so that a slot standing for n tokens weighs as n copies; without it, plain attention.
-   * `causal` masks keys after each query (positions: `position`, `queryStart`).
+   * `causal` masks keys after each query (positions: `position`, `queryStart`). `keys` and
+   * `values` may be device tensors (a cache resident in wasm memory or on the GPU).
    */
-  async attention(q: Tensor, keys: Tensor, values: Tensor, options?: kv.AttentionOptions): Promise<Tensor> {
+  async attention(q: Tensor, keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options?: kv.AttentionOptions): Promise<Tensor> {
     return kv.attention(this.#backend, q, keys, values, options);
   }
 

@@ -2,12 +2,13 @@
 // checked once here, then the backend's kernels (src/kv/kernels.ts). Method and choices: see
 // src/reference/kv-clustering.ts.
 import type { Backend } from '../backends.ts';
+import { DeviceTensor } from '../device-tensor.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
 import { kernelsOf } from '../kernel-table.ts';
 import * as ref from '../reference/kv-clustering.ts';
 import { checkFinite, checkTensor, type Tensor } from '../tensor.ts';
 import { boolean, finite, integer, oneOf, options as checkOptions } from '../validate.ts';
-import { kvKernels } from './kernels.ts';
+import { kvKernels, type KvInput } from './kernels.ts';
 
 /** An int32 tensor (positions, assignments), row-major. */
 export interface IndexTensor {
@@ -108,30 +109,48 @@ function checkPerToken(name: string, value: unknown, heads: number, tokens: numb
   return t.data;
 }
 
-/** keys [H, T, D] and values [H, T, Dv], finite (unless `finite` is false: the kernel checks), agreeing on H and T. */
-export function checkCache(keys: unknown, values: unknown, finite = true): ref.KvShape {
-  const k = checkTensor('keys', keys, [3]);
-  const v = checkTensor('values', values, [3]);
+/** A cache tensor: a host tensor, or a device tensor of this context (its storage; not scanned for NaN, which would read it back). */
+function cacheTensor(backend: Backend, name: string, value: unknown): { shape: readonly number[]; input: KvInput; host: Float32Array | undefined } {
+  if (value instanceof DeviceTensor) {
+    if (value.shape.length !== 3) throw new MergeKernelsError('INVALID_SHAPE', `${name}: expected rank 3 [H, T, D], got [${value.shape.join(', ')}]`, name);
+    return { shape: value.shape, input: DeviceTensor.storageOf(value, backend, name), host: undefined };
+  }
+  const t = checkTensor(name, value, [3]);
+  return { shape: t.shape, input: t.data, host: t.data };
+}
+
+/**
+ * keys [H, T, D] and values [H, T, Dv] (host or device tensors), agreeing on H and T; host ones
+ * finite (unless `finite` is false: the kernel checks).
+ */
+export function checkCache(backend: Backend, keys: unknown, values: unknown, finite = true): ref.KvShape & { keys: KvInput; values: KvInput; onDevice: boolean } {
+  const k = cacheTensor(backend, 'keys', keys);
+  const v = cacheTensor(backend, 'values', values);
   const [heads, tokens, keyDim] = k.shape as [number, number, number];
   const [vh, vt, valueDim] = v.shape as [number, number, number];
   if (vh !== heads || vt !== tokens) {
     throw new MergeKernelsError('SHAPE_MISMATCH', `values: expected [${heads}, ${tokens}, Dv] (the heads and tokens of keys [${k.shape.join(', ')}]), got [${v.shape.join(', ')}]`, 'values');
   }
   if (finite) {
-    checkFinite('keys', k.data);
-    checkFinite('values', v.data);
+    if (k.host) checkFinite('keys', k.host);
+    if (v.host) checkFinite('values', v.host);
   }
-  return { heads, tokens, keyDim, valueDim };
+  return { heads, tokens, keyDim, valueDim, keys: k.input, values: v.input, onDevice: !k.host || !v.host };
 }
 
-/** Chelsea's KV-cache clustering, or an eviction baseline at the same budget (see ClusterKVOptions). */
-export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, options: ClusterKVOptions): Promise<KvClusterResult> {
+/**
+ * Chelsea's KV-cache clustering, or an eviction baseline at the same budget (see ClusterKVOptions).
+ * keys and values may be device tensors of this context (the cache resident in wasm memory or on
+ * the GPU: not copied in, not scanned for NaN); the result is on the host.
+ */
+export async function clusterKV(backend: Backend, keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: ClusterKVOptions): Promise<KvClusterResult> {
   const o = checkOptions('options', options, CLUSTER_OPTIONS, true);
   const plan = checkPlanOptions(o);
   const method = oneOf('method', o.method, KV_METHODS, 'chunkedSoftMatching');
   const kernels = kernelsOf(backend, kvKernels);
   // The eviction methods are host code: they need the scan here.
-  const shape = checkCache(keys, values, !(method === 'chunkedSoftMatching' && kernels.checksFinite));
+  const cache = checkCache(backend, keys, values, !(method === 'chunkedSoftMatching' && kernels.checksFinite));
+  const shape: ref.KvShape = { heads: cache.heads, tokens: cache.tokens, keyDim: cache.keyDim, valueDim: cache.valueDim };
   const { heads, tokens, keyDim: d, valueDim: dv } = shape;
   if (plan.sinkTokens + plan.recentTokens > tokens) {
     throw new MergeKernelsError('INVALID_OPTION', `sinkTokens + recentTokens: expected at most T = ${tokens} (the tokens in keys), got ${plan.sinkTokens} + ${plan.recentTokens}`, plan.recentTokens > 0 ? 'recentTokens' : 'sinkTokens');
@@ -145,15 +164,19 @@ export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, 
   const m = layout.slots;
   let r: ref.KvCluster;
   if (method === 'chunkedSoftMatching') {
-    r = await kernels.clusterKV(keys.data, values.data, size, shape, layout);
-  } else if (method === 'kvMerger') {
-    // Host code shared by every backend (a sort of adjacent similarities and weighted means per head).
-    r = ref.kvMerger(keys.data, values.data, size, shape, layout, scores!);
+    r = await kernels.clusterKV(cache.keys, cache.values, size, shape, layout);
   } else {
-    const kept = method === 'streaming' ? ref.streamingKept(layout)
-      : method === 'stride' ? ref.strideKept(layout)
-      : ref.scoresKept(layout, scores!);
-    r = method === 'mergeOnEvict' ? ref.mergeOnEvict(keys.data, values.data, size, shape, m, kept) : ref.evict(keys.data, values.data, size, shape, m, kept);
+    // Host code shared by every backend: device tensors are read back for it.
+    const hostOf = async (t: Tensor | DeviceTensor) => (t instanceof DeviceTensor ? (await t.read()).data : t.data);
+    const [k, v] = [await hostOf(keys), await hostOf(values)];
+    if (method === 'kvMerger') {
+      r = ref.kvMerger(k, v, size, shape, layout, scores!);
+    } else {
+      const kept = method === 'streaming' ? ref.streamingKept(layout)
+        : method === 'stride' ? ref.strideKept(layout)
+        : ref.scoresKept(layout, scores!);
+      r = method === 'mergeOnEvict' ? ref.mergeOnEvict(k, v, size, shape, m, kept) : ref.evict(k, v, size, shape, m, kept);
+    }
   }
   return {
     keys: { data: r.keys, shape: [heads, m, d] }, values: { data: r.values, shape: [heads, m, dv] }, size: { data: r.size, shape: [heads, m] },
@@ -161,13 +184,17 @@ export async function clusterKV(backend: Backend, keys: Tensor, values: Tensor, 
   };
 }
 
-/** Proportional, grouped-query attention: q [Hq, Tq, D] over keys [Hkv, Tk, D], values [Hkv, Tk, Dv] → [Hq, Tq, Dv]. */
-export async function attention(backend: Backend, q: Tensor, keys: Tensor, values: Tensor, options?: AttentionOptions): Promise<Tensor> {
+/**
+ * Proportional, grouped-query attention: q [Hq, Tq, D] over keys [Hkv, Tk, D], values [Hkv, Tk, Dv]
+ * → [Hq, Tq, Dv]. keys and values may be device tensors (a resident cache); q and the result are host tensors.
+ */
+export async function attention(backend: Backend, q: Tensor, keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options?: AttentionOptions): Promise<Tensor> {
   const o = checkOptions('options', options, ATTENTION_OPTIONS);
   const tq = checkTensor('q', q, [3]);
   const [queryHeads, queries, qd] = tq.shape as [number, number, number];
   const kernels = kernelsOf(backend, kvKernels);
-  const { heads: kvHeads, tokens: tk, keyDim: d, valueDim: dv } = checkCache(keys, values, !kernels.checksFinite);
+  const cache = checkCache(backend, keys, values, !kernels.checksFinite);
+  const { heads: kvHeads, tokens: tk, keyDim: d, valueDim: dv } = cache;
   if (qd !== d) throw new MergeKernelsError('SHAPE_MISMATCH', `q: expected the key width D = ${d} of keys [${keys.shape.join(', ')}], got [${tq.shape.join(', ')}]`, 'q');
   if (kvHeads === 0 ? queryHeads !== 0 : queryHeads % kvHeads !== 0) {
     throw new MergeKernelsError('SHAPE_MISMATCH', `q: expected a multiple of the ${kvHeads} key/value heads (grouped-query attention), got ${queryHeads} query heads`, 'q');
@@ -194,7 +221,7 @@ export async function attention(backend: Backend, q: Tensor, keys: Tensor, value
     mask = { queryStart, keyPosition };
   }
   const shape: ref.AttentionShape = { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv };
-  const data = await kernels.attention(tq.data, keys.data, values.data, size, shape, mask);
+  const data = await kernels.attention(tq.data, cache.keys, cache.values, size, shape, mask);
   return { data, shape: [queryHeads, queries, dv] };
 }
 

@@ -3,7 +3,7 @@
 // does attention.
 import { MergeKernelsError } from '../errors.ts';
 import type { WasmRuntime } from '../wasm/runtime.ts';
-import type { KvKernels } from './kernels.ts';
+import type { KvInput, KvKernels } from './kernels.ts';
 
 /** Floats of scratch assembly's clusterKV needs for chunks of at most `maxLen` tokens. */
 function scratchFloats(maxLen: number, d: number, dv: number): number {
@@ -19,6 +19,13 @@ function putFinite(rt: WasmRuntime, name: string, x: Float32Array, what: string)
   return ptr;
 }
 
+/** A cache input in wasm memory: a device tensor's block as it is, host values copied in and scanned. */
+function place(rt: WasmRuntime, name: string, x: KvInput, what: string): number {
+  if (x instanceof Float32Array) return putFinite(rt, name, x, what);
+  if (x.kind !== 'wasm') throw new Error(`internal: expected wasm storage, got ${x.kind}`);
+  return x.ptr;
+}
+
 export function wasmKvKernels(rt: WasmRuntime): KvKernels {
   return {
     checksFinite: true,
@@ -27,8 +34,8 @@ export function wasmKvKernels(rt: WasmRuntime): KvKernels {
       const m = layout.slots;
       const maxLen = layout.chunks.reduce((a, c) => Math.max(a, c.length), 0);
       rt.reset();
-      const pk = putFinite(rt, 'keys', keys, 'the keys');
-      const pv = putFinite(rt, 'values', values, 'the values');
+      const pk = place(rt, 'keys', keys, 'the keys');
+      const pv = place(rt, 'values', values, 'the values');
       const ps = size ? rt.put(size, 'the sizes') : 0;
       const chunks = new Int32Array(layout.chunks.flatMap((c) => [c.start, c.length, c.keep]));
       const pc = rt.alloc(chunks.byteLength, 'the chunk table');
@@ -49,8 +56,8 @@ export function wasmKvKernels(rt: WasmRuntime): KvKernels {
       const { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv } = shape;
       rt.reset();
       // The same order of checks as the API's: keys, values, then q.
-      const pk = putFinite(rt, 'keys', keys, 'the keys');
-      const pv = putFinite(rt, 'values', values, 'the values');
+      const pk = place(rt, 'keys', keys, 'the keys');
+      const pv = place(rt, 'values', values, 'the values');
       const pq = putFinite(rt, 'q', q, 'the queries');
       const pl = size ? rt.put(size.map(Math.log), 'the log sizes') : 0;
       let pp = 0;

@@ -4,7 +4,7 @@
 import { MergeKernelsError } from '../errors.ts';
 import { kvAttention as ATTENTION_WGSL, kvCluster as CLUSTER_WGSL } from '../gen/wgsl.ts';
 import type { GpuRuntime } from '../webgpu/runtime.ts';
-import type { KvKernels } from './kernels.ts';
+import type { KvInput, KvKernels } from './kernels.ts';
 
 /** The longest chunk kv-cluster.wgsl holds in workgroup memory. */
 const MAX_CHUNK = 256;
@@ -48,6 +48,19 @@ function checkBinding(rt: GpuRuntime, what: string, bytes: number, argument: str
   }
 }
 
+/** A cache input as a binding: a device tensor's buffer range as it is, host values uploaded (to be destroyed after the call). */
+function bind(rt: GpuRuntime, label: string, x: KvInput, temps: GPUBuffer[]): GPUBufferBinding {
+  if (x instanceof Float32Array) {
+    const buffer = rt.storage(label, x.byteLength, x);
+    temps.push(buffer);
+    return { buffer };
+  }
+  if (x.kind !== 'gpu') throw new Error(`internal: expected GPU storage, got ${x.kind}`);
+  return { buffer: x.buffer, offset: x.offset, size: Math.max(4, x.bytes) };
+}
+
+const bytesOf = (x: KvInput) => (x instanceof Float32Array ? x.byteLength : x.kind === 'gpu' ? x.bytes : 0);
+
 export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
   return {
     async clusterKV(keys, values, size, shape, kvLayout) {
@@ -65,8 +78,8 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
       const valuesAt = heads * m * d, sizeAt = valuesAt + heads * m * dv, positionAt = sizeAt + heads * m, assignmentAt = positionAt + heads * m;
       const outWords = assignmentAt + heads * tokens;
       const sumWords = heads * nChunks * maxLen * (d + dv);
-      checkBinding(rt, 'the keys', keys.byteLength, 'keys');
-      checkBinding(rt, 'the values', values.byteLength, 'values');
+      checkBinding(rt, 'the keys', bytesOf(keys), 'keys');
+      checkBinding(rt, 'the values', bytesOf(values), 'values');
       checkBinding(rt, 'the merged cache', outWords * 4, 'keys');
       checkBinding(rt, 'the chunk sums', sumWords * 4, 'keys');
       const p = pipelines(rt);
@@ -74,19 +87,21 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
       const table = new Uint32Array(Math.max(4, nChunks * 4));
       kvLayout.chunks.forEach((c, i) => { table.set([c.start, c.length, c.keep, slot], i * 4); slot += c.keep; });
       const params = rt.uniform('kvCluster:params', new Uint32Array([tokens, d, dv, m, nChunks, kvLayout.sinkTokens, kvLayout.recentTokens, size ? 1 : 0, maxLen, valuesAt, sizeAt, positionAt, assignmentAt, 0, 0, 0]));
-      const buffers = [
-        rt.storage('kvCluster:keys', keys.byteLength, keys), rt.storage('kvCluster:values', values.byteLength, values),
-        rt.storage('kvCluster:size', size ? size.byteLength : 4, size), rt.storage('kvCluster:chunks', table.byteLength, table),
-        rt.storage('kvCluster:sums', sumWords * 4), rt.storage('kvCluster:out', outWords * 4),
+      const temps: GPUBuffer[] = [params];
+      const own = (b: GPUBuffer) => (temps.push(b), { buffer: b });
+      const out = rt.storage('kvCluster:out', outWords * 4);
+      const bindings: GPUBufferBinding[] = [
+        bind(rt, 'kvCluster:keys', keys, temps), bind(rt, 'kvCluster:values', values, temps),
+        own(rt.storage('kvCluster:size', size ? size.byteLength : 4, size)), own(rt.storage('kvCluster:chunks', table.byteLength, table)),
+        own(rt.storage('kvCluster:sums', sumWords * 4)), own(out),
       ];
-      const out = buffers[5]!;
       try {
         const words = await rt.submitAndRead('kvCluster', (encoder) => {
           const pass = rt.computePass(encoder, 'kvCluster');
           pass.setPipeline(p.cluster);
           pass.setBindGroup(0, rt.device.createBindGroup({
             label: 'merge-kernels:kvCluster:bindGroup', layout: p.clusterLayout,
-            entries: [params, ...buffers].map((buffer, binding) => ({ binding, resource: { buffer } })),
+            entries: [{ buffer: params }, ...bindings].map((resource, binding) => ({ binding, resource })),
           }));
           if (heads > 0) pass.dispatchWorkgroups(nChunks + 1, heads);
           pass.end();
@@ -97,8 +112,7 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
           position: ints.slice(positionAt, assignmentAt), assignment: ints.slice(assignmentAt, outWords),
         };
       } finally {
-        params.destroy();
-        for (const b of buffers) b.destroy();
+        for (const b of temps) b.destroy();
       }
     },
 
@@ -107,18 +121,20 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
       if (dv > MAX_VALUE_DIM) throw new MergeKernelsError('TOO_LARGE', `webgpu backend: attention over values wider than ${MAX_VALUE_DIM} (got ${dv}); use the wasm backend`, 'values');
       const outWords = queryHeads * queries * dv;
       if (outWords === 0) return new Float32Array(0);
-      for (const [what, bytes, arg] of [['the queries', q.byteLength, 'q'], ['the keys', keys.byteLength, 'keys'], ['the values', values.byteLength, 'values'], ['the output', outWords * 4, 'q']] as const) checkBinding(rt, what, bytes, arg);
+      for (const [what, bytes, arg] of [['the queries', q.byteLength, 'q'], ['the keys', bytesOf(keys), 'keys'], ['the values', bytesOf(values), 'values'], ['the output', outWords * 4, 'q']] as const) checkBinding(rt, what, bytes, arg);
       const p = pipelines(rt);
       const logSize = size ? size.map(Math.log) : undefined;
       const position = causal?.keyPosition ? new Uint32Array(causal.keyPosition.buffer, causal.keyPosition.byteOffset, causal.keyPosition.length) : undefined;
       // Positions are compared as i32: a queryStart beyond its range sees every key or none.
       const queryStart = causal ? Math.max(-(2 ** 31), Math.min(2 ** 31 - 1 - queries, causal.queryStart)) : 0;
-      const buffers = [
-        rt.storage('kvAttention:q', q.byteLength, q), rt.storage('kvAttention:keys', keys.byteLength, keys), rt.storage('kvAttention:values', values.byteLength, values),
-        rt.storage('kvAttention:logSize', logSize ? logSize.byteLength : 4, logSize), rt.storage('kvAttention:position', position ? position.byteLength : 4, position),
-        rt.storage('kvAttention:out', outWords * 4),
+      const temps: GPUBuffer[] = [];
+      const own = (b: GPUBuffer) => (temps.push(b), { buffer: b });
+      const out = rt.storage('kvAttention:out', outWords * 4);
+      const bindings: GPUBufferBinding[] = [
+        own(rt.storage('kvAttention:q', q.byteLength, q)), bind(rt, 'kvAttention:keys', keys, temps), bind(rt, 'kvAttention:values', values, temps),
+        own(rt.storage('kvAttention:logSize', logSize ? logSize.byteLength : 4, logSize)), own(rt.storage('kvAttention:position', position ? position.byteLength : 4, position)),
+        own(out),
       ];
-      const temps: GPUBuffer[] = [...buffers];
       try {
         return await rt.submitAndRead('kvAttention', (encoder) => {
           const pass = rt.computePass(encoder, 'kvAttention');
@@ -135,12 +151,12 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
             temps.push(params);
             pass.setBindGroup(0, rt.device.createBindGroup({
               label: 'merge-kernels:kvAttention:bindGroup', layout: p.attentionLayout,
-              entries: [params, ...buffers].map((buffer, binding) => ({ binding, resource: { buffer } })),
+              entries: [{ buffer: params }, ...bindings].map((resource, binding) => ({ binding, resource })),
             }));
             pass.dispatchWorkgroups(Math.min(maxDim, queries - first), queryHeads);
           }
           pass.end();
-        }, buffers[5]!, outWords * 4);
+        }, out, outWords * 4);
       } finally {
         for (const b of temps) b.destroy();
       }

@@ -341,6 +341,28 @@ export default function (h: Harness) {
     assert.throws(() => h.mk.kvCompressor({ ...o, heads: 0, keyDim: D, valueDim: Dv }), /heads/);
   });
 
+  test('device tensors: a resident cache gives the same clusters and attention as host tensors', async () => {
+    const c = reference.kvQuality.syntheticCache('drifting', 2, 150, 12, 8, 4, 13);
+    const keys = t(list(c.keys), [2, 150, 12]), values = t(list(c.values), [2, 150, 8]);
+    const dk = h.mk.upload(keys), dv = h.mk.upload(values);
+    try {
+      const o = { chunkSize: 32, ratio: 0.25, sinkTokens: 2, recentTokens: 10 };
+      const host = await h.mk.clusterKV(keys, values, o);
+      const device = await h.mk.clusterKV(dk, dv, o);
+      assert.equal(list(device.assignment.data), list(host.assignment.data));
+      allClose(device.keys.data, host.keys.data, {}, 'keys');
+      allClose(device.values.data, host.values.data, {}, 'values');
+      const mixed = await h.mk.clusterKV(keys, dv, { ...o, method: 'stride' });
+      assert.equal(list(mixed.position.data), list((await h.mk.clusterKV(keys, values, { ...o, method: 'stride' })).position.data));
+      const q = t(list(c.queries), [2, 4, 12]);
+      allClose((await h.mk.attention(q, dk, dv, { causal: true })).data, (await h.mk.attention(q, keys, values, { causal: true })).data, {}, 'attention');
+      await rejects(async () => h.mk.clusterKV(h.ref.upload(keys), dv, o), 'WRONG_DEVICE', ['keys']);
+    } finally {
+      dk.dispose();
+      dv.dispose();
+    }
+  });
+
   test('bad input: MergeKernelsError naming the argument', async () => {
     const keys = randomTensor([2, 10, 4], 1), values = randomTensor([2, 10, 3], 2);
     const o = { chunkSize: 4, ratio: 0.5, sinkTokens: 2, recentTokens: 2 };
