@@ -374,9 +374,14 @@ export class MergeKernels {
    * `method` runs an eviction baseline at the same budget instead ('streaming', 'stride', 'scores').
    * Attend over the result with `attention(q, r.keys, r.values, { size: r.size })`.
    * `keys` and `values` may be device tensors of this context (`mk.upload`, `mk.wrap`: the cache
-   * stays where it lives, is not copied in and not scanned for NaN); the result is on the host.
+   * stays where it lives, is not copied in and not scanned for NaN). Given both as device tensors,
+   * chunked soft matching returns the merged keys and values as device tensors too (attend over
+   * them without a copy; dispose them); size, position and assignment are host tensors.
    */
-  async clusterKV(keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult> {
+  async clusterKV(keys: Tensor, values: Tensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult>;
+  async clusterKV(keys: DeviceTensor, values: DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult<Tensor | DeviceTensor>>;
+  async clusterKV(keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult<Tensor | DeviceTensor>>;
+  async clusterKV(keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult<Tensor | DeviceTensor>> {
     return kv.clusterKV(this.#backend, keys, values, options);
   }
 

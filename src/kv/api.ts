@@ -2,13 +2,13 @@
 // checked once here, then the backend's kernels (src/kv/kernels.ts). Method and choices: see
 // src/reference/kv-clustering.ts.
 import type { Backend } from '../backends.ts';
-import { DeviceTensor } from '../device-tensor.ts';
+import { DeviceTensor, type DeviceStorage } from '../device-tensor.ts';
 import { MergeKernelsError, describe } from '../errors.ts';
 import { kernelsOf } from '../kernel-table.ts';
 import * as ref from '../reference/kv-clustering.ts';
 import { checkFinite, checkTensor, type Tensor } from '../tensor.ts';
 import { boolean, finite, integer, oneOf, options as checkOptions } from '../validate.ts';
-import { kvKernels, type KvInput } from './kernels.ts';
+import { kvKernels, type KvClusterOut, type KvInput } from './kernels.ts';
 
 /** An int32 tensor (positions, assignments), row-major. */
 export interface IndexTensor {
@@ -50,12 +50,15 @@ export interface ClusterKVOptions {
   scores?: Tensor;
 }
 
-/** A compressed cache of M slots per head. */
-export interface KvClusterResult {
+/**
+ * A compressed cache of M slots per head. Given device tensors for both keys and values,
+ * chunkedSoftMatching returns `keys` and `values` as device tensors of the context (dispose them).
+ */
+export interface KvClusterResult<T extends Tensor | DeviceTensor = Tensor> {
   /** [H, M, D]: size-weighted mean keys. */
-  keys: Tensor;
+  keys: T;
   /** [H, M, Dv]: size-weighted mean values. */
-  values: Tensor;
+  values: T;
   /** [H, M]: the tokens each slot stands for (pass it to attention as `size`). */
   size: Tensor;
   /** [H, M]: the position of each slot's representative token, ascending. */
@@ -143,7 +146,7 @@ export function checkCache(backend: Backend, keys: unknown, values: unknown, fin
  * keys and values may be device tensors of this context (the cache resident in wasm memory or on
  * the GPU: not copied in, not scanned for NaN); the result is on the host.
  */
-export async function clusterKV(backend: Backend, keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: ClusterKVOptions): Promise<KvClusterResult> {
+export async function clusterKV(backend: Backend, keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: ClusterKVOptions): Promise<KvClusterResult<Tensor | DeviceTensor>> {
   const o = checkOptions('options', options, CLUSTER_OPTIONS, true);
   const plan = checkPlanOptions(o);
   const method = oneOf('method', o.method, KV_METHODS, 'chunkedSoftMatching');
@@ -162,9 +165,10 @@ export async function clusterKV(backend: Backend, keys: Tensor | DeviceTensor, v
   const scores = scored ? checkPerToken('scores', o.scores, heads, tokens, false) : undefined;
   const layout = ref.kvLayout(tokens, plan.sinkTokens, plan.recentTokens, plan.chunkSize, plan.ratio);
   const m = layout.slots;
-  let r: ref.KvCluster;
+  let r: KvClusterOut;
+  const resident = keys instanceof DeviceTensor && values instanceof DeviceTensor;
   if (method === 'chunkedSoftMatching') {
-    r = await kernels.clusterKV(cache.keys, cache.values, size, shape, layout);
+    r = await kernels.clusterKV(cache.keys, cache.values, size, shape, layout, resident);
   } else {
     // Host code shared by every backend: device tensors are read back for it.
     const hostOf = async (t: Tensor | DeviceTensor) => (t instanceof DeviceTensor ? (await t.read()).data : t.data);
@@ -178,8 +182,10 @@ export async function clusterKV(backend: Backend, keys: Tensor | DeviceTensor, v
       r = method === 'mergeOnEvict' ? ref.mergeOnEvict(k, v, size, shape, m, kept) : ref.evict(k, v, size, shape, m, kept);
     }
   }
+  const out = (x: Float32Array | DeviceStorage, shape: number[]): Tensor | DeviceTensor =>
+    (x instanceof Float32Array ? { data: x, shape } : new DeviceTensor(backend, backend, x, shape));
   return {
-    keys: { data: r.keys, shape: [heads, m, d] }, values: { data: r.values, shape: [heads, m, dv] }, size: { data: r.size, shape: [heads, m] },
+    keys: out(r.keys, [heads, m, d]), values: out(r.values, [heads, m, dv]), size: { data: r.size, shape: [heads, m] },
     position: { data: r.position, shape: [heads, m] }, assignment: { data: r.assignment, shape: [heads, tokens] },
   };
 }

@@ -18,6 +18,9 @@ export function hostValues(x: KvInput): Float32Array {
   return x.data;
 }
 
+/** A kernel's compressed cache: merged keys and values on the host, or resident on the backend. */
+export type KvClusterOut = Omit<KvCluster, 'keys' | 'values'> & { keys: Float32Array | DeviceStorage; values: Float32Array | DeviceStorage };
+
 export interface KvKernels {
   /**
    * True when the kernels check their float inputs for NaN/±Infinity themselves (throwing the
@@ -25,8 +28,11 @@ export interface KvKernels {
    * wasm scans them with SIMD where it copies them in.
    */
   readonly checksFinite?: boolean;
-  /** Chelsea's chunked soft matching of every head (see reference/kv-clustering.ts clusterKV). */
-  clusterKV(keys: KvInput, values: KvInput, size: Float32Array | undefined, shape: KvShape, layout: KvLayout): Promise<KvCluster>;
+  /**
+   * Chelsea's chunked soft matching of every head (see reference/kv-clustering.ts clusterKV).
+   * `resident`: the merged keys and values stay on the backend (DeviceStorage), the rest comes back.
+   */
+  clusterKV(keys: KvInput, values: KvInput, size: Float32Array | undefined, shape: KvShape, layout: KvLayout, resident?: boolean): Promise<KvClusterOut>;
   /** Proportional attention softmax(q·kᵀ/√D + log size)·V, grouped-query (see reference/kv-clustering.ts attention). */
   attention(q: Float32Array, keys: KvInput, values: KvInput, size: Float32Array | undefined, shape: AttentionShape, causal?: CausalMask): Promise<Float32Array>;
 }
@@ -34,7 +40,10 @@ export interface KvKernels {
 export const kvKernels: KernelTable<KvKernels> = {
   family: 'kv-clustering',
   js: () => ({
-    clusterKV: async (keys, values, size, shape, layout) => ref.clusterKV(hostValues(keys), hostValues(values), size, shape, layout),
+    clusterKV: async (keys, values, size, shape, layout, resident) => {
+      const r = ref.clusterKV(hostValues(keys), hostValues(values), size, shape, layout);
+      return resident ? { ...r, keys: { kind: 'host', data: r.keys }, values: { kind: 'host', data: r.values } } : r;
+    },
     attention: async (q, keys, values, size, shape, causal) => ref.attention(q, hostValues(keys), hostValues(values), size, shape, causal),
   }),
   wasm: (runtime) => wasmKvKernels(runtime),

@@ -152,8 +152,8 @@ export class KvCompressor {
       chunks: Array.from({ length: ready }, (_, c) => ({ start: c * chunkSize, length: chunkSize, keep })),
     };
     const r = await kernelsOf(backend, kvKernels).clusterKV(this.#tailKeys.front(len), this.#tailValues.front(len), undefined, { heads: H, tokens: len, keyDim: D, valueDim: this.valueDim }, layout);
-    this.#slotKeys.push(r.keys, layout.slots);
-    this.#slotValues.push(r.values, layout.slots);
+    this.#slotKeys.push(r.keys as Float32Array, layout.slots);
+    this.#slotValues.push(r.values as Float32Array, layout.slots);
     this.#slotSize.push(r.size, layout.slots);
     // Heads merge differently: every head's representatives, as absolute positions.
     this.#positions.push(...Array.from({ length: H }, (_, h) => r.position.subarray(h * layout.slots, (h + 1) * layout.slots).map((p) => p + this.#tailStart)));

@@ -29,28 +29,39 @@ function place(rt: WasmRuntime, name: string, x: KvInput, what: string): number 
 export function wasmKvKernels(rt: WasmRuntime): KvKernels {
   return {
     checksFinite: true,
-    async clusterKV(keys, values, size, shape, layout) {
+    async clusterKV(keys, values, size, shape, layout, resident) {
       const { heads, tokens, keyDim: d, valueDim: dv } = shape;
       const m = layout.slots;
       const maxLen = layout.chunks.reduce((a, c) => Math.max(a, c.length), 0);
-      rt.reset();
-      const pk = place(rt, 'keys', keys, 'the keys');
-      const pv = place(rt, 'values', values, 'the values');
-      const ps = size ? rt.put(size, 'the sizes') : 0;
-      const chunks = new Int32Array(layout.chunks.flatMap((c) => [c.start, c.length, c.keep]));
-      const pc = rt.alloc(chunks.byteLength, 'the chunk table');
-      new Int32Array(rt.memory.buffer, pc, chunks.length).set(chunks);
-      const ok = rt.alloc(heads * m * d * 4, 'the merged keys');
-      const ov = rt.alloc(heads * m * dv * 4, 'the merged values');
-      const os = rt.alloc(heads * m * 4, 'the slot sizes');
-      const op = rt.alloc(heads * m * 4, 'the slot positions');
-      const oa = rt.alloc(heads * tokens * 4, 'the assignment');
-      const scratch = rt.alloc(scratchFloats(maxLen, d, dv) * 4, 'a chunk\'s scratch');
-      rt.exports.kvCluster(pk, pv, ps, heads, tokens, d, dv, layout.sinkTokens, layout.recentTokens, pc, layout.chunks.length, m, ok, ov, os, op, oa, scratch, maxLen);
-      return {
-        keys: rt.take(ok, heads * m * d), values: rt.take(ov, heads * m * dv), size: rt.take(os, heads * m),
-        position: rt.takeI32(op, heads * m), assignment: rt.takeI32(oa, heads * tokens),
-      };
+      // Resident outputs are kept blocks (device tensors), reserved before the call's arena.
+      const ok = resident ? rt.keep(heads * m * d * 4, 'the merged keys') : 0;
+      const ov = resident ? rt.keep(heads * m * dv * 4, 'the merged values') : 0;
+      try {
+        rt.reset();
+        const pk = place(rt, 'keys', keys, 'the keys');
+        const pv = place(rt, 'values', values, 'the values');
+        const ps = size ? rt.put(size, 'the sizes') : 0;
+        const chunks = new Int32Array(layout.chunks.flatMap((c) => [c.start, c.length, c.keep]));
+        const pc = rt.alloc(chunks.byteLength, 'the chunk table');
+        new Int32Array(rt.memory.buffer, pc, chunks.length).set(chunks);
+        const pok = resident ? ok : rt.alloc(heads * m * d * 4, 'the merged keys');
+        const pov = resident ? ov : rt.alloc(heads * m * dv * 4, 'the merged values');
+        const os = rt.alloc(heads * m * 4, 'the slot sizes');
+        const op = rt.alloc(heads * m * 4, 'the slot positions');
+        const oa = rt.alloc(heads * tokens * 4, 'the assignment');
+        const scratch = rt.alloc(scratchFloats(maxLen, d, dv) * 4, 'a chunk\'s scratch');
+        rt.exports.kvCluster(pk, pv, ps, heads, tokens, d, dv, layout.sinkTokens, layout.recentTokens, pc, layout.chunks.length, m, pok, pov, os, op, oa, scratch, maxLen);
+        return {
+          keys: resident ? { kind: 'wasm', ptr: ok, length: heads * m * d } : rt.take(pok, heads * m * d),
+          values: resident ? { kind: 'wasm', ptr: ov, length: heads * m * dv } : rt.take(pov, heads * m * dv),
+          size: rt.take(os, heads * m),
+          position: rt.takeI32(op, heads * m), assignment: rt.takeI32(oa, heads * tokens),
+        };
+      } catch (e) {
+        // A failed call (NaN in the inputs, out of memory) keeps nothing.
+        if (resident) { rt.release(ok, heads * m * d * 4); rt.release(ov, heads * m * dv * 4); }
+        throw e;
+      }
     },
     async attention(q, keys, values, size, shape, causal) {
       const { queryHeads, kvHeads, queries, keys: tk, keyDim: d, valueDim: dv } = shape;

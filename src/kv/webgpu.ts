@@ -63,7 +63,7 @@ const bytesOf = (x: KvInput) => (x instanceof Float32Array ? x.byteLength : x.ki
 
 export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
   return {
-    async clusterKV(keys, values, size, shape, kvLayout) {
+    async clusterKV(keys, values, size, shape, kvLayout, resident) {
       const { heads, tokens, keyDim: d, valueDim: dv } = shape;
       const m = kvLayout.slots;
       const nChunks = kvLayout.chunks.length;
@@ -90,6 +90,10 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
       const temps: GPUBuffer[] = [params];
       const own = (b: GPUBuffer) => (temps.push(b), { buffer: b });
       const out = rt.storage('kvCluster:out', outWords * 4);
+      // Resident: the merged keys and values are copied into buffers of their own (device tensors); the rest is read back.
+      const keyBuffer = resident ? rt.storage('kvCluster:mergedKeys', valuesAt * 4) : undefined;
+      const valueBuffer = resident ? rt.storage('kvCluster:mergedValues', (sizeAt - valuesAt) * 4) : undefined;
+      const readFrom = resident ? sizeAt : 0;
       const bindings: GPUBufferBinding[] = [
         bind(rt, 'kvCluster:keys', keys, temps), bind(rt, 'kvCluster:values', values, temps),
         own(rt.storage('kvCluster:size', size ? size.byteLength : 4, size)), own(rt.storage('kvCluster:chunks', table.byteLength, table)),
@@ -105,12 +109,21 @@ export function webgpuKvKernels(rt: GpuRuntime): KvKernels {
           }));
           if (heads > 0) pass.dispatchWorkgroups(nChunks + 1, heads);
           pass.end();
-        }, out, outWords * 4);
-        const ints = new Int32Array(words.buffer, words.byteOffset, outWords);
+          if (keyBuffer && valuesAt > 0) encoder.copyBufferToBuffer(out, 0, keyBuffer, 0, valuesAt * 4);
+          if (valueBuffer && sizeAt > valuesAt) encoder.copyBufferToBuffer(out, valuesAt * 4, valueBuffer, 0, (sizeAt - valuesAt) * 4);
+        }, out, (outWords - readFrom) * 4, readFrom * 4);
+        const at = (i: number) => i - readFrom;
+        const ints = new Int32Array(words.buffer, words.byteOffset, outWords - readFrom);
         return {
-          keys: words.slice(0, valuesAt), values: words.slice(valuesAt, sizeAt), size: words.slice(sizeAt, positionAt),
-          position: ints.slice(positionAt, assignmentAt), assignment: ints.slice(assignmentAt, outWords),
+          keys: keyBuffer ? { kind: 'gpu', buffer: keyBuffer, offset: 0, bytes: valuesAt * 4, owned: true } : words.slice(0, valuesAt),
+          values: valueBuffer ? { kind: 'gpu', buffer: valueBuffer, offset: 0, bytes: (sizeAt - valuesAt) * 4, owned: true } : words.slice(valuesAt, sizeAt),
+          size: words.slice(at(sizeAt), at(positionAt)),
+          position: ints.slice(at(positionAt), at(assignmentAt)), assignment: ints.slice(at(assignmentAt), at(outWords)),
         };
+      } catch (e) {
+        keyBuffer?.destroy();
+        valueBuffer?.destroy();
+        throw e;
       } finally {
         for (const b of temps) b.destroy();
       }

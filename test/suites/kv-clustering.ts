@@ -4,7 +4,7 @@
 // baselines by hand, attention by hand and by its identities, and bad input.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { reference, type KvClusterResult, type Tensor } from 'merge-kernels';
+import { DeviceTensor, reference, type KvClusterResult, type Tensor } from 'merge-kernels';
 import type { Harness } from '../harness.ts';
 import { allClose, randomTensor, rejects } from '../util.ts';
 
@@ -350,8 +350,15 @@ export default function (h: Harness) {
       const host = await h.mk.clusterKV(keys, values, o);
       const device = await h.mk.clusterKV(dk, dv, o);
       assert.equal(list(device.assignment.data), list(host.assignment.data));
-      allClose(device.keys.data, host.keys.data, {}, 'keys');
-      allClose(device.values.data, host.values.data, {}, 'values');
+      // Device inputs: the merged keys and values stay on the device.
+      assert.ok(device.keys instanceof DeviceTensor && device.values instanceof DeviceTensor, 'merged keys and values are device tensors');
+      assert.equal([...device.keys.shape], host.keys.shape);
+      allClose((await device.keys.read()).data, host.keys.data, {}, 'keys');
+      allClose((await device.values.read()).data, host.values.data, {}, 'values');
+      const qc = t(list(c.queries), [2, 4, 12]);
+      allClose((await h.mk.attention(qc, device.keys, device.values, { size: device.size })).data, (await h.mk.attention(qc, host.keys, host.values, { size: host.size })).data, {}, 'attention over the resident compressed cache');
+      device.keys.dispose();
+      device.values.dispose();
       const mixed = await h.mk.clusterKV(keys, dv, { ...o, method: 'stride' });
       assert.equal(list(mixed.position.data), list((await h.mk.clusterKV(keys, values, { ...o, method: 'stride' })).position.data));
       const q = t(list(c.queries), [2, 4, 12]);
