@@ -2,7 +2,7 @@
 // command line) against the peers a user would otherwise pick, in the same process. Every
 // contender is validated (✔/✘) before it is timed. Each bench's results are printed and written
 // to bench/results/<bench>.json (to a temporary name, then renamed).
-//   node bench/run.mjs [--quick] [cosine-similarity] [token-merging] [model-merging] [svd] [gpu]
+//   node bench/run.mjs [--quick] [cosine-similarity] [token-merging] [model-merging] [svd] [kv-clustering] [gpu]
 // `gpu` times the WebGPU backend against PyTorch on CUDA; it runs only on a hardware GPU adapter.
 import { init } from '../dist/index.js';
 import { describeMachine, measureLimits, loadTfWasm, writeResult } from './lib.mjs';
@@ -11,8 +11,9 @@ import tokenMerging from './token-merging.mjs';
 import modelMerging from './model-merging.mjs';
 import gpu from './gpu.mjs';
 import svd from './svd.mjs';
+import kvClustering from './kv-clustering.mjs';
 
-const BENCHES = { 'cosine-similarity': cosineSimilarity, 'token-merging': tokenMerging, 'model-merging': modelMerging, svd, gpu };
+const BENCHES = { 'cosine-similarity': cosineSimilarity, 'token-merging': tokenMerging, 'model-merging': modelMerging, svd, 'kv-clustering': kvClustering, gpu };
 /** The benches whose peer is TensorFlow.js (loaded only for them). */
 const NEEDS_TF = ['cosine-similarity', 'token-merging'];
 const quick = process.argv.includes('--quick');

@@ -1,10 +1,12 @@
 // npm start: a demo of every kernel family merge-kernels has, on data it generates (offline).
-// Token merging: demo/token-merging.mjs; model merging: demo/model-merging.mjs; SVD: demo/svd.mjs.
+// Token merging: demo/token-merging.mjs; model merging: demo/model-merging.mjs; SVD: demo/svd.mjs;
+// KV caches: demo/kv-clustering.mjs.
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tokenMergingDemo } from './token-merging.mjs';
 import { modelMergingDemo } from './model-merging.mjs';
 import { svdDemo } from './svd.mjs';
+import { kvClusteringDemo } from './kv-clustering.mjs';
 
 /** Node's WebGPU: the optional peer dependency `webgpu` (Dawn), when installed. */
 async function nodeGpu() {
@@ -24,5 +26,6 @@ console.log('merge-kernels demo\n');
 await tokenMergingDemo({ gpu, svgPath: relative(process.cwd(), svgPath) || svgPath });
 await modelMergingDemo({ gpu });
 await svdDemo({ gpu });
+await kvClusteringDemo();
 // Dawn (the optional 'webgpu' package) can keep the process alive after its devices are released.
 process.exit(0);

@@ -16,6 +16,8 @@ import { boolean, integer, oneOf, options as checkOptions } from './validate.ts'
 import { GpuRuntime, acquireDevice, type GpuCounters } from './webgpu/runtime.ts';
 import * as svdFamily from './svd/api.ts';
 import type { LowRankOptions, LowRankResult, SvdOptions, SvdResult } from './svd/api.ts';
+import * as kv from './kv/api.ts';
+import { KvCompressor, type KvCompressorOptions } from './kv/online.ts';
 
 export type BackendOption = 'auto' | BackendName;
 
@@ -359,6 +361,61 @@ export class MergeKernels {
    */
   async lowRank(a: Tensor, options: LowRankOptions): Promise<LowRankResult> {
     return svdFamily.lowRank(this.#backend, a, options);
+  }
+
+  /**
+   * KV-cache clustering (Chelsea, "Efficient Long-Context LLM Inference via KV Cache Clustering",
+   * 2025): per head of `keys [H, T, D]`, `values [H, T, Dv]`, the `sinkTokens` first and
+   * `recentTokens` last tokens stay single slots; the middle is cut into chunks of `chunkSize`
+   * and each chunk merged by rounds of bipartite soft matching on key cosine similarity down to
+   * ceil(len · ratio) slots (keys and values as size-weighted means; sizes add). Every head gets
+   * the same M slots, in ascending position of their representative token (a merge's destination).
+   * `method` runs an eviction baseline at the same budget instead ('streaming', 'stride', 'scores').
+   * Attend over the result with `attention(q, r.keys, r.values, { size: r.size })`.
+   * `keys` and `values` may be device tensors of this context (`mk.upload`, `mk.wrap`: the cache
+   * stays where it lives, is not copied in and not scanned for NaN). Given both as device tensors,
+   * chunked soft matching returns the merged keys and values as device tensors too (attend over
+   * them without a copy; dispose them); size, position and assignment are host tensors.
+   */
+  async clusterKV(keys: Tensor, values: Tensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult>;
+  async clusterKV(keys: DeviceTensor, values: DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult<Tensor | DeviceTensor>>;
+  async clusterKV(keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult<Tensor | DeviceTensor>>;
+  async clusterKV(keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options: kv.ClusterKVOptions): Promise<kv.KvClusterResult<Tensor | DeviceTensor>> {
+    return kv.clusterKV(this.#backend, keys, values, options);
+  }
+
+  /**
+   * Proportional attention softmax(q·kᵀ/√D + log size)·V: `q [Hq, Tq, D]` over `keys [Hkv, Tk, D]`,
+   * `values [Hkv, Tk, Dv]` → `[Hq, Tq, Dv]`. Grouped-query when Hq is a multiple of Hkv (query head
+   * h reads KV head floor(h·Hkv/Hq)). `size` (a compressed cache's sizes) adds log(size) to the
+   * logits, so that a slot standing for n tokens weighs as n copies; without it, plain attention.
+   * `causal` masks keys after each query (positions: `position`, `queryStart`). `keys` and
+   * `values` may be device tensors (a cache resident in wasm memory or on the GPU).
+   */
+  async attention(q: Tensor, keys: Tensor | DeviceTensor, values: Tensor | DeviceTensor, options?: kv.AttentionOptions): Promise<Tensor> {
+    return kv.attention(this.#backend, q, keys, values, options);
+  }
+
+  /**
+   * Online KV-cache clustering for decoding (Chelsea's online mode): `append` keys [H, n, D] and
+   * values [H, n, Dv] as they are produced; every chunk of `chunkSize` tokens is clustered on this
+   * context's backend once it has aged past the recent window. `state()` is the cache to attend
+   * over (with its size); it equals clusterKV's result when the middle length is a multiple of
+   * chunkSize. Cost per appended token: O(chunkSize · D) amortised (one chunk per chunkSize tokens).
+   */
+  kvCompressor(options: KvCompressorOptions): KvCompressor {
+    return new KvCompressor(() => this.#backend, options);
+  }
+
+  /**
+   * MiniCache (Liu et al. 2024): merges one tensor of a KV cache (keys, or values) across two
+   * adjacent layers, `a` (layer l − 1) and `b` (layer l), both [H, T, D]: each token keeps one
+   * shared direction SLERP(â, b̂, t) (t = 0.6 by default) plus each layer's norm; the `retain`
+   * fraction (default 0.05) of tokens whose two states differ most in angle stay unmerged.
+   * Returns the directions, norms, the retained mask and both layers restored from the merge.
+   */
+  async miniCache(a: Tensor, b: Tensor, options?: kv.MiniCacheOptions): Promise<kv.MiniCacheResult> {
+    return kv.miniCache(this.#backend, a, b, options);
   }
 
   /** Releases the GPU device (when the context created it), the buffers and the wasm memory. Idempotent. */

@@ -39,3 +39,6 @@ export { METHODS } from './merging/registry.ts';
 export type { MergeTensorsOptions } from './merging/tensors.ts';
 export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';
 export type { SvdOptions, SvdResult, SvdMethod, LowRankOptions, LowRankResult } from './svd/api.ts';
+export type { ClusterKVOptions, KvClusterResult, KvMethod, AttentionOptions, IndexTensor, MiniCacheOptions, MiniCacheResult } from './kv/api.ts';
+export { KvCompressor } from './kv/online.ts';
+export type { KvCompressorOptions, KvCacheState } from './kv/online.ts';

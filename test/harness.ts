@@ -24,6 +24,8 @@ import oracles from './suites/oracles.ts';
 import tokenMergingDevice from './suites/token-merging-device.ts';
 import tiesGpu from './suites/ties-gpu.ts';
 import svd from './suites/svd.ts';
+import kvClustering from './suites/kv-clustering.ts';
+import kvClusteringQuality from './suites/kv-clustering-quality.ts';
 
 export type Runtime = 'node' | 'deno' | 'chromium';
 
@@ -56,14 +58,14 @@ export const HOST_CODE: ReadonlySet<string> = new Set<string>();
 
 /** Suites applied to every backend. */
 const SUITES: Array<(h: Harness) => void> = [
-  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, tiesGpu, modelMerging, tokenMergingProperties, tokenMergingDevice, svd,
+  context, options, outputs, deviceTensors, cosineSimilarity, tokenMerging, tokenMergingVariants, mergePrimitives, mergePrimitivesGpu, tiesGpu, modelMerging, tokenMergingProperties, tokenMergingDevice, svd, kvClustering,
 ];
 /**
  * Suites with no backend (references checked by hand, file formats, the interpolation methods,
  * which are host code over chunks): run once per runtime, in the js pass.
  */
 const REFERENCE_SUITES: Array<(h: Harness) => void> = [
-  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolation, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference, oracles,
+  bipartiteSoftMatchingReference, tokenMergingVariantsReference, safetensors, modelInterpolation, modelInterpolationReference, mergePrimitivesReference, mergeRunner, modelMergingReference, oracles, kvClusteringQuality,
 ];
 
 /** Runs every suite on `backend`; returns 0 when all passed. Prints SKIP-BACKEND when the backend cannot run here. */

@@ -12,3 +12,5 @@ export { groupRows, ungroupRows, outputRows } from './bipartite-soft-matching.ts
 export * as modelInterpolation from './model-interpolation.ts';
 export * as modelMerging from './model-merging.ts';
 export * as svd from './svd.ts';
+export * as kvClustering from './kv-clustering.ts';
+export * as kvQuality from './kv-quality.ts';

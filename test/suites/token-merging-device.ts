@@ -149,7 +149,7 @@ export default function (h: Harness) {
     same(await h.mk.kthBipartiteSoftMatching(dm, { k: 3 }), await h.mk.kthBipartiteSoftMatching(metric, { k: 3 }), 'kth');
     same(await h.mk.randomBipartiteSoftMatching(dm, { r: 4, seed: 3 }), await h.mk.randomBipartiteSoftMatching(metric, { r: 4, seed: 3 }), 'random');
     same(await h.mk.bipartiteSoftMatchingRandom2d(dm, { w: 4, h: 3, sx: 2, sy: 2, r: 3 }), await h.mk.bipartiteSoftMatchingRandom2d(metric, { w: 4, h: 3, sx: 2, sy: 2, r: 3 }), 'random2d');
-    same(await h.mk.pitomeSoftMatching(dm, { r: 3 }), await h.mk.pitomeSoftMatching(metric, { r: 3 }), 'pitome');
+    same(await h.mk.pitomeSoftMatching(dm, { r: 3, margin: 0.5 }), await h.mk.pitomeSoftMatching(metric, { r: 3, margin: 0.5 }), 'pitome');
     const t1 = await h.mk.thresholdSoftMatching(dm, { threshold: 0.1 }), t2 = await h.mk.thresholdSoftMatching(metric, { threshold: 0.1 });
     assert.equal(t1.r, t2.r, 'threshold: r per item');
     const b1 = await h.mk.batchLevelSoftMatching(dm, { r: 2 }), b2 = await h.mk.batchLevelSoftMatching(metric, { r: 2 });
@@ -157,7 +157,7 @@ export default function (h: Harness) {
     const nan = randomTensor([1, 6, 2], 2101);
     nan.data[3] = NaN;
     await rejects(() => h.mk.kthBipartiteSoftMatching(h.mk.upload(nan), { k: 2 }), 'NON_FINITE', ['metric']);
-    await rejects(() => h.mk.pitomeSoftMatching(h.ref.upload(metric), { r: 2 }), 'WRONG_DEVICE', ['metric']);
+    await rejects(() => h.mk.pitomeSoftMatching(h.ref.upload(metric), { r: 2, margin: 0.5 }), 'WRONG_DEVICE', ['metric']);
     dm.dispose();
   });
 
