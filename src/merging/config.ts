@@ -2,7 +2,7 @@
 // `mergekit/plan.py`): YAML text → a checked MergeConfig → the parameters of each tensor.
 //
 // Supported keys: merge_method, base_model, models[{model, parameters}], parameters, dtype,
-// out_dtype. Any other key (slices, modules, tokenizer_source, tokenizer, chat_template, ...) is
+// out_dtype, tokenizer_source. Any other key (slices, modules, tokenizer, chat_template, ...) is
 // an error naming the key and its line, never silently ignored: a merge that quietly drops part
 // of its config gives a different model than the one asked for.
 //
@@ -12,7 +12,7 @@
 // absent or "*") gives the value. A model's own setting wins over the global `parameters`, which
 // win over the method's default; a filter list that matches nothing falls through to the next
 // level, as in mergekit's ConfigReader.parameter.
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, stringify, type Node as YamlNode, type Pair } from 'yaml';
 import { MergeKernelsError, describe } from '../errors.ts';
 import type { MethodSpec, ParamValue, TensorParams } from './types.ts';
 
@@ -45,15 +45,22 @@ export interface MergeConfig {
   dtype: ConfigDtype | undefined;
   /** The output dtype; by default `dtype`, else the dtype of the base (or first) model's tensor. */
   outDtype: ConfigDtype | undefined;
+  /**
+   * mergekit's `tokenizer_source`: the model of the config whose tokenizer files the output gets
+   * (`base` is resolved to the base model). Undefined: the base (or first) model's, which mergekit
+   * copies by default.
+   */
+  tokenizerSource: string | undefined;
+  /** The config as YAML (the text given, or the object written as YAML): the model card carries it. */
+  yaml: string;
 }
 
-const TOP_KEYS = ['merge_method', 'base_model', 'models', 'parameters', 'dtype', 'out_dtype'];
+const TOP_KEYS = ['merge_method', 'base_model', 'models', 'parameters', 'dtype', 'out_dtype', 'tokenizer_source'];
 const WHY_UNSUPPORTED: Record<string, string> = {
   slices: 'layer slices (frankenmerges) are not supported; list whole models under `models`',
   modules: 'per-module configs are not supported; list whole models under `models`',
-  tokenizer_source: 'tokenizers are not merged or copied: copy the tokenizer files yourself (vocabularies must match)',
-  tokenizer: 'tokenizers are not merged or copied: copy the tokenizer files yourself (vocabularies must match)',
-  chat_template: 'chat templates are not written: copy tokenizer_config.json yourself',
+  tokenizer: 'tokenizers are not merged: use tokenizer_source (base, or a model of the config) to copy one model\'s tokenizer (vocabularies must match)',
+  chat_template: 'chat templates are not written: the tokenizer files (tokenizer_config.json) are copied from tokenizer_source',
 };
 const DTYPES: Record<string, ConfigDtype> = {
   float32: 'float32', float16: 'float16', bfloat16: 'bfloat16',
@@ -80,7 +87,7 @@ export function parseMergeConfig(source: string | object): MergeConfig {
       const at = e.linePos ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : '';
       configError(`config: not valid YAML: ${what}${at}`, 'config', e);
     }
-    return checkConfig(doc.contents, (node) => {
+    return checkConfig(doc.contents, source, (node) => {
       const offset = (node as { range?: [number, number, number] } | null)?.range?.[0];
       return offset === undefined ? '' : ` (line ${lines.linePos(offset).line})`;
     });
@@ -88,7 +95,8 @@ export function parseMergeConfig(source: string | object): MergeConfig {
   if (source === null || typeof source !== 'object' || Array.isArray(source)) {
     throw new MergeKernelsError('INVALID_TYPE', `config: expected YAML text or an object, got ${describe(source)}`, 'config');
   }
-  return checkConfig(source, () => '');
+  const checked = checkConfig(source, '', () => '');
+  return { ...checked, yaml: stringify(source) };
 }
 
 // A config is checked over either YAML nodes (which know their line) or plain values; this view
@@ -108,7 +116,7 @@ function view(node: unknown): View {
   return { kind: 'scalar', node, value: node };
 }
 
-function checkConfig(root: unknown, at: At): MergeConfig {
+function checkConfig(root: unknown, yaml: string, at: At): MergeConfig {
   const top = view(root);
   if (top.kind !== 'map') configError(`config: expected a mapping with merge_method and models, got ${top.kind === 'seq' ? 'a list' : describe(top.value)}`, 'config');
   const fields = new Map<string, View>();
@@ -163,7 +171,26 @@ function checkConfig(root: unknown, at: At): MergeConfig {
     configError(`models: the base model "${baseModel}" has parameters, but the base is not weighted; remove them`, 'models');
   }
   if (merged.length === 0) configError('models: every listed model is the base model; nothing to merge', 'models');
-  return { mergeMethod: method.value, baseModel, models: merged, parameters, dtype, outDtype };
+  const tokenizerSource = checkTokenizerSource(fields.get('tokenizer_source'), baseModel, [...models.map((m) => m.model)], at);
+  return { mergeMethod: method.value, baseModel, models: merged, parameters, dtype, outDtype, tokenizerSource, yaml };
+}
+
+/** `base`, or a model the config names; `union` (a merged vocabulary, embeddings permuted) is refused. */
+function checkTokenizerSource(v: View | undefined, baseModel: string | undefined, models: string[], at: At): string | undefined {
+  if (!v || v.value === null) return undefined;
+  if (v.kind !== 'scalar' || typeof v.value !== 'string' || v.value === '') configError(`tokenizer_source: expected base or a model path${at(v.node)}`, 'tokenizer_source');
+  const name = v.value;
+  if (name === 'union') {
+    configError(`tokenizer_source: union (one vocabulary built from every model's, with the embeddings permuted to it) is not supported${at(v.node)}: use base, or a model of the config, whose vocabulary the other models share`, 'tokenizer_source');
+  }
+  if (name === 'base') {
+    if (baseModel === undefined) configError(`tokenizer_source: base, but the config has no base_model${at(v.node)}; name a model instead`, 'tokenizer_source');
+    return baseModel;
+  }
+  if (name !== baseModel && !models.includes(name)) {
+    configError(`tokenizer_source: "${name}" is not a model of the config${at(v.node)}; expected base or one of ${[...new Set([...(baseModel === undefined ? [] : [baseModel]), ...models])].map((m) => `"${m}"`).join(', ')}`, 'tokenizer_source');
+  }
+  return name;
 }
 
 function checkDtype(v: View | undefined, name: string, at: At): ConfigDtype | undefined {

@@ -17,6 +17,7 @@ import {
 } from '../safetensors.ts';
 import { checkConfigAgainst, layerPositions, parseMergeConfig, resolveTensorParams, type ConfigDtype, type MergeConfig } from './config.ts';
 import { alignChunk, chunksOf } from './driver.ts';
+import { folderFiles } from './model-folder.ts';
 import { decodeInto, encodeInto, readsInPlace, roundInPlace } from './codec.ts';
 import type { Chunk, MergeMethod, MethodSpec, TensorInfo, TensorParams } from './types.ts';
 import { options as checkOptions } from '../validate.ts';
@@ -41,6 +42,12 @@ export interface ModelSource {
   readonly files: readonly ByteSource[];
   /** Releases file handles; called when the merge ends. */
   close?(): Promise<void>;
+  /**
+   * Optional: another file of the model's folder by name (`config.json`, `generation_config.json`,
+   * tokenizer files), or undefined when it has none. The output folder gets the base (or first)
+   * model's config and the tokenizer files from these; without it, none are written.
+   */
+  sideFile?(name: string): Promise<ByteSource | undefined>;
 }
 
 /** A Blob/File/ArrayBuffer/Uint8Array holding a safetensors file, an array of them (shards), or a ModelSource. */
@@ -104,6 +111,12 @@ export interface MergeModelsOptions {
   chunkSize?: number;
   /** Largest output file in bytes before the model is sharded (default 5e9, mergekit's). */
   maxShardSize?: number;
+  /** Copy the tokenizer files of the base (or first) model when the config has no tokenizer_source (default true, as mergekit's --copy-tokenizer). */
+  copyTokenizer?: boolean;
+  /** Write README.md (a model card carrying the config) and mergekit_config.yml (default true, as mergekit's --write-model-card). */
+  writeModelCard?: boolean;
+  /** The model card's title (default "Untitled Model (1)", mergekit's; the CLI gives the output folder's name). */
+  modelName?: string;
   /** Seed of the methods' random streams (DARE, DELLA). Default 0. */
   seed?: number;
   /** Called after every chunk written (and every chunk read by a model pass). */
@@ -112,16 +125,22 @@ export interface MergeModelsOptions {
 
 export interface MergeModelsResult {
   method: string;
-  /** Output files in order; with Blob output each has its `blob`. */
+  /**
+   * Output files in the order written: the weights (model.safetensors, or shards and
+   * model.safetensors.index.json), then config.json, generation_config.json, the tokenizer files,
+   * README.md and mergekit_config.yml where there are any; with Blob output each has its `blob`.
+   */
   files: Array<{ name: string; size: number; blob?: Blob }>;
-  /** The single model.safetensors as a Blob (Blob output, unsharded). */
+  /** model.safetensors as a Blob (Blob output, unsharded). */
   blob: Blob | undefined;
   tensorsMerged: number;
   /** Non-float tensors (integer buffers) copied from the base, or first, model. */
   tensorsCopied: number;
   /** Tied weights substituted: a model without `tensor` gave its `from` instead. */
   tied: Array<{ tensor: string; model: string; from: string }>;
+  /** Bytes of tensor data and headers read from the inputs. */
   bytesRead: number;
+  /** Bytes of the weight files written (the shards; not the index, config, tokenizer or card). */
   bytesWritten: number;
   /** Chunks written a second time in place (TIES' zero sign guessed wrong; see OutputFile.writeAt). */
   chunksRewritten: number;
@@ -137,7 +156,10 @@ const TIED_INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\
 /** One tensor of one input: where its bytes are. */
 interface Located { file: ByteSource; dataOffset: number; info: SafetensorsTensorInfo }
 
-interface OpenModel { label: string; tensors: Map<string, Located>; order: string[]; close: () => Promise<void> }
+interface OpenModel {
+  label: string; tensors: Map<string, Located>; order: string[]; close: () => Promise<void>;
+  sideFile?: (name: string) => Promise<ByteSource | undefined>;
+}
 
 /** What the runner does with one output tensor. */
 interface TensorPlan {
@@ -227,7 +249,8 @@ async function openModel(input: ModelInput, label: string): Promise<OpenModel> {
     await source.close?.();
     throw e;
   }
-  return { label, tensors, order, close: async () => { await source.close?.(); } };
+  const sideFile = source.sideFile ? (name: string) => source.sideFile!(name) : undefined;
+  return { label, tensors, order, close: async () => { await source.close?.(); }, sideFile };
 }
 
 function numelOf(shape: readonly number[]): number {
@@ -379,7 +402,15 @@ function resolveBackend(backend: unknown): Backend {
  * is aborted, so no partial model is left behind.
  */
 /** The keys of MergeModelsOptions (an unknown one is an error). */
-export const MERGE_MODELS_OPTIONS: readonly (keyof MergeModelsOptions)[] = ['config', 'inputs', 'methods', 'backend', 'output', 'chunkSize', 'maxShardSize', 'seed', 'onProgress'];
+export const MERGE_MODELS_OPTIONS: readonly (keyof MergeModelsOptions)[] = [
+  'config', 'inputs', 'methods', 'backend', 'output', 'chunkSize', 'maxShardSize', 'seed', 'onProgress', 'copyTokenizer', 'writeModelCard', 'modelName',
+];
+
+function booleanOption(name: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected true or false, got ${describe(v)}`, name);
+  return v;
+}
 
 export async function mergeModels(options: MergeModelsOptions): Promise<MergeModelsResult> {
   checkOptions('options', options, MERGE_MODELS_OPTIONS, true);
@@ -395,6 +426,10 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
   const inputs = options.inputs;
   if (inputs === null || (typeof inputs !== 'object' && typeof inputs !== 'function')) throw new MergeKernelsError('INVALID_TYPE', `inputs: expected a record of model name → input, or a function, got ${describe(inputs)}`, 'inputs');
   const labels = [...(config.baseModel !== undefined ? [config.baseModel] : []), ...config.models.map((m) => m.model)];
+  const copyTokenizer = booleanOption('copyTokenizer', options.copyTokenizer, true);
+  const writeModelCard = booleanOption('writeModelCard', options.writeModelCard, true);
+  const modelName = options.modelName ?? 'Untitled Model (1)';
+  if (typeof modelName !== 'string') throw new MergeKernelsError('INVALID_OPTION', `modelName: expected a string, got ${describe(modelName)}`, 'modelName');
   const output = options.output ?? blobOutput();
   const onProgress = options.onProgress;
 
@@ -416,6 +451,18 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
     const paramsOf = (p: TensorPlan): TensorParams => resolveTensorParams(config, spec, p.name, positions.get(p.name)!);
     const summary = configSummary(config);
     const metadata: Record<string, string> = { format: 'pt', merge_method: config.mergeMethod, merge_config: summary, merge_config_fnv1a: fnv1a(summary), merged_with: 'merge-kernels' };
+    // The folder's other files are read (and checked) before anything is written.
+    const byLabel = (label: string) => opened.find((m) => m.label === label)!;
+    const configDtype = config.outDtype ?? config.dtype;
+    const mergedDtypes = new Set(plans.filter((p) => p.kind === 'merge').map((p) => p.outDtype));
+    const donor = byLabel(config.baseModel ?? config.models[0]!.model);
+    const extraFiles = await folderFiles({
+      donor,
+      tokenizer: config.tokenizerSource !== undefined ? { model: byLabel(config.tokenizerSource), explicit: true } : copyTokenizer ? { model: donor, explicit: false } : undefined,
+      dtype: configDtype ? OUT_DTYPE[configDtype] : mergedDtypes.size === 1 ? [...mergedDtypes][0] : undefined,
+      layers: undefined,
+      card: writeModelCard ? { name: modelName, method: config.mergeMethod, baseModel: config.baseModel, models: labels, yaml: config.yaml } : undefined,
+    });
     const shards = planShards(plans, maxShard);
     const headers = shards.map((s) => encodeSafetensorsHeader(s.map((p) => ({ name: p.name, dtype: p.outDtype, shape: p.shape })), metadata));
     const totalBytes = headers.reduce((a, h) => a + h.header.length + h.dataLength, 0);
@@ -475,12 +522,25 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
       await file.close();
       files.push({ name: 'model.safetensors.index.json', size: json.length });
     }
+    for (const extra of extraFiles) {
+      // Written a chunk at a time like the weights (a copied tokenizer.json may be tens of MB, read by range).
+      const size = 'bytes' in extra ? extra.bytes.length : extra.copy.size;
+      const file = await output.create(extra.name, size);
+      for (let at = 0; at < size; at += chunkBytes) {
+        const end = Math.min(size, at + chunkBytes);
+        const bytes = 'bytes' in extra ? extra.bytes.subarray(at, end) : await extra.copy.read(at, end);
+        if (bytes.length !== end - at) throw new MergeKernelsError('IO_ERROR', `reading ${'copy' in extra ? extra.copy.name : extra.name} gave ${bytes.length} of ${end - at} bytes at ${at}: the file changed while it was copied`, extra.name);
+        await file.write(bytes);
+      }
+      await file.close();
+      files.push({ name: extra.name, size });
+    }
     await output.commit();
     committed = true;
     const blobs = (output as { files?: ReadonlyMap<string, Blob> }).files;
     if (blobs instanceof Map) for (const f of files) f.blob = blobs.get(f.name);
     return {
-      method: config.mergeMethod, files, blob: files.length === 1 ? files[0]!.blob : undefined,
+      method: config.mergeMethod, files, blob: files.find((f) => f.name === 'model.safetensors')?.blob,
       tensorsMerged: plans.filter((p) => p.kind === 'merge').length, tensorsCopied: plans.filter((p) => p.kind === 'copy').length,
       tied, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten, chunksRewritten: stats.chunksRewritten, metadata,
     };

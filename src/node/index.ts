@@ -1,7 +1,7 @@
 // merge-kernels/node: the merge runner over files on disk (Node only). Model references in a
 // config are paths, relative to the config file's folder when given as a file.
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { MergeKernelsError, mergeModels, type MergeModelsOptions, type MergeModelsResult } from '../index.ts';
 import { folderOutput, openModelPath } from './io.ts';
 
@@ -14,7 +14,11 @@ export interface MergeFilesOptions extends Omit<MergeModelsOptions, 'config' | '
   config?: string | object;
   /** Folder that relative model paths start from when `config` is given (default: the working directory). */
   baseDir?: string;
-  /** Output folder: model.safetensors, or shards and model.safetensors.index.json. */
+  /**
+   * Output folder: model.safetensors (or shards and model.safetensors.index.json), config.json,
+   * generation_config.json, the tokenizer files, README.md and mergekit_config.yml. Written as a
+   * whole: into a temporary folder next to it, renamed when the merge succeeded.
+   */
   outDir: string;
 }
 
@@ -39,6 +43,7 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
     root = resolve(baseDir ?? '.');
   }
   const result = await mergeModels({
+    modelName: basename(resolve(outDir)),
     ...rest,
     config: text,
     inputs: async (model) => {

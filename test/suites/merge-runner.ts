@@ -92,7 +92,7 @@ out_dtype: torch.float16
 
   cfg('every unsupported key is an error naming the key and its line', async () => {
     const base = 'merge_method: linear\nmodels:\n  - model: a\n';
-    for (const key of ['slices', 'modules', 'tokenizer_source', 'tokenizer', 'chat_template', 'allow_crimes']) {
+    for (const key of ['modules', 'tokenizer', 'chat_template', 'allow_crimes']) {
       await rejects(() => parseMergeConfig(`${base}${key}: x\n`), 'INVALID_OPTION', [`"${key}"`, 'line 4']);
     }
     await rejects(() => parseMergeConfig(`${base}    layer_range: [0, 4]\n`), 'INVALID_OPTION', ['"layer_range"', 'line 4']);
@@ -211,7 +211,7 @@ parameters:
     assert.equal([...out.tensors.values()].map((t) => t.dtype), ['F16', 'F32', 'F32', 'I64', 'F32']);
     assert.is(result.tensorsMerged, 4);
     assert.is(result.tensorsCopied, 1);
-    assert.equal(result.files.map((f) => f.name), ['model.safetensors']);
+    assert.equal(result.files.map((f) => f.name), ['model.safetensors', 'README.md', 'mergekit_config.yml']);
     assert.is(out.metadata.merge_method, 'linear');
     assert.is(out.metadata.format, 'pt');
     assert.ok(out.metadata.merge_config!.includes('"weight"'), out.metadata.merge_config);
@@ -372,7 +372,7 @@ parameters:
   run('sharded output: files under the size limit, an index that parses', async () => {
     const m = model([['t0', 'F32', [4], [1, 2, 3, 4]], ['t1', 'F32', [4], [5, 6, 7, 8]], ['t2', 'F32', [4], [9, 10, 11, 12]]]);
     const result = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\n', inputs: { m }, maxShardSize: 20 }));
-    assert.equal(result.files.map((f) => f.name), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json']);
+    assert.equal(result.files.map((f) => f.name), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json', 'README.md', 'mergekit_config.yml']);
     assert.is(result.blob, undefined);
     const index = parseShardIndex(await result.files[3]!.blob!.text());
     assert.equal([...index.weightMap], [['t0', result.files[0]!.name], ['t1', result.files[1]!.name], ['t2', result.files[2]!.name]]);
@@ -380,7 +380,32 @@ parameters:
     assert.equal(values(await read(result.files[2]!.blob), 't2'), [9, 10, 11, 12]);
     // Two 16-byte tensors fit in 32 bytes: mergekit's rule fills a shard until the next would overflow it.
     const two = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\n', inputs: { m }, maxShardSize: 32 }));
-    assert.equal(two.files.map((f) => f.name), ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+    assert.equal(two.files.map((f) => f.name), ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'README.md', 'mergekit_config.yml']);
+  });
+
+  run('Blob output of a loadable folder: config.json and the tokenizer from ModelSource.sideFile, the card; none of them on request', async () => {
+    const m = model([['w', 'F32', [2], [1, 2]]]);
+    const text = (s: string): ByteSource => { const bytes = new TextEncoder().encode(s); return { name: 'side', size: bytes.length, read: async (b, e) => bytes.subarray(b, e) }; };
+    const folder = (sides: Record<string, string>): ModelSource => ({ files: [{ name: 'model.safetensors', size: m.length, read: async (b, e) => m.subarray(b, e) }], sideFile: async (name) => (name in sides ? text(sides[name]!) : undefined) });
+    const x = folder({ 'config.json': '{"num_hidden_layers": 1, "torch_dtype": "float32", "dtype": "float32"}', 'tokenizer.json': '{"x": 1}', 'vocab.json': 'not read' });
+    const y = folder({ 'config.json': '{"from": "y"}', 'tokenizer.json': '{"y": 1}', 'tokenizer_config.json': '{}' });
+    const yaml = 'merge_method: linear\nmodels:\n  - model: x\n  - model: y\nout_dtype: bfloat16\ntokenizer_source: y\n';
+    const result = await mergeModels(opts({ config: yaml, inputs: { x, y }, modelName: 'my-merge' }));
+    assert.equal(result.files.map((f) => f.name), ['model.safetensors', 'config.json', 'tokenizer_config.json', 'tokenizer.json', 'README.md', 'mergekit_config.yml']);
+    const file = (name: string) => result.files.find((f) => f.name === name)!.blob!.text();
+    // The first model's config (no base), both dtype keys set to the output dtype.
+    assert.equal(JSON.parse(await file('config.json')), { num_hidden_layers: 1, torch_dtype: 'bfloat16', dtype: 'bfloat16' });
+    assert.is(await file('tokenizer.json'), '{"y": 1}');
+    assert.match(await file('README.md'), /^---\n[^]*# my-merge\n[^]*merged using the linear merge method\.\n[^]*\* x\n\* y\n/);
+    assert.is(await file('mergekit_config.yml'), yaml);
+    assert.equal(values(await read(result.blob), 'w'), [1, 2]);
+    const bare = await mergeModels(opts({ config: yaml.replace('tokenizer_source: y\n', ''), inputs: { x, y }, copyTokenizer: false, writeModelCard: false }));
+    assert.equal(bare.files.map((f) => f.name), ['model.safetensors', 'config.json']);
+    // The object form of a config is written out as YAML for the card.
+    const object = await mergeModels(opts({ config: { merge_method: 'linear', models: [{ model: 'x' }] }, inputs: { x: m } }));
+    assert.is(await object.files.find((f) => f.name === 'mergekit_config.yml')!.blob!.text(), 'merge_method: linear\nmodels:\n  - model: x\n');
+    await rejects(() => mergeModels(opts({ config: yaml, inputs: { x, y: m } })), 'MISSING_FILE', ['"y" has no tokenizer files', 'weights only']);
+    await rejects(() => mergeModels(opts({ config: yaml, inputs: { x, y }, writeModelCard: 1 as never })), 'INVALID_OPTION', ['writeModelCard']);
   });
 
   run('models that disagree: missing tensors, shapes, dtypes; each named', async () => {
