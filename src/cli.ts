@@ -12,8 +12,8 @@ const HELP = `Usage: merge-kernels merge <config.yml> <out-dir> [options]
        merge-kernels merge <config.yml> -o <out-dir> [options]
 
 Merges safetensors checkpoints as a mergekit YAML config describes (merge_method, base_model,
-models with parameters, parameters, dtype, out_dtype, tokenizer_source), streaming tensor by
-tensor. Model paths in the config are relative to the config file: a .safetensors file, or a
+models with parameters, or slices of layer ranges; parameters, dtype, out_dtype,
+tokenizer_source), streaming tensor by tensor. Model paths in the config are relative to the config file: a .safetensors file, or a
 folder with model.safetensors or model.safetensors.index.json (and config.json, tokenizer files).
 
 Options:

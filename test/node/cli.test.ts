@@ -121,10 +121,10 @@ test('a failure mid-merge leaves no partial file and keeps the earlier model', a
 });
 
 test('bad configs and missing models: exit code 1 and the reason', async () => {
-  await writeFile(join(root, 'cfg', 'slices.yml'), 'merge_method: linear\nslices:\n  - sources: []\n');
-  let r = await cli(['merge', join(root, 'cfg', 'slices.yml'), '-o', join(root, 'x'), '--backend', 'js']);
+  await writeFile(join(root, 'cfg', 'modules.yml'), 'merge_method: linear\nmodules:\n  text: {}\n');
+  let r = await cli(['merge', join(root, 'cfg', 'modules.yml'), '-o', join(root, 'x'), '--backend', 'js']);
   assert.is(r.code, 1);
-  assert.match(r.stderr, /unsupported key "slices" \(line 2\)/);
+  assert.match(r.stderr, /unsupported key "modules" \(line 2\)/);
   await writeFile(join(root, 'cfg', 'missing.yml'), 'merge_method: linear\nmodels:\n  - model: org/not-here\n');
   r = await cli(['merge', join(root, 'cfg', 'missing.yml'), '-o', join(root, 'x'), '--backend', 'js']);
   assert.is(r.code, 1);
@@ -494,6 +494,49 @@ ${extra}`;
   bad = await cli(['merge', join(dir, 'tok-x.yml'), join(dir, 'no-3'), '--backend', 'js', '--no-progress'], pkg.METHODS);
   assert.match(bad.stderr, /tokenizer_source: "elsewhere" is not a model of the config/);
   assert.equal((await readdir(dir)).filter((n) => n.startsWith('no-') || n.endsWith('.tmp')), []);
+});
+
+test("mergekit's examples/orcamini-platy-44layer.yml as written (passthrough over slices) on generated 40-layer models: 44 layers renumbered, config.json with 44 layers and float16", async () => {
+  const dir = join(root, 'frankenmerge');
+  // Layer i of model m holds 100·m + i (m = 1 for orca_mini, 2 for Platypus2); 40 layers each.
+  const generated = (m: number) => st([
+    ['model.embed_tokens.weight', 'F32', [2, 2], Array(4).fill(100 * m + 90)],
+    ...Array.from({ length: 40 }, (_, i): [string, 'F32', number[], number[]] => [`model.layers.${i}.mlp.down_proj.weight`, 'F32', [2], [100 * m + i, 100 * m + i]]),
+    ['model.norm.weight', 'F32', [2], [100 * m + 91, 100 * m + 91]],
+    ['lm_head.weight', 'F32', [2, 2], Array(4).fill(100 * m + 92)],
+  ]);
+  for (const [m, path] of [[1, 'psmathur/orca_mini_v3_13b'], [2, 'garage-bAInd/Platypus2-13B']] as const) {
+    await mkdir(join(dir, path), { recursive: true });
+    await writeFile(join(dir, path, 'model.safetensors'), generated(m));
+    await writeFile(join(dir, path, 'config.json'), JSON.stringify({ model_type: 'llama', num_hidden_layers: 40, torch_dtype: 'float32' }));
+  }
+  // The example, verbatim.
+  await writeFile(join(dir, 'orcamini-platy-44layer.yml'), `slices:
+  - sources:
+    - model: psmathur/orca_mini_v3_13b
+      layer_range: [0, 24]
+  - sources:
+    - model: garage-bAInd/Platypus2-13B
+      layer_range: [20, 40]
+merge_method: passthrough
+dtype: float16
+`);
+  const out = join(dir, 'out');
+  const r = await run(['merge', join(dir, 'orcamini-platy-44layer.yml'), out, '--backend', 'wasm', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  const file = readSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+  assert.is(file.tensors.size, 44 + 3);
+  for (let i = 0; i < 44; i++) {
+    const t = file.tensors.get(`model.layers.${i}.mlp.down_proj.weight`)!;
+    assert.is(t.dtype, 'F16');
+    assert.equal(t.shape, [2]);
+    // Output layers 0–23: orca_mini's 0–23; 24–43: Platypus2's 20–39.
+    assert.equal(Array.from(pkg.decodeToFloat32('F16', t.bytes)), Array(2).fill(i < 24 ? 100 + i : 200 + (i - 24) + 20), `layer ${i}`);
+  }
+  assert.equal(Array.from(pkg.decodeToFloat32('F16', file.tensors.get('model.embed_tokens.weight')!.bytes)), [190, 190, 190, 190]);
+  assert.equal(Array.from(pkg.decodeToFloat32('F16', file.tensors.get('lm_head.weight')!.bytes)), [292, 292, 292, 292]);
+  assert.equal(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')), { model_type: 'llama', num_hidden_layers: 44, torch_dtype: 'float16' });
+  assert.match(await readFile(join(out, 'README.md'), 'utf8'), /passthrough merge method\.\n[^]*\* psmathur\/orca_mini_v3_13b\n\* garage-bAInd\/Platypus2-13B\n/);
 });
 
 test("--max-shard-size takes mergekit's K, M and B (thousand, million, billion) as well as KB, MiB, GB", () => {

@@ -408,6 +408,130 @@ parameters:
     await rejects(() => mergeModels(opts({ config: yaml, inputs: { x, y }, writeModelCard: 1 as never })), 'INVALID_OPTION', ['writeModelCard']);
   });
 
+  // Models for slices: model m (1, 2, 3) has 4 layers whose tensors are all 100·m + i at layer i;
+  // its embedding is 100·m + 90, its final norm 100·m + 91, its lm_head 100·m + 92. So a value
+  // says which layer of which model landed where.
+  const layered = (m: number, dtype: 'F32' | 'F16' = 'F32', drop?: string) => model([
+    ['model.embed_tokens.weight', dtype, [3, 2], Array(6).fill(100 * m + 90)],
+    ...[0, 1, 2, 3].flatMap((i): T[] => [
+      [`model.layers.${i}.self_attn.q_proj.weight`, dtype, [2, 2], Array(4).fill(100 * m + i)],
+      [`model.layers.${i}.input_layernorm.weight`, dtype, [2], Array(2).fill(100 * m + i)],
+    ]).filter(([name]) => name !== drop),
+    ['model.norm.weight', dtype, [2], Array(2).fill(100 * m + 91)],
+    ['lm_head.weight', dtype, [3, 2], Array(6).fill(100 * m + 92)],
+  ]);
+  const withConfig = (bytes: Uint8Array, config: object): ModelSource => {
+    const json = new TextEncoder().encode(JSON.stringify(config));
+    return {
+      files: [{ name: 'model.safetensors', size: bytes.length, read: async (b, e) => bytes.subarray(b, e) }],
+      sideFile: async (name) => (name === 'config.json' ? { name, size: json.length, read: async (b, e) => json.subarray(b, e) } : undefined),
+    };
+  };
+  /** Every output tensor's value (they are constant), by name. */
+  const constants = (file: ReturnType<typeof readSafetensors>) => Object.fromEntries([...file.tensors.keys()].map((name) => {
+    const v = values(file, name);
+    assert.ok(v.every((x) => x === v[0]), `${name} is constant`);
+    return [name, v[0]];
+  }));
+  const layerValues = (c: Record<string, number | undefined>, n: number) => Array.from({ length: n }, (_, i) => {
+    assert.is(c[`model.layers.${i}.input_layernorm.weight`], c[`model.layers.${i}.self_attn.q_proj.weight`], `layer ${i}: both tensors from one layer`);
+    return c[`model.layers.${i}.self_attn.q_proj.weight`];
+  });
+
+  run('slices with passthrough: layer ranges of several models stacked and renumbered; embeddings from the first slice, norm and lm_head from the last; config.json layer count', async () => {
+    const yaml = `merge_method: passthrough
+slices:
+  - sources:
+      - model: m1
+        layer_range: [0, 3]
+  - sources:
+      - model: m2
+        layer_range: [1, 4]
+  - sources:
+      - model: m3
+        layer_range: [0, 1]
+`;
+    const types = ['sliding', 'full', 'sliding', 'full'];
+    const inputs = { m1: withConfig(layered(1), { num_hidden_layers: 4, layer_types: types, torch_dtype: 'float32' }), m2: layered(2, 'F16'), m3: layered(3) };
+    const result = await mergeModels({ config: yaml, inputs, methods: METHODS, backend: h.mk });
+    const out = await read(result.blob);
+    const c = constants(out);
+    // Output layers 0–2: m1's 0–2; 3–5: m2's 1–3; 6: m3's 0. 7 layers × 2 tensors + 3 others.
+    assert.is(out.tensors.size, 17);
+    assert.equal(layerValues(c, 7), [100, 101, 102, 201, 202, 203, 300]);
+    assert.equal([c['model.embed_tokens.weight'], c['model.norm.weight'], c['lm_head.weight']], [190, 391, 392]);
+    // Each tensor keeps its source's dtype; the order is embeddings, layers, then the rest.
+    assert.is(out.tensors.get('model.layers.4.self_attn.q_proj.weight')!.dtype, 'F16');
+    assert.equal([...out.tensors.keys()][0], 'model.embed_tokens.weight');
+    assert.equal([...out.tensors.keys()].slice(-2).sort(), ['lm_head.weight', 'model.norm.weight']);
+    // The first slice's first model gives config.json: 7 layers, layer_types following the layers taken.
+    const config = JSON.parse(await result.files.find((f) => f.name === 'config.json')!.blob!.text());
+    assert.equal(config, { num_hidden_layers: 7, layer_types: [0, 1, 2, 1, 2, 3, 0].map((i) => types[i]), torch_dtype: 'float32' });
+    // passthrough takes one source per slice.
+    const two = yaml.replace('        layer_range: [0, 3]\n', '        layer_range: [0, 3]\n      - model: m2\n        layer_range: [1, 4]\n');
+    await rejects(() => mergeModels({ config: two, inputs, methods: METHODS, backend: h.mk }), 'INVALID_OPTION', ['slices[0]', 'passthrough copies exactly one model']);
+  });
+
+  run('slices merged with a method: per-source, per-slice and global parameters (mergekit precedence), gradients over each slice, a base among the sources', async () => {
+    // linear without normalize: Σ wᵢ·xᵢ. Slice 0: m1's own weight 3, m2 the slice's 2 (over the global 1).
+    //   out 0 = 3·100 + 2·202 = 704, out 1 = 3·101 + 2·203 = 709; the embedding (slice 0's models, t = 0) 3·190 + 2·290 = 1150.
+    // Slice 1 (3 layers, t = 0, ½, 1): m2's own gradient [0, 1] gives 0, ½, 1; m3 the global 1.
+    //   out 2 = 0·200 + 301 = 301, out 3 = ½·201 + 302 = 402.5, out 4 = 202 + 303 = 505;
+    //   norm and lm_head (slice 1's models, t = 0): 0·291 + 391 = 391, 0·292 + 392 = 392.
+    const yaml = `merge_method: linear
+parameters: { normalize: false, weight: 1 }
+slices:
+  - sources:
+      - model: m1
+        layer_range: [0, 2]
+        parameters: { weight: 3 }
+      - model: m2
+        layer_range: [2, 4]
+    parameters: { weight: 2 }
+  - sources:
+      - model: m2
+        layer_range: [0, 3]
+        parameters: { weight: [0, 1] }
+      - model: m3
+        layer_range: [1, 4]
+`;
+    const inputs = { m1: layered(1), m2: layered(2), m3: layered(3, 'F16') };
+    const c = constants(await read((await mergeModels({ config: yaml, inputs, methods: METHODS, backend: h.mk })).blob));
+    assert.equal(layerValues(c, 5), [704, 709, 301, 402.5, 505]);
+    assert.equal([c['model.embed_tokens.weight'], c['model.norm.weight'], c['lm_head.weight']], [1150, 391, 392]);
+    assert.is(c['model.layers.5.self_attn.q_proj.weight'], undefined);
+
+    // task_arithmetic with the base listed second among the sources: base + 0.5·(m2 − base).
+    //   out 0 = 100 + 0.5·(202 − 100) = 151, out 1 = 101 + 0.5·(203 − 101) = 152;
+    //   embedding 190 + 0.5·100 = 240, norm 241, lm_head 242.
+    const ta = `merge_method: task_arithmetic
+base_model: m1
+slices:
+  - sources:
+      - model: m2
+        layer_range: [2, 4]
+        parameters: { weight: 0.5 }
+      - model: m1
+        layer_range: [0, 2]
+`;
+    const t = constants(await read((await mergeModels({ config: ta, inputs, methods: METHODS, backend: h.mk })).blob));
+    assert.equal(layerValues(t, 2), [151, 152]);
+    assert.equal([t['model.embed_tokens.weight'], t['model.norm.weight'], t['lm_head.weight']], [240, 241, 242]);
+  });
+
+  run('slices that do not fit: lengths, ranges past the last layer, a base outside the slice, models and slices, a missing layer tensor', async () => {
+    const inputs = { m1: layered(1), m2: layered(2, 'F32', 'model.layers.2.input_layernorm.weight') };
+    const merge = (yaml: string) => mergeModels({ config: yaml, inputs, methods: METHODS, backend: h.mk });
+    const slice = (a: string, b: string) => `merge_method: linear\nslices:\n  - sources:\n      - model: m1\n        layer_range: ${a}\n      - model: m2\n        layer_range: ${b}\n`;
+    await rejects(() => merge(slice('[0, 2]', '[0, 3]')), 'INVALID_OPTION', ['slices[0].sources', 'as many layers', '2, 3']);
+    await rejects(() => merge(slice('[2, 5]', '[0, 3]')), 'INVALID_OPTION', ['slices[0].sources[0].layer_range', '[2, 5]', 'has 4']);
+    await rejects(() => merge(slice('[2, 1]', '[0, 3]')), 'INVALID_OPTION', ['layer_range', '0 ≤ start < end']);
+    await rejects(() => merge(slice('[0, 1]', '[0, 1]').replace('linear', 'task_arithmetic\nbase_model: m3')), 'INVALID_OPTION', ['base model "m3" is not one of them']);
+    await rejects(() => merge(`${slice('[0, 1]', '[0, 1]')}models:\n  - model: m1\n`), 'INVALID_OPTION', ['either models or slices']);
+    // m2's layer 2 has no input_layernorm: named with the layer it would have been.
+    await rejects(() => merge(slice('[1, 3]', '[1, 3]')), 'MISSING_TENSOR', ['"model.layers.1.input_layernorm.weight"', '"m2" (as "model.layers.2.input_layernorm.weight")']);
+  });
+
   run('models that disagree: missing tensors, shapes, dtypes; each named', async () => {
     const b1 = model([['x', 'F32', [4], [1, 2, 3, 4]], ['y', 'F32', [2], [1, 2]]]);
     const missing = model([['x', 'F32', [4], [1, 2, 3, 4]]]);
