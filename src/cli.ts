@@ -183,7 +183,8 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     try {
       text = await readFile(args.config, 'utf8');
     } catch (e) {
-      throw new MergeKernelsError('INVALID_OPTION', `cannot read the config ${args.config}: ${(e as Error).message}`, 'config', { cause: e });
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new MergeKernelsError(missing ? 'MISSING_FILE' : 'IO_ERROR', `cannot read the config ${args.config}: ${(e as Error).message}`, 'config', { cause: e });
     }
     checkConfigAgainst(parseMergeConfig(text), methods);
     const ctx = await createContext(args.backend);

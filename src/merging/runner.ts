@@ -319,10 +319,10 @@ function planTensors(wanted: Wanted[], groups: Group[], config: MergeConfig, tie
       }
     });
     const f8 = located.findIndex((s) => s.info.dtype.startsWith('F8'));
-    if (f8 >= 0) throw new MergeKernelsError('INVALID_SAFETENSORS', `tensor "${name}" is ${located[f8]!.info.dtype} in ${of(f8)}: float8 tensors cannot be decoded for merging`, name);
+    if (f8 >= 0) throw new MergeKernelsError('UNSUPPORTED_DTYPE', `tensor "${name}" is ${located[f8]!.info.dtype} in ${of(f8)}: float8 tensors cannot be decoded for merging (convert the model to bfloat16 or float16 first)`, name);
     const isFloat = located.map((s) => FLOAT_DTYPES.has(s.info.dtype));
     if (isFloat.some((f) => f !== isFloat[0]) || (!isFloat[0] && located.some((s) => s.info.dtype !== first.dtype))) {
-      throw new MergeKernelsError('SHAPE_MISMATCH', `tensor "${name}" has dtypes ${located.map((s, i) => `${s.info.dtype} in ${of(i)}`).join(', ')}: float tensors merge whatever their float dtype, other tensors must have one dtype`, name);
+      throw new MergeKernelsError('DTYPE_MISMATCH', `tensor "${name}" has dtypes ${located.map((s, i) => `${s.info.dtype} in ${of(i)}`).join(', ')}: float tensors merge whatever their float dtype, other tensors must have one dtype`, name);
     }
     const numel = numelOf(first.shape);
     const base = { name, shape: first.shape, numel, sources: located, labels: models.map((m) => m.label), hasBase: groups[w.group]!.hasBase, group: w.group, t: w.t };
@@ -564,7 +564,7 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
       let input: ModelInput | undefined;
       if (typeof inputs === 'function') input = await inputs(label);
       else if (Object.prototype.hasOwnProperty.call(inputs, label)) input = inputs[label];
-      if (input === undefined) throw new MergeKernelsError('INVALID_OPTION', `inputs: no input for model "${label}" of the config`, 'inputs');
+      if (input === undefined) throw new MergeKernelsError('MISSING_FILE', `inputs: no input for model "${label}" of the config`, 'inputs');
       opened.push(await openModel(input, label));
     }
     // A model listed twice is read twice from one source.

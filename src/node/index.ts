@@ -35,7 +35,8 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
     try {
       text = await readFile(configPath, 'utf8');
     } catch (e) {
-      throw new MergeKernelsError('INVALID_OPTION', `configPath: cannot read ${configPath} (${(e as Error).message})`, 'configPath', { cause: e });
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new MergeKernelsError(missing ? 'MISSING_FILE' : 'IO_ERROR', `configPath: cannot read ${configPath} (${(e as Error).message})`, 'configPath', { cause: e });
     }
     root = dirname(resolve(configPath));
   } else {
@@ -51,8 +52,8 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
       try {
         return await openModelPath(path);
       } catch (e) {
-        if (e instanceof MergeKernelsError && e.code === 'INVALID_OPTION' && e.argument === 'path') {
-          throw new MergeKernelsError('INVALID_OPTION', `model "${model}": ${e.message} (model paths are relative to ${configPath !== undefined ? 'the config file' : `${root}`}; only local safetensors checkpoints are read, nothing is downloaded)`, model, { cause: e });
+        if (e instanceof MergeKernelsError && (e.code === 'MISSING_FILE' || e.code === 'IO_ERROR') && e.argument === 'path') {
+          throw new MergeKernelsError(e.code, `model "${model}": ${e.message} (model paths are relative to ${configPath !== undefined ? 'the config file' : `${root}`}; only local safetensors checkpoints are read, nothing is downloaded)`, model, { cause: e });
         }
         throw e;
       }

@@ -7,17 +7,19 @@ import { access, open, mkdir, readdir, readFile, rename, rm, stat, unlink, type 
 import { basename, dirname, join, resolve } from 'node:path';
 import { MergeKernelsError, parseShardIndex, type ByteSource, type ModelSource, type OutputFile, type OutputTarget } from '../index.ts';
 
+/** A file that cannot be opened: MISSING_FILE when it does not exist, else IO_ERROR with the system's reason. */
 function fileError(code: string | undefined, path: string, what: string, cause: unknown): MergeKernelsError {
-  const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'is not readable (permission denied)' : `could not be read (${(cause as Error)?.message ?? cause})`;
-  return new MergeKernelsError('INVALID_OPTION', `${what} ${path} ${why}`, 'path', { cause });
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new MergeKernelsError('MISSING_FILE', `${what} ${path} does not exist`, 'path', { cause });
+  const why = code === 'EACCES' || code === 'EPERM' ? 'is not readable (permission denied)' : `could not be read (${(cause as Error)?.message ?? cause})`;
+  return new MergeKernelsError('IO_ERROR', `${what} ${path} ${why}`, 'path', { cause });
 }
 
-async function openFile(path: string, handles: FileHandle[]): Promise<ByteSource> {
+async function openFile(path: string, handles: FileHandle[], what = 'the file'): Promise<ByteSource> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (e) {
-    throw fileError((e as NodeJS.ErrnoException).code, path, 'the file', e);
+    throw fileError((e as NodeJS.ErrnoException).code, path, what, e);
   }
   handles.push(handle);
   const { size } = await handle.stat();
@@ -80,14 +82,14 @@ export async function openModelPath(path: string): Promise<ModelSource> {
       try {
         await stat(single);
       } catch {
-        throw new MergeKernelsError('INVALID_OPTION', `the model folder ${path} has neither model.safetensors nor model.safetensors.index.json (only safetensors checkpoints can be merged)`, 'path');
+        throw new MergeKernelsError('MISSING_FILE', `the model folder ${path} has neither model.safetensors nor model.safetensors.index.json (only safetensors checkpoints can be merged)`, 'path');
       }
       return { files: [await openFile(single, handles)], close, sideFile };
     }
     const index = parseShardIndex(indexText);
     const shards = [...new Set(index.weightMap.values())];
     const files = [];
-    for (const shard of shards) files.push(await openFile(join(path, shard), handles));
+    for (const shard of shards) files.push(await openFile(join(path, shard), handles, `the shard (listed in ${indexPath})`));
     return { files, close, sideFile };
   } catch (e) {
     await close();

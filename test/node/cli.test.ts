@@ -132,6 +132,15 @@ test('bad configs and missing models: exit code 1 and the reason', async () => {
   r = await cli(['merge', join(root, 'cfg', 'nope.yml'), '-o', join(root, 'x'), '--backend', 'js']);
   assert.is(r.code, 1);
   assert.match(r.stderr, /cannot read the config/);
+  // What does not exist is MISSING_FILE (not an invalid option): a model path, a model folder
+  // without weights, a shard its index names, the config file.
+  await rejects(() => mergeModelFiles({ configPath: join(root, 'cfg', 'missing.yml'), outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['model "org/not-here"', 'does not exist']);
+  await mkdir(join(root, 'models', 'empty'), { recursive: true });
+  await rejects(() => mergeModelFiles({ config: 'merge_method: linear\nmodels:\n  - model: models/empty\n', baseDir: root, outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['neither model.safetensors nor model.safetensors.index.json']);
+  await mkdir(join(root, 'models', 'lost-shard'), { recursive: true });
+  await writeFile(join(root, 'models', 'lost-shard', 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: { w: 'model-00001-of-00001.safetensors' } }));
+  await rejects(() => mergeModelFiles({ config: 'merge_method: linear\nmodels:\n  - model: models/lost-shard\n', baseDir: root, outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['model-00001-of-00001.safetensors', 'listed in']);
+  await rejects(() => mergeModelFiles({ configPath: join(root, 'cfg', 'nope.yml'), outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['configPath']);
   assert.equal((await readdir(root)).includes('x'), false, 'nothing was created for failed merges');
 });
 

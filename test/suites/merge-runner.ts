@@ -175,6 +175,20 @@ parameters:
     assert.equal(resolveTensorParams(d, checkConfigAgainst(d, TEST_METHODS), 'w', 0), { global: { normalize: true }, models: [{ weight: 1 }] });
   });
 
+  cfg('one rule for global parameters in a config and in mk.mergeTensors: a global value applies to every model that does not set its own', async () => {
+    // linear without normalize: a sets weight 3, b has none, the global weight 0.5 is b's:
+    //   3·[1, 2] + 0.5·[4, 8] = [5, 10]
+    const yaml = 'merge_method: linear\nmodels:\n  - model: a\n    parameters: { weight: 3 }\n  - model: b\nparameters: { weight: 0.5, normalize: false }\n';
+    const c = parseMergeConfig(yaml);
+    assert.equal(resolveTensorParams(c, checkConfigAgainst(c, METHODS), 'w', 0), { global: { normalize: false }, models: [{ weight: 3 }, { weight: 0.5 }] });
+    const x = new Float32Array([1, 2]), y = new Float32Array([4, 8]);
+    const api = await h.mk.mergeTensors('linear', { models: [{ data: x, shape: [2] }, { data: y, shape: [2] }], parameters: { weight: 0.5, normalize: false }, modelParameters: [{ weight: 3 }, {}] });
+    assert.equal(Array.from(api.data), [5, 10]);
+    const file = (v: Float32Array) => writeSafetensors([{ name: 'w', dtype: 'F32', shape: [2], data: encodeFromFloat32('F32', v) }]);
+    const merged = await mergeModels({ config: yaml, inputs: { a: file(x), b: file(y) }, methods: METHODS, backend: h.mk });
+    assert.equal(values(await read(merged.blob), 'w'), [5, 10]);
+  });
+
   cfg.run();
 
   const run = suite(`${h.runtime} / ${h.backend} / merge runner`);
@@ -538,9 +552,17 @@ slices:
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: missing } })), 'MISSING_TENSOR', ['"y"', '"one"', 'missing from "two"']);
     const shape = model([['x', 'F32', [2, 2], [1, 2, 3, 4]], ['y', 'F32', [2], [1, 2]]]);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: shape } })), 'SHAPE_MISMATCH', ['"x"', '[4]', '[2, 2]', '"two"']);
+    // A float and an integer tensor of one name, or two integer dtypes: DTYPE_MISMATCH, not a shape error.
     const ints = model([['x', 'F32', [4], [1, 2, 3, 4]], ['y', 'I64', [2], [1, 2]]]);
-    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: ints } })), 'SHAPE_MISMATCH', ['"y"', 'I64 in "two"']);
-    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1 } })), 'INVALID_OPTION', ['"two"']);
+    const two = 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n';
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: b1, two: ints } })), 'DTYPE_MISMATCH', ['"y"', 'F32 in "one"', 'I64 in "two"']);
+    const i32 = writeSafetensors([{ name: 'x', dtype: 'F32', shape: [4], data: encodeFromFloat32('F32', new Float32Array(4)) }, { name: 'y', dtype: 'I32', shape: [2], data: new Uint8Array(8) }]);
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: ints, two: i32 } })), 'DTYPE_MISMATCH', ['"y"', 'I64 in "one"', 'I32 in "two"']);
+    // A float8 tensor: UNSUPPORTED_DTYPE naming the tensor, the model and the dtype.
+    const f8 = writeSafetensors([{ name: 'x', dtype: 'F32', shape: [4], data: encodeFromFloat32('F32', new Float32Array(4)) }, { name: 'y', dtype: 'F8_E4M3', shape: [2], data: new Uint8Array([0x38, 0x40]) }]);
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: b1, two: f8 } })), 'UNSUPPORTED_DTYPE', ['"y"', 'F8_E4M3', '"two"']);
+    // A model of the config without an input: MISSING_FILE, not an invalid option.
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: b1 } })), 'MISSING_FILE', ['"two"']);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1.subarray(0, 30) } })), 'INVALID_SAFETENSORS', ['"one"']);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1 }, chunkSize: 0 })), 'INVALID_OPTION', ['chunkSize']);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1 }, backend: {} as never })), 'INVALID_TYPE', ['backend']);
