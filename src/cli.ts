@@ -12,23 +12,27 @@ const HELP = `Usage: merge-kernels merge <config.yml> <out-dir> [options]
        merge-kernels merge <config.yml> -o <out-dir> [options]
 
 Merges safetensors checkpoints as a mergekit YAML config describes (merge_method, base_model,
-models with parameters, parameters, dtype, out_dtype), streaming tensor by tensor. Model paths
-in the config are relative to the config file: a .safetensors file, or a folder with
-model.safetensors or model.safetensors.index.json.
+models with parameters, or slices of layer ranges; parameters, dtype, out_dtype,
+tokenizer_source), streaming tensor by tensor. Model paths in the config are relative to the config file: a .safetensors file, or a
+folder with model.safetensors or model.safetensors.index.json (and config.json, tokenizer files).
 
 Options:
-  -o, --out <dir>           output folder (model.safetensors, or shards + index);
-                            or give it after the config, as mergekit-yaml does
+  -o, --out <dir>           output folder: model.safetensors (or shards + index), config.json,
+                            tokenizer files, README.md; or give it after the config, as
+                            mergekit-yaml does
   --chunk-size <size>       bytes of float32 per input per chunk [2MiB]
   --backend <name>          auto | wasm | webgpu | js [auto: WebGPU on a hardware
                             adapter when the optional 'webgpu' package is installed, else wasm]
   --seed <n>                seed of random methods (DARE, DELLA) [0]
-  --max-shard-size <size>   largest output file before sharding [5GB]
+  --max-shard-size <size>   largest output file before sharding [5B, mergekit's: 5e9 bytes]
+  --no-copy-tokenizer       do not copy the base (or first) model's tokenizer files
+  --no-write-model-card     no README.md and mergekit_config.yml
   --no-progress             no progress bar
   --verbose                 say why auto chose its backend
   -h, --help                this help
   --version                 the package version
-Sizes: a byte count, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
+Sizes: a byte count, or a number with KB, MB, GB (powers of 1000), KiB, MiB, GiB, or
+mergekit's K, M, B (thousand, million, billion bytes).
 Exit codes: 0 merged, 1 the merge failed (the message says why), 2 bad command line.
 `;
 
@@ -39,7 +43,10 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
-const UNITS: Record<string, number> = { '': 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+// mergekit's sizes (parse_kmb) are K, M and B: thousand, million and billion (not bytes).
+const UNITS: Record<string, number> = {
+  '': 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 1e3, m: 1e6, b: 1e9,
+};
 
 export function parseSize(text: string, option: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
@@ -50,7 +57,10 @@ export function parseSize(text: string, option: string): number {
   return bytes;
 }
 
-interface Args { config: string; out: string; chunkSize?: number; backend: string; seed?: number; maxShardSize?: number; progress: boolean; verbose: boolean }
+interface Args {
+  config: string; out: string; chunkSize?: number; backend: string; seed?: number; maxShardSize?: number; progress: boolean; verbose: boolean;
+  copyTokenizer: boolean; writeModelCard: boolean;
+}
 
 function parseArgs(argv: string[]): Args | 'help' | 'version' | 'usage' {
   if (argv.includes('-h') || argv.includes('--help')) return 'help';
@@ -58,7 +68,7 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' | 'usage' {
   if (argv.length === 0) return 'usage';
   const [command, ...rest] = argv;
   if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the command is: merge-kernels merge <config.yml> <out-dir>`);
-  const args: Partial<Args> = { backend: 'auto', progress: true, verbose: false };
+  const args: Partial<Args> = { backend: 'auto', progress: true, verbose: false, copyTokenizer: true, writeModelCard: true };
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
@@ -87,6 +97,8 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' | 'usage' {
         break;
       }
       case '--no-progress': args.progress = false; break;
+      case '--no-copy-tokenizer': args.copyTokenizer = false; break;
+      case '--no-write-model-card': args.writeModelCard = false; break;
       case '--verbose': args.verbose = true; break;
       default:
         if (a.startsWith('-')) throw new UsageError(`unknown option ${a}; see --help`);
@@ -171,7 +183,8 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     try {
       text = await readFile(args.config, 'utf8');
     } catch (e) {
-      throw new MergeKernelsError('INVALID_OPTION', `cannot read the config ${args.config}: ${(e as Error).message}`, 'config', { cause: e });
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new MergeKernelsError(missing ? 'MISSING_FILE' : 'IO_ERROR', `cannot read the config ${args.config}: ${(e as Error).message}`, 'config', { cause: e });
     }
     checkConfigAgainst(parseMergeConfig(text), methods);
     const ctx = await createContext(args.backend);
@@ -187,6 +200,7 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     const result = await mergeModelFiles({
       config: text, baseDir: dirname(resolve(args.config)), outDir: args.out, methods, backend: mk,
       chunkSize: args.chunkSize, maxShardSize: args.maxShardSize, seed: args.seed,
+      copyTokenizer: args.copyTokenizer, writeModelCard: args.writeModelCard,
       onProgress: (p) => {
         if (!bar) return;
         if (!started) { bar.start(p.totalBytes, 0, { tensor: '', speed: '0', written: '' }); started = true; }

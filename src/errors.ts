@@ -14,8 +14,11 @@ export type ErrorCode =
   | 'TOO_LARGE'             // the problem exceeds a hard limit of the backend even after splitting
   | 'INVALID_SAFETENSORS'   // a safetensors file or shard index violates the format; `violation` says which rule
   | 'MISSING_TENSOR'        // a tensor is in some of the models to merge but not in others
+  | 'MISSING_FILE'          // a file the merge needs does not exist: a model path, a config file, an input not given, a tokenizer_source without tokenizer files
+  | 'DTYPE_MISMATCH'        // the models' tensors of one name have dtypes that cannot be merged together (a float and an integer, two integer dtypes)
+  | 'UNSUPPORTED_DTYPE'     // a tensor's dtype cannot be merged (float8): the message names the tensor, the model and the dtype
   | 'GPU_ERROR'             // WebGPU reported a validation or internal error (a bug: please report)
-  | 'IO_ERROR'              // an output file or folder could not be created or written (path and the system's reason in the message)
+  | 'IO_ERROR'              // a file or folder could not be read, created or written (path and the system's reason in the message)
   | 'WASM_ABORT'            // the wasm module aborted (a bug: please report)
   | 'WASM_BROKEN';          // the kernels' wasm failed to compile or instantiate where wasm works (a broken build or wrong bytes)
 

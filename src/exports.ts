@@ -29,8 +29,8 @@ export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, T
 export { mergeTensor } from './merging/driver.ts';
 export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';
 export { parseSafetensorsHeaderFromReader, encodeSafetensorsHeader } from './safetensors.ts';
-export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, evaluateSetting, layerPositions } from './merging/config.ts';
-export type { MergeConfig, ModelEntry, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';
+export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, resolveSliceParams, evaluateSetting, layerPositions, layerOf } from './merging/config.ts';
+export type { MergeConfig, ModelEntry, SliceEntry, SliceSource, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';
 // mergeModels itself is exported by each entry point, over its own init() (merging/merge-models.ts).
 export { blobOutput } from './merging/runner.ts';
 export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsResult } from './merging/runner.ts';

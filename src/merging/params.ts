@@ -20,6 +20,34 @@ function checkRecord(where: string, value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Where a parameter may be set: a function from its name to its value there, or undefined when not set there. */
+export type ParamLevel = (key: string) => ParamValue | undefined;
+
+/**
+ * mergekit's rule for what a parameter is (ConfigReader.parameter), in one place for configs
+ * (resolveTensorParams) and the API (resolveParams): a per-model parameter is the model's own
+ * value, else the first of `shared` that sets it (a slice's parameters, then the global ones:
+ * a global value applies to every model), else the method's default; a global parameter skips
+ * the models' own values.
+ */
+export function combineParams(spec: MethodSpec, shared: readonly ParamLevel[], own: readonly ParamLevel[]): TensorParams {
+  const first = (key: string): ParamValue | undefined => {
+    for (const level of shared) {
+      const v = level(key);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  };
+  const global: Record<string, ParamValue> = {};
+  for (const [key, def] of Object.entries(spec.globalParams)) global[key] = first(key) ?? def;
+  const models = own.map((mine) => {
+    const p: Record<string, ParamValue> = {};
+    for (const [key, def] of Object.entries(spec.modelParams)) p[key] = mine(key) ?? first(key) ?? def;
+    return p;
+  });
+  return { global, models };
+}
+
 /**
  * Resolves a method's parameters for `models` models. A global value of a per-model parameter
  * applies to every model that does not set its own (mergekit's rule); every name must be one the
@@ -27,28 +55,26 @@ function checkRecord(where: string, value: unknown): Record<string, unknown> {
  */
 export function resolveParams(spec: MethodSpec, models: number, global: unknown = {}, perModel: unknown = undefined): TensorParams {
   const g = checkRecord('parameters', global);
-  const resolvedGlobal: Record<string, ParamValue> = { ...spec.globalParams };
-  const modelDefaults: Record<string, ParamValue> = { ...spec.modelParams };
   for (const [key, value] of Object.entries(g)) {
     const where = `parameters.${key}`;
-    if (key in spec.globalParams) resolvedGlobal[key] = checkValue(where, value, spec.globalParams[key]!);
-    else if (key in spec.modelParams) modelDefaults[key] = checkValue(where, value, spec.modelParams[key]!);
+    if (Object.hasOwn(spec.globalParams, key)) checkValue(where, value, spec.globalParams[key]!);
+    else if (Object.hasOwn(spec.modelParams, key)) checkValue(where, value, spec.modelParams[key]!);
     else throw unknownKey(spec, where, key, true);
   }
   if (perModel !== undefined && (!Array.isArray(perModel) || perModel.length !== models)) {
     throw new MergeKernelsError('INVALID_OPTION', `modelParameters: expected an array of ${models} objects (one per model), got ${describe(perModel)}`, 'modelParameters');
   }
-  const resolvedModels = Array.from({ length: models }, (_, t) => {
-    const own = perModel === undefined || perModel[t] === undefined ? {} : checkRecord(`modelParameters[${t}]`, perModel[t]);
-    const out: Record<string, ParamValue> = { ...modelDefaults };
-    for (const [key, value] of Object.entries(own)) {
+  const own = Array.from({ length: models }, (_, t) => {
+    const mine = perModel === undefined || perModel[t] === undefined ? {} : checkRecord(`modelParameters[${t}]`, perModel[t]);
+    for (const [key, value] of Object.entries(mine)) {
       const where = `modelParameters[${t}].${key}`;
-      if (!(key in spec.modelParams)) throw unknownKey(spec, where, key, false);
-      out[key] = checkValue(where, value, spec.modelParams[key]!);
+      if (!Object.hasOwn(spec.modelParams, key)) throw unknownKey(spec, where, key, false);
+      checkValue(where, value, spec.modelParams[key]!);
     }
-    return out;
+    return mine;
   });
-  return { global: resolvedGlobal, models: resolvedModels };
+  const level = (values: Record<string, unknown>): ParamLevel => (key) => (Object.hasOwn(values, key) ? values[key] as ParamValue : undefined);
+  return combineParams(spec, [level(g)], own.map(level));
 }
 
 function unknownKey(spec: MethodSpec, where: string, key: string, global: boolean): MergeKernelsError {

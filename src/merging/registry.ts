@@ -5,10 +5,12 @@ import { TASK_ARITHMETIC_METHODS } from './methods/task-arithmetic.ts';
 import { SCE } from './methods/sce.ts';
 import { CONSENSUS } from './methods/consensus.ts';
 import { INTERPOLATION_METHODS } from './methods/interpolation.ts';
+import { PASSTHROUGH } from './methods/passthrough.ts';
 
 export const METHODS: Record<string, MethodSpec> = {
   ...TASK_ARITHMETIC_METHODS,
   ...INTERPOLATION_METHODS,
   sce: SCE,
   consensus: CONSENSUS,
+  passthrough: PASSTHROUGH,
 };

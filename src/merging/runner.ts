@@ -15,8 +15,9 @@ import {
   dtypeSize, encodeSafetensorsHeader, parseSafetensorsHeaderFromReader,
   type SafetensorsDtype, type SafetensorsHeader, type SafetensorsTensorInfo,
 } from '../safetensors.ts';
-import { checkConfigAgainst, layerPositions, parseMergeConfig, resolveTensorParams, type ConfigDtype, type MergeConfig } from './config.ts';
+import { checkConfigAgainst, layerOf, layerPositions, parseMergeConfig, resolveSliceParams, resolveTensorParams, type ConfigDtype, type MergeConfig } from './config.ts';
 import { alignChunk, chunksOf } from './driver.ts';
+import { folderFiles } from './model-folder.ts';
 import { decodeInto, encodeInto, readsInPlace, roundInPlace } from './codec.ts';
 import type { Chunk, MergeMethod, MethodSpec, TensorInfo, TensorParams } from './types.ts';
 import { options as checkOptions } from '../validate.ts';
@@ -41,6 +42,12 @@ export interface ModelSource {
   readonly files: readonly ByteSource[];
   /** Releases file handles; called when the merge ends. */
   close?(): Promise<void>;
+  /**
+   * Optional: another file of the model's folder by name (`config.json`, `generation_config.json`,
+   * tokenizer files), or undefined when it has none. The output folder gets the base (or first)
+   * model's config and the tokenizer files from these; without it, none are written.
+   */
+  sideFile?(name: string): Promise<ByteSource | undefined>;
 }
 
 /** A Blob/File/ArrayBuffer/Uint8Array holding a safetensors file, an array of them (shards), or a ModelSource. */
@@ -104,6 +111,12 @@ export interface MergeModelsOptions {
   chunkSize?: number;
   /** Largest output file in bytes before the model is sharded (default 5e9, mergekit's). */
   maxShardSize?: number;
+  /** Copy the tokenizer files of the base (or first) model when the config has no tokenizer_source (default true, as mergekit's --copy-tokenizer). */
+  copyTokenizer?: boolean;
+  /** Write README.md (a model card carrying the config) and mergekit_config.yml (default true, as mergekit's --write-model-card). */
+  writeModelCard?: boolean;
+  /** The model card's title (default "Untitled Model (1)", mergekit's; the CLI gives the output folder's name). */
+  modelName?: string;
   /** Seed of the methods' random streams (DARE, DELLA). Default 0. */
   seed?: number;
   /** Called after every chunk written (and every chunk read by a model pass). */
@@ -112,16 +125,22 @@ export interface MergeModelsOptions {
 
 export interface MergeModelsResult {
   method: string;
-  /** Output files in order; with Blob output each has its `blob`. */
+  /**
+   * Output files in the order written: the weights (model.safetensors, or shards and
+   * model.safetensors.index.json), then config.json, generation_config.json, the tokenizer files,
+   * README.md and mergekit_config.yml where there are any; with Blob output each has its `blob`.
+   */
   files: Array<{ name: string; size: number; blob?: Blob }>;
-  /** The single model.safetensors as a Blob (Blob output, unsharded). */
+  /** model.safetensors as a Blob (Blob output, unsharded). */
   blob: Blob | undefined;
   tensorsMerged: number;
   /** Non-float tensors (integer buffers) copied from the base, or first, model. */
   tensorsCopied: number;
   /** Tied weights substituted: a model without `tensor` gave its `from` instead. */
   tied: Array<{ tensor: string; model: string; from: string }>;
+  /** Bytes of tensor data and headers read from the inputs. */
   bytesRead: number;
+  /** Bytes of the weight files written (the shards; not the index, config, tokenizer or card). */
   bytesWritten: number;
   /** Chunks written a second time in place (TIES' zero sign guessed wrong; see OutputFile.writeAt). */
   chunksRewritten: number;
@@ -137,7 +156,10 @@ const TIED_INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\
 /** One tensor of one input: where its bytes are. */
 interface Located { file: ByteSource; dataOffset: number; info: SafetensorsTensorInfo }
 
-interface OpenModel { label: string; tensors: Map<string, Located>; order: string[]; close: () => Promise<void> }
+interface OpenModel {
+  label: string; tensors: Map<string, Located>; order: string[]; close: () => Promise<void>;
+  sideFile?: (name: string) => Promise<ByteSource | undefined>;
+}
 
 /** What the runner does with one output tensor. */
 interface TensorPlan {
@@ -147,8 +169,13 @@ interface TensorPlan {
   kind: 'merge' | 'copy';
   /** Per input (base first when there is one). */
   sources: Located[];
+  /** The model of each source, for messages. */
+  labels: string[];
   /** Whether sources[0] is the base. */
   hasBase: boolean;
+  /** The group (slice) whose method instance merges it, and its layer position t in it. */
+  group: number;
+  t: number;
   outDtype: SafetensorsDtype;
   outBytes: number;
 }
@@ -227,7 +254,8 @@ async function openModel(input: ModelInput, label: string): Promise<OpenModel> {
     await source.close?.();
     throw e;
   }
-  return { label, tensors, order, close: async () => { await source.close?.(); } };
+  const sideFile = source.sideFile ? (name: string) => source.sideFile!(name) : undefined;
+  return { label, tensors, order, close: async () => { await source.close?.(); }, sideFile };
 }
 
 function numelOf(shape: readonly number[]): number {
@@ -238,17 +266,32 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/** An output tensor before it is checked: its name, the tensor of each input model it is merged from, its group and layer position. */
+interface Wanted { name: string; inputs: Array<{ model: OpenModel; name: string }>; group: number; t: number }
+
+/** Inputs merged by one instance of the method: the one group of a models config, or a slice. */
+interface Group {
+  /** Where in the config, for messages ('' for a models config, else `slices[i]`). */
+  where: string;
+  /** The models, base first when there is one (a model may be there twice: two layer ranges of it). */
+  labels: string[];
+  hasBase: boolean;
+  /** The parameters of one of its tensors at layer position t. */
+  params(name: string, t: number): TensorParams;
+}
+
 /** Which tensors the output has, and where each comes from; every disagreement between the models is an error here, before anything is written. */
-function planTensors(models: OpenModel[], config: MergeConfig, tied: MergeModelsResult['tied']): TensorPlan[] {
-  const hasBase = config.baseModel !== undefined;
-  const names: string[] = [];
-  const seen = new Set<string>();
-  for (const m of models) for (const n of m.order) if (!seen.has(n)) { seen.add(n); names.push(n); }
+function planTensors(wanted: Wanted[], groups: Group[], config: MergeConfig, tied: MergeModelsResult['tied']): TensorPlan[] {
   const plans: TensorPlan[] = [];
-  for (const name of names) {
-    const sources: Array<Located | undefined> = models.map((m) => m.tensors.get(name));
+  for (const w of wanted) {
+    const name = w.name;
+    const models = w.inputs.map((x) => x.model);
+    const inputName = (i: number) => w.inputs[i]!.name;
+    // A renamed layer (slices) says which layer of the model it is.
+    const of = (i: number) => `"${models[i]!.label}"${inputName(i) !== name ? ` (as "${inputName(i)}")` : ''}`;
+    const sources: Array<Located | undefined> = w.inputs.map((x) => x.model.tensors.get(x.name));
     const missing = models.filter((_, i) => !sources[i]);
-    if (missing.length > 0 && /(^|\.)lm_head\.weight$/.test(name)) {
+    if (missing.length > 0 && /(^|\.)lm_head\.weight$/.test(name) && sources.some((s) => s)) {
       // A model with tied word embeddings stores no lm_head: its input embedding is its output
       // layer, and mergekit merges that in its place (tied_names). Same here when exactly one
       // embedding of the same shape is found.
@@ -262,34 +305,133 @@ function planTensors(models: OpenModel[], config: MergeConfig, tied: MergeModels
         }
       });
     }
-    const stillMissing = models.filter((_, i) => !sources[i]);
+    const stillMissing = models.map((_, i) => i).filter((i) => !sources[i]);
     if (stillMissing.length > 0) {
-      const has = models.filter((_, i) => sources[i]).map((m) => `"${m.label}"`).join(', ');
+      const has = models.map((_, i) => i).filter((i) => sources[i]).map(of).join(', ');
       const hint = /lm_head/.test(name) ? ' (a model with tied word embeddings has no lm_head; none of its embeddings matched the shape to stand in)' : '';
-      throw new MergeKernelsError('MISSING_TENSOR', `tensor "${name}" is in ${has} but missing from ${stillMissing.map((m) => `"${m.label}"`).join(', ')}${hint}: the models must have the same tensors`, name);
+      throw new MergeKernelsError('MISSING_TENSOR', `tensor "${name}" is in ${has || 'none of the models'} but missing from ${stillMissing.map(of).join(', ')}${hint}: the models must have the same tensors`, name);
     }
     const located = sources as Located[];
     const first = located[0]!.info;
     located.forEach((s, i) => {
       if (!sameShape(s.info.shape, first.shape)) {
-        throw new MergeKernelsError('SHAPE_MISMATCH', `tensor "${name}" has shape [${first.shape.join(', ')}] in "${models[0]!.label}" but [${s.info.shape.join(', ')}] in "${models[i]!.label}"${/embed|lm_head|wte/.test(name) ? ' (different vocabularies? tokenizer merging is not supported)' : ''}`, name);
+        throw new MergeKernelsError('SHAPE_MISMATCH', `tensor "${name}" has shape [${first.shape.join(', ')}] in ${of(0)} but [${s.info.shape.join(', ')}] in ${of(i)}${/embed|lm_head|wte/.test(name) ? ' (different vocabularies? tokenizer merging is not supported)' : ''}`, name);
       }
     });
     const f8 = located.findIndex((s) => s.info.dtype.startsWith('F8'));
-    if (f8 >= 0) throw new MergeKernelsError('INVALID_SAFETENSORS', `tensor "${name}" is ${located[f8]!.info.dtype} in "${models[f8]!.label}": float8 tensors cannot be decoded for merging`, name);
+    if (f8 >= 0) throw new MergeKernelsError('UNSUPPORTED_DTYPE', `tensor "${name}" is ${located[f8]!.info.dtype} in ${of(f8)}: float8 tensors cannot be decoded for merging (convert the model to bfloat16 or float16 first)`, name);
     const isFloat = located.map((s) => FLOAT_DTYPES.has(s.info.dtype));
     if (isFloat.some((f) => f !== isFloat[0]) || (!isFloat[0] && located.some((s) => s.info.dtype !== first.dtype))) {
-      throw new MergeKernelsError('SHAPE_MISMATCH', `tensor "${name}" has dtypes ${located.map((s, i) => `${s.info.dtype} in "${models[i]!.label}"`).join(', ')}: float tensors merge whatever their float dtype, other tensors must have one dtype`, name);
+      throw new MergeKernelsError('DTYPE_MISMATCH', `tensor "${name}" has dtypes ${located.map((s, i) => `${s.info.dtype} in ${of(i)}`).join(', ')}: float tensors merge whatever their float dtype, other tensors must have one dtype`, name);
     }
     const numel = numelOf(first.shape);
+    const base = { name, shape: first.shape, numel, sources: located, labels: models.map((m) => m.label), hasBase: groups[w.group]!.hasBase, group: w.group, t: w.t };
     if (!isFloat[0]) {
-      plans.push({ name, shape: first.shape, numel, kind: 'copy', sources: located, hasBase, outDtype: first.dtype, outBytes: first.end - first.begin });
+      plans.push({ ...base, kind: 'copy', outDtype: first.dtype, outBytes: first.end - first.begin });
       continue;
     }
     const outDtype: SafetensorsDtype = config.outDtype ? OUT_DTYPE[config.outDtype] : config.dtype ? OUT_DTYPE[config.dtype] : first.dtype === 'F64' ? 'F32' : first.dtype;
-    plans.push({ name, shape: first.shape, numel, kind: 'merge', sources: located, hasBase, outDtype, outBytes: numel * dtypeSize(outDtype)! });
+    plans.push({ ...base, kind: 'merge', outDtype, outBytes: numel * dtypeSize(outDtype)! });
   }
   return plans;
+}
+
+/** The tensors of a `models` config: every tensor of the models, by its name, in one group. */
+function modelsPlan(config: MergeConfig, spec: MethodSpec, models: OpenModel[]): { wanted: Wanted[]; groups: Group[] } {
+  const names: string[] = [];
+  const seen = new Set<string>();
+  for (const m of models) for (const n of m.order) if (!seen.has(n)) { seen.add(n); names.push(n); }
+  const positions = layerPositions(names);
+  const group: Group = {
+    where: '', labels: models.map((m) => m.label), hasBase: config.baseModel !== undefined,
+    params: (name, t) => resolveTensorParams(config, spec, name, t),
+  };
+  return { wanted: names.map((name) => ({ name, inputs: models.map((model) => ({ model, name })), group: 0, t: positions.get(name)! })), groups: [group] };
+}
+
+// Tensors outside the layers that come before them (mergekit's pre_weights): taken from the first
+// slice's models; the others (final norm, lm_head: post_weights) from the last slice's.
+const EMBEDDING = /(^|\.)(embed_tokens|embed_in|embed_positions|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings|embeddings)(\.|$)/;
+
+/** A model's layer stack: the prefix of its numbered layers and, per layer, the rest of each tensor name. */
+function layerStack(m: OpenModel): { prefix: string; layers: Map<number, string[]>; count: number } | undefined {
+  const stacks = new Map<string, Map<number, string[]>>();
+  for (const name of m.order) {
+    const at = layerOf(name);
+    if (!at) continue;
+    let layers = stacks.get(at.prefix);
+    if (!layers) stacks.set(at.prefix, layers = new Map());
+    let rest = layers.get(at.index);
+    if (!rest) layers.set(at.index, rest = []);
+    rest.push(at.rest);
+  }
+  if (stacks.size > 1) {
+    throw new MergeKernelsError('INVALID_OPTION', `slices: model "${m.label}" has ${stacks.size} layer stacks (${[...stacks.keys()].join(', ')}); slices take the layers of a model with one (mergekit's modules, which slice each, are not supported)`, 'slices');
+  }
+  const [prefix, layers] = [...stacks][0] ?? [];
+  return prefix === undefined ? undefined : { prefix, layers: layers!, count: Math.max(...layers!.keys()) + 1 };
+}
+
+/**
+ * The tensors of a `slices` config, as mergekit's planner lays them out: the embeddings from the
+ * first slice's models, then each slice's layers (layer `start + k` of every source merged into
+ * output layer `n + k`, renumbered in the tensor names, with t = k / (length − 1) within the
+ * slice), then the other non-layer tensors from the last slice's models. One group per slice.
+ * Returns also, per output layer, the layer of the slice's first source it came from.
+ */
+function slicesPlan(config: MergeConfig, spec: MethodSpec, byLabel: (label: string) => OpenModel): { wanted: Wanted[]; groups: Group[]; layers: number[] } {
+  const slices = config.slices!;
+  const stacks = new Map<string, NonNullable<ReturnType<typeof layerStack>>>();
+  const stackOf = (label: string) => {
+    let s = stacks.get(label);
+    if (!s) {
+      const found = layerStack(byLabel(label));
+      if (!found) throw new MergeKernelsError('INVALID_OPTION', `slices: model "${label}" has no numbered layers (tensor names such as model.layers.0.…) to take a layer_range of`, 'slices');
+      stacks.set(label, s = found);
+    }
+    return s;
+  };
+  const groups: Group[] = [];
+  const layersWanted: Wanted[] = [];
+  const layers: number[] = [];
+  let prefix: string | undefined;
+  slices.forEach((slice, i) => {
+    const baseAt = slice.baseModel === undefined ? -1 : slice.sources.findIndex((src) => src.model === slice.baseModel);
+    const merged = slice.sources.filter((_, j) => j !== baseAt);
+    const ordered = baseAt >= 0 ? [slice.sources[baseAt]!, ...merged] : merged;
+    groups.push({ where: `slices[${i}]`, labels: ordered.map((src) => src.model), hasBase: baseAt >= 0, params: (name, t) => resolveSliceParams(config, spec, slice, merged, name, t) });
+    slice.sources.forEach((src, j) => {
+      const stack = stackOf(src.model);
+      prefix ??= stack.prefix;
+      if (stack.prefix !== prefix) throw new MergeKernelsError('INVALID_OPTION', `slices[${i}].sources[${j}]: model "${src.model}" has its layers under ${stack.prefix}, the models before it under ${prefix}`, `slices[${i}].sources[${j}]`);
+      if (src.layerRange[1] > stack.count) {
+        throw new MergeKernelsError('INVALID_OPTION', `slices[${i}].sources[${j}].layer_range: [${src.layerRange.join(', ')}] takes layers up to ${src.layerRange[1] - 1}, but model "${src.model}" has ${stack.count} (0 to ${stack.count - 1})`, `slices[${i}].sources[${j}].layer_range`);
+      }
+    });
+    const length = slice.sources[0]!.layerRange[1] - slice.sources[0]!.layerRange[0];
+    for (let k = 0; k < length; k++) {
+      const t = length > 1 ? k / (length - 1) : 1;
+      const first = ordered[0]!;
+      const out = layers.length;
+      for (const rest of stackOf(first.model).layers.get(first.layerRange[0] + k) ?? []) {
+        layersWanted.push({
+          name: `${prefix}.${out}.${rest}`,
+          inputs: ordered.map((src) => ({ model: byLabel(src.model), name: `${prefix}.${src.layerRange[0] + k}.${rest}` })),
+          group: i, t,
+        });
+      }
+      layers.push(slice.sources[0]!.layerRange[0] + k);
+    }
+  });
+  const outside = (g: number, keep: (name: string) => boolean): Wanted[] => {
+    const models = groups[g]!.labels.map(byLabel);
+    const names: string[] = [];
+    for (const m of models) for (const n of m.order) if (!layerOf(n) && keep(n) && !names.includes(n)) names.push(n);
+    return names.map((name) => ({ name, inputs: models.map((model) => ({ model, name })), group: g, t: 0 }));
+  };
+  const pre = outside(0, (n) => EMBEDDING.test(n));
+  const post = outside(groups.length - 1, (n) => !EMBEDDING.test(n));
+  return { wanted: [...pre, ...layersWanted, ...post], groups, layers };
 }
 
 /** Splits the tensors into files of at most `max` bytes (a single tensor may exceed it), as mergekit's writer does. */
@@ -323,7 +465,9 @@ function fnv1a(text: string): string {
 function configSummary(config: MergeConfig): string {
   return JSON.stringify({
     merge_method: config.mergeMethod, base_model: config.baseModel,
-    models: config.models.map((m) => ({ model: m.model, parameters: m.parameters })),
+    ...(config.slices
+      ? { slices: config.slices.map((x) => ({ sources: x.sources.map((y) => ({ model: y.model, layer_range: y.layerRange, parameters: y.parameters })), parameters: x.parameters, base_model: x.baseModel })) }
+      : { models: config.models.map((m) => ({ model: m.model, parameters: m.parameters })) }),
     parameters: config.parameters, dtype: config.dtype, out_dtype: config.outDtype,
   });
 }
@@ -379,7 +523,15 @@ function resolveBackend(backend: unknown): Backend {
  * is aborted, so no partial model is left behind.
  */
 /** The keys of MergeModelsOptions (an unknown one is an error). */
-export const MERGE_MODELS_OPTIONS: readonly (keyof MergeModelsOptions)[] = ['config', 'inputs', 'methods', 'backend', 'output', 'chunkSize', 'maxShardSize', 'seed', 'onProgress'];
+export const MERGE_MODELS_OPTIONS: readonly (keyof MergeModelsOptions)[] = [
+  'config', 'inputs', 'methods', 'backend', 'output', 'chunkSize', 'maxShardSize', 'seed', 'onProgress', 'copyTokenizer', 'writeModelCard', 'modelName',
+];
+
+function booleanOption(name: string, v: unknown, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected true or false, got ${describe(v)}`, name);
+  return v;
+}
 
 export async function mergeModels(options: MergeModelsOptions): Promise<MergeModelsResult> {
   checkOptions('options', options, MERGE_MODELS_OPTIONS, true);
@@ -394,7 +546,14 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
   if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new MergeKernelsError('INVALID_OPTION', `seed: expected an integer in [0, 2^32), got ${describe(seed)}`, 'seed');
   const inputs = options.inputs;
   if (inputs === null || (typeof inputs !== 'object' && typeof inputs !== 'function')) throw new MergeKernelsError('INVALID_TYPE', `inputs: expected a record of model name → input, or a function, got ${describe(inputs)}`, 'inputs');
-  const labels = [...(config.baseModel !== undefined ? [config.baseModel] : []), ...config.models.map((m) => m.model)];
+  // Every model the config names, base first (for a models config: the inputs in order).
+  const labels = config.slices
+    ? [...new Set([...(config.baseModel !== undefined ? [config.baseModel] : []), ...config.slices.flatMap((s) => [...(s.baseModel !== undefined ? [s.baseModel] : []), ...s.sources.map((x) => x.model)])])]
+    : [...(config.baseModel !== undefined ? [config.baseModel] : []), ...config.models.map((m) => m.model)];
+  const copyTokenizer = booleanOption('copyTokenizer', options.copyTokenizer, true);
+  const writeModelCard = booleanOption('writeModelCard', options.writeModelCard, true);
+  const modelName = options.modelName ?? 'Untitled Model (1)';
+  if (typeof modelName !== 'string') throw new MergeKernelsError('INVALID_OPTION', `modelName: expected a string, got ${describe(modelName)}`, 'modelName');
   const output = options.output ?? blobOutput();
   const onProgress = options.onProgress;
 
@@ -405,33 +564,55 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
       let input: ModelInput | undefined;
       if (typeof inputs === 'function') input = await inputs(label);
       else if (Object.prototype.hasOwnProperty.call(inputs, label)) input = inputs[label];
-      if (input === undefined) throw new MergeKernelsError('INVALID_OPTION', `inputs: no input for model "${label}" of the config`, 'inputs');
+      if (input === undefined) throw new MergeKernelsError('MISSING_FILE', `inputs: no input for model "${label}" of the config`, 'inputs');
       opened.push(await openModel(input, label));
     }
     // A model listed twice is read twice from one source.
-    const models = labels.map((l) => opened.find((m) => m.label === l)!);
+    const byLabel = (label: string) => opened.find((m) => m.label === label)!;
+    const { wanted, groups, layers } = config.slices
+      ? slicesPlan(config, spec, byLabel)
+      : { ...modelsPlan(config, spec, labels.map(byLabel)), layers: undefined };
     const tied: MergeModelsResult['tied'] = [];
-    const plans = planTensors(models, config, tied);
-    const positions = layerPositions(plans.map((p) => p.name));
-    const paramsOf = (p: TensorPlan): TensorParams => resolveTensorParams(config, spec, p.name, positions.get(p.name)!);
+    const plans = planTensors(wanted, groups, config, tied);
+    const paramsOf = (p: TensorPlan): TensorParams => groups[p.group]!.params(p.name, p.t);
     const summary = configSummary(config);
     const metadata: Record<string, string> = { format: 'pt', merge_method: config.mergeMethod, merge_config: summary, merge_config_fnv1a: fnv1a(summary), merged_with: 'merge-kernels' };
+    // The folder's other files are read (and checked) before anything is written.
+    const configDtype = config.outDtype ?? config.dtype;
+    const mergedDtypes = new Set(plans.filter((p) => p.kind === 'merge').map((p) => p.outDtype));
+    const donor = byLabel(config.baseModel ?? (config.slices ? config.slices[0]!.sources[0]!.model : config.models[0]!.model));
+    const extraFiles = await folderFiles({
+      donor,
+      tokenizer: config.tokenizerSource !== undefined ? { model: byLabel(config.tokenizerSource), explicit: true } : copyTokenizer ? { model: donor, explicit: false } : undefined,
+      dtype: configDtype ? OUT_DTYPE[configDtype] : mergedDtypes.size === 1 ? [...mergedDtypes][0] : undefined,
+      layers,
+      card: writeModelCard ? { name: modelName, method: config.mergeMethod, baseModel: config.baseModel, models: labels, yaml: config.yaml } : undefined,
+    });
     const shards = planShards(plans, maxShard);
     const headers = shards.map((s) => encodeSafetensorsHeader(s.map((p) => ({ name: p.name, dtype: p.outDtype, shape: p.shape })), metadata));
     const totalBytes = headers.reduce((a, h) => a + h.header.length + h.dataLength, 0);
     // Parameters that shape the whole run (TIES' scope and semantics) are read as set for no
     // particular tensor.
-    const method = spec.create({ models: config.models.length, seed, backend, global: resolveTensorParams(config, spec, '', 0).global });
+    // One instance of the method per group (a slice has its own models and parameters).
+    const methods = groups.map((g) => {
+      try {
+        return spec.create({ models: g.labels.length - (g.hasBase ? 1 : 0), seed, backend, global: g.params('', 0).global });
+      } catch (e) {
+        if (!(e instanceof MergeKernelsError) || g.where === '') throw e;
+        throw new MergeKernelsError(e.code, `${g.where}: ${e.message}`, e.argument, { cause: e });
+      }
+    });
     const stats = { bytesRead: 0, bytesWritten: 0, chunksRewritten: 0 };
     const roundTo = config.dtype === 'float16' ? 'F16' : config.dtype === 'bfloat16' ? 'BF16' : undefined;
-    const reader = new ChunkReader(backend, models.map((m) => m.label), roundTo, stats);
+    const reader = new ChunkReader(backend, roundTo, stats);
     const outBuffers: OutBuffers = { values: new Float32Array(0), encoded: { bytes: new Uint8Array(0) } };
     const progress = (phase: MergeProgress['phase'], p: TensorPlan, index: number) =>
       onProgress?.({ phase, tensor: p.name, index, tensors: plans.length, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten, totalBytes });
 
-    for (let pass = 0; pass < method.modelPasses; pass++) {
+    for (let pass = 0; pass < Math.max(...methods.map((m) => m.modelPasses)); pass++) {
       for (const [index, p] of plans.entries()) {
-        if (p.kind !== 'merge') continue;
+        const method = methods[p.group]!;
+        if (p.kind !== 'merge' || pass >= method.modelPasses) continue;
         const info: TensorInfo = { name: p.name, shape: p.shape, numel: p.numel };
         const params = paramsOf(p);
         for await (const chunk of reader.chunks(p, rangesOf(p.numel, chunkEntries), pass === 0)) {
@@ -458,7 +639,7 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
           // The tensor's bytes start at `start` in the file: a chunk rewritten in place goes there.
           const start = position;
           const writeAt = file.writeAt ? (at: number, bytes: Uint8Array) => file.writeAt!(start + at, bytes) : undefined;
-          stats.chunksRewritten += await mergeOne(method, p, paramsOf(p), chunkEntries, reader, outBuffers, written, writeAt);
+          stats.chunksRewritten += await mergeOne(methods[p.group]!, p, paramsOf(p), chunkEntries, reader, outBuffers, written, writeAt);
         }
         position += p.outBytes;
         progress('merge', p, index++);
@@ -475,12 +656,25 @@ export async function mergeModels(options: MergeModelsOptions): Promise<MergeMod
       await file.close();
       files.push({ name: 'model.safetensors.index.json', size: json.length });
     }
+    for (const extra of extraFiles) {
+      // Written a chunk at a time like the weights (a copied tokenizer.json may be tens of MB, read by range).
+      const size = 'bytes' in extra ? extra.bytes.length : extra.copy.size;
+      const file = await output.create(extra.name, size);
+      for (let at = 0; at < size; at += chunkBytes) {
+        const end = Math.min(size, at + chunkBytes);
+        const bytes = 'bytes' in extra ? extra.bytes.subarray(at, end) : await extra.copy.read(at, end);
+        if (bytes.length !== end - at) throw new MergeKernelsError('IO_ERROR', `reading ${'copy' in extra ? extra.copy.name : extra.name} gave ${bytes.length} of ${end - at} bytes at ${at}: the file changed while it was copied`, extra.name);
+        await file.write(bytes);
+      }
+      await file.close();
+      files.push({ name: extra.name, size });
+    }
     await output.commit();
     committed = true;
     const blobs = (output as { files?: ReadonlyMap<string, Blob> }).files;
     if (blobs instanceof Map) for (const f of files) f.blob = blobs.get(f.name);
     return {
-      method: config.mergeMethod, files, blob: files.length === 1 ? files[0]!.blob : undefined,
+      method: config.mergeMethod, files, blob: files.find((f) => f.name === 'model.safetensors')?.blob,
       tensorsMerged: plans.filter((p) => p.kind === 'merge').length, tensorsCopied: plans.filter((p) => p.kind === 'copy').length,
       tied, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten, chunksRewritten: stats.chunksRewritten, metadata,
     };
@@ -508,7 +702,7 @@ class ChunkReader {
   readonly #decoded: Float32Array[] = [];
 
   constructor(
-    readonly backend: Backend, readonly labels: readonly string[], readonly roundTo: 'F16' | 'BF16' | undefined,
+    readonly backend: Backend, readonly roundTo: 'F16' | 'BF16' | undefined,
     readonly stats: { bytesRead: number },
   ) {}
 
@@ -540,7 +734,7 @@ class ChunkReader {
           target.set(bytes.subarray(0, got));
         }
       }
-      if (got !== target.length) throw new MergeKernelsError('INVALID_SAFETENSORS', `model "${this.labels[i]}": reading tensor "${p.name}" from ${s.file.name} gave ${got} of ${target.length} bytes: the file changed or is truncated`, p.name);
+      if (got !== target.length) throw new MergeKernelsError('INVALID_SAFETENSORS', `model "${p.labels[i]}": reading tensor "${p.name}" from ${s.file.name} gave ${got} of ${target.length} bytes: the file changed or is truncated`, p.name);
       this.stats.bytesRead += got;
       return target;
     }));
@@ -564,7 +758,7 @@ class ChunkReader {
       if (this.roundTo) { roundInPlace(this.roundTo, x); found = undefined; } // rounding to float16 may overflow
       if (check) {
         const bad = found ?? await this.backend.findNonFinite(x);
-        if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `model "${this.labels[i]}", tensor "${p.name}": ${x[bad]} at index ${offset + bad}; merging needs finite values`, p.name);
+        if (bad >= 0) throw new MergeKernelsError('NON_FINITE', `model "${p.labels[i]}", tensor "${p.name}": ${x[bad]} at index ${offset + bad}; merging needs finite values`, p.name);
       }
       values.push(x);
     }

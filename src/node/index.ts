@@ -1,7 +1,7 @@
 // merge-kernels/node: the merge runner over files on disk (Node only). Model references in a
 // config are paths, relative to the config file's folder when given as a file.
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { MergeKernelsError, mergeModels, type MergeModelsOptions, type MergeModelsResult } from '../index.ts';
 import { folderOutput, openModelPath } from './io.ts';
 
@@ -14,7 +14,11 @@ export interface MergeFilesOptions extends Omit<MergeModelsOptions, 'config' | '
   config?: string | object;
   /** Folder that relative model paths start from when `config` is given (default: the working directory). */
   baseDir?: string;
-  /** Output folder: model.safetensors, or shards and model.safetensors.index.json. */
+  /**
+   * Output folder: model.safetensors (or shards and model.safetensors.index.json), config.json,
+   * generation_config.json, the tokenizer files, README.md and mergekit_config.yml. Written as a
+   * whole: into a temporary folder next to it, renamed when the merge succeeded.
+   */
   outDir: string;
 }
 
@@ -31,7 +35,8 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
     try {
       text = await readFile(configPath, 'utf8');
     } catch (e) {
-      throw new MergeKernelsError('INVALID_OPTION', `configPath: cannot read ${configPath} (${(e as Error).message})`, 'configPath', { cause: e });
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new MergeKernelsError(missing ? 'MISSING_FILE' : 'IO_ERROR', `configPath: cannot read ${configPath} (${(e as Error).message})`, 'configPath', { cause: e });
     }
     root = dirname(resolve(configPath));
   } else {
@@ -39,6 +44,7 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
     root = resolve(baseDir ?? '.');
   }
   const result = await mergeModels({
+    modelName: basename(resolve(outDir)),
     ...rest,
     config: text,
     inputs: async (model) => {
@@ -46,8 +52,8 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
       try {
         return await openModelPath(path);
       } catch (e) {
-        if (e instanceof MergeKernelsError && e.code === 'INVALID_OPTION' && e.argument === 'path') {
-          throw new MergeKernelsError('INVALID_OPTION', `model "${model}": ${e.message} (model paths are relative to ${configPath !== undefined ? 'the config file' : `${root}`}; only local safetensors checkpoints are read, nothing is downloaded)`, model, { cause: e });
+        if (e instanceof MergeKernelsError && (e.code === 'MISSING_FILE' || e.code === 'IO_ERROR') && e.argument === 'path') {
+          throw new MergeKernelsError(e.code, `model "${model}": ${e.message} (model paths are relative to ${configPath !== undefined ? 'the config file' : `${root}`}; only local safetensors checkpoints are read, nothing is downloaded)`, model, { cause: e });
         }
         throw e;
       }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as pkg from 'merge-kernels';
 import { encodeFromFloat32, mergeModels, readSafetensors, writeSafetensors, type MethodSpec } from 'merge-kernels';
 import { mergeModelFiles } from 'merge-kernels/node';
-import { main } from '../../src/cli.ts';
+import { main, parseSize } from '../../src/cli.ts';
 import { TEST_METHODS } from '../merge-methods.ts';
 import { rejects } from '../util.ts';
 
@@ -80,7 +80,9 @@ test('merge: paths relative to the config, a sharded base folder; the file equal
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /merged 3 tensors with centered on js/);
   assert.match(r.stdout, /model\.safetensors/);
-  assert.equal(await readdir(out), ['model.safetensors']); // no temporary file left
+  // No temporary file left; the model card and the config come with the weights (the models have no config.json or tokenizer).
+  assert.equal((await readdir(out)).sort(), ['README.md', 'mergekit_config.yml', 'model.safetensors']);
+  assert.is(await readFile(join(out, 'mergekit_config.yml'), 'utf8'), CONFIG);
   const file = new Uint8Array(await readFile(join(out, 'model.safetensors')));
   const mk = await pkg.init({ backend: 'js' });
   const memory = await mergeModels({ config: CONFIG, methods: TEST_METHODS, backend: mk, inputs: { '../models/base': base, '../models/a.safetensors': a, '../models/b': new Blob([b]) } });
@@ -93,7 +95,7 @@ test('sharded output with an index, which reads back as a model folder', async (
   const out = join(root, 'out2');
   const r = await cli(['merge', join(root, 'cfg', 'merge.yml'), '-o', out, '--max-shard-size', '20', '--backend', 'wasm', '--no-progress']);
   assert.is(r.code, 0, r.stderr);
-  assert.equal((await readdir(out)).sort(), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json']);
+  assert.equal((await readdir(out)).sort(), ['README.md', 'mergekit_config.yml', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json']);
   const mk = await pkg.init({ backend: 'wasm' });
   const again = await mergeModelFiles({ config: 'merge_method: linear\nmodels:\n  - model: out2\n', baseDir: root, outDir: join(root, 'out3'), methods: TEST_METHODS, backend: mk, onProgress: () => {} });
   mk.dispose();
@@ -119,10 +121,10 @@ test('a failure mid-merge leaves no partial file and keeps the earlier model', a
 });
 
 test('bad configs and missing models: exit code 1 and the reason', async () => {
-  await writeFile(join(root, 'cfg', 'slices.yml'), 'merge_method: linear\nslices:\n  - sources: []\n');
-  let r = await cli(['merge', join(root, 'cfg', 'slices.yml'), '-o', join(root, 'x'), '--backend', 'js']);
+  await writeFile(join(root, 'cfg', 'modules.yml'), 'merge_method: linear\nmodules:\n  text: {}\n');
+  let r = await cli(['merge', join(root, 'cfg', 'modules.yml'), '-o', join(root, 'x'), '--backend', 'js']);
   assert.is(r.code, 1);
-  assert.match(r.stderr, /unsupported key "slices" \(line 2\)/);
+  assert.match(r.stderr, /unsupported key "modules" \(line 2\)/);
   await writeFile(join(root, 'cfg', 'missing.yml'), 'merge_method: linear\nmodels:\n  - model: org/not-here\n');
   r = await cli(['merge', join(root, 'cfg', 'missing.yml'), '-o', join(root, 'x'), '--backend', 'js']);
   assert.is(r.code, 1);
@@ -130,6 +132,15 @@ test('bad configs and missing models: exit code 1 and the reason', async () => {
   r = await cli(['merge', join(root, 'cfg', 'nope.yml'), '-o', join(root, 'x'), '--backend', 'js']);
   assert.is(r.code, 1);
   assert.match(r.stderr, /cannot read the config/);
+  // What does not exist is MISSING_FILE (not an invalid option): a model path, a model folder
+  // without weights, a shard its index names, the config file.
+  await rejects(() => mergeModelFiles({ configPath: join(root, 'cfg', 'missing.yml'), outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['model "org/not-here"', 'does not exist']);
+  await mkdir(join(root, 'models', 'empty'), { recursive: true });
+  await rejects(() => mergeModelFiles({ config: 'merge_method: linear\nmodels:\n  - model: models/empty\n', baseDir: root, outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['neither model.safetensors nor model.safetensors.index.json']);
+  await mkdir(join(root, 'models', 'lost-shard'), { recursive: true });
+  await writeFile(join(root, 'models', 'lost-shard', 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: { w: 'model-00001-of-00001.safetensors' } }));
+  await rejects(() => mergeModelFiles({ config: 'merge_method: linear\nmodels:\n  - model: models/lost-shard\n', baseDir: root, outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['model-00001-of-00001.safetensors', 'listed in']);
+  await rejects(() => mergeModelFiles({ configPath: join(root, 'cfg', 'nope.yml'), outDir: join(root, 'x'), methods: TEST_METHODS }), 'MISSING_FILE', ['configPath']);
   assert.equal((await readdir(root)).includes('x'), false, 'nothing was created for failed merges');
 });
 
@@ -278,7 +289,7 @@ test('TIES zero sign guessed wrong: the chunk is rewritten in place in the tempo
     const r = await cli(['merge', join(dir, 'ties.yml'), '-o', out, '--chunk-size', size, '--backend', 'wasm', '--no-progress'], pkg.METHODS);
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stdout, /rewrote 1 chunk in place/, r.stdout);
-    assert.equal(await readdir(out), ['model.safetensors']); // the rewrite went to the temporary file, renamed after
+    assert.ok((await readdir(out)).includes('model.safetensors')); // the rewrite went to the temporary file, renamed after
     const file = new Uint8Array(await readFile(join(out, 'model.safetensors')));
     assert.equal(Array.from(pkg.decodeToFloat32('F32', readSafetensors(file).tensors.get('w')!.bytes)), [1, 2, 3, 1, 1, -2], `chunk size ${size}`);
     files.push(file);
@@ -393,6 +404,158 @@ test('an output path below a file, or in a folder without write permission: IO_E
   await rejects(() => mergeModelFiles({ configPath: join(dir, 'linear.yml'), outDir: locked, methods: pkg.METHODS }), 'IO_ERROR', ['permission denied']);
 });
 
+test('a loadable output folder: shards and their index, config.json with torch_dtype, generation_config.json, the tokenizer of tokenizer_source, a model card', async () => {
+  const dir = join(root, 'folder');
+  for (const m of ['base', 'a']) await mkdir(join(dir, m), { recursive: true });
+  // Every entry of base is 1, of a 2, of b 3: task_arithmetic with weights 1 and 0.5 gives
+  // 1 + 1·(2 − 1) + 0.5·(3 − 1) = 3 everywhere, exact in float16.
+  const tensors = (v: number) => st([
+    ['model.embed_tokens.weight', 'BF16', [4, 2], Array(8).fill(v)], ['model.layers.0.w', 'BF16', [2, 2], Array(4).fill(v)],
+    ['model.layers.1.w', 'BF16', [2, 2], Array(4).fill(v)], ['model.norm.weight', 'BF16', [2], Array(2).fill(v)], ['lm_head.weight', 'BF16', [4, 2], Array(8).fill(v)],
+  ]);
+  const baseConfig = { architectures: ['LlamaForCausalLM'], model_type: 'llama', num_hidden_layers: 2, hidden_size: 2, vocab_size: 4, torch_dtype: 'bfloat16' };
+  await writeFile(join(dir, 'base', 'model.safetensors'), tensors(1));
+  await writeFile(join(dir, 'base', 'config.json'), JSON.stringify(baseConfig));
+  await writeFile(join(dir, 'base', 'generation_config.json'), '{"bos_token_id": 1, "eos_token_id": 2}\n');
+  await writeFile(join(dir, 'base', 'tokenizer.json'), '{"the": "base tokenizer"}');
+  await writeFile(join(dir, 'base', 'tokenizer_config.json'), '{"model_max_length": 8}');
+  await writeFile(join(dir, 'base', 'special_tokens_map.json'), '{}');
+  await writeFile(join(dir, 'a', 'model.safetensors'), tensors(2));
+  await writeFile(join(dir, 'a', 'config.json'), JSON.stringify({ ...baseConfig, name_or_path: 'a' }));
+  await writeFile(join(dir, 'a', 'tokenizer.json'), '{"the": "tokenizer of a"}');
+  await writeFile(join(dir, 'a', 'tokenizer_config.json'), '{"model_max_length": 16}');
+  await writeFile(join(dir, 'b.safetensors'), tensors(3));
+  const config = (extra: string) => `merge_method: task_arithmetic
+base_model: base
+models:
+  - model: a
+    parameters: {weight: 1}
+  - model: b.safetensors
+    parameters: {weight: 0.5}
+out_dtype: float16
+${extra}`;
+  await writeFile(join(dir, 'tok-a.yml'), config('tokenizer_source: a\n'));
+  const out = join(dir, 'out');
+  const r = await cli(['merge', join(dir, 'tok-a.yml'), out, '--max-shard-size', '20', '--backend', 'wasm', '--no-progress'], pkg.METHODS);
+  assert.is(r.code, 0, r.stderr);
+  const names = (await readdir(out)).sort();
+  const shards = names.filter((n) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(n));
+  // 52 bytes of float16 in shards of at most 20 bytes (embed 16, layers 8 + 8, norm 4, lm_head 16).
+  assert.ok(shards.length >= 3, names.join(' '));
+  assert.equal(names, [...shards, 'README.md', 'config.json', 'generation_config.json', 'mergekit_config.yml', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json'].sort());
+  assert.equal((await readdir(dir)).filter((n) => n.endsWith('.tmp')), [], 'no temporary folder left next to the output');
+  // The index maps every tensor to the shard that holds it; the reader loads every shard.
+  const index = pkg.parseShardIndex(await readFile(join(out, 'model.safetensors.index.json'), 'utf8'));
+  assert.is(index.metadata.total_size, 52);
+  const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [4, 2], 'model.layers.0.w': [2, 2], 'model.layers.1.w': [2, 2], 'model.norm.weight': [2], 'lm_head.weight': [4, 2] };
+  assert.equal([...index.weightMap.keys()].sort(), Object.keys(shapes).sort());
+  let seen = 0;
+  for (const shard of shards) {
+    const bytes = new Uint8Array(await readFile(join(out, shard)));
+    const file = readSafetensors(bytes);
+    assert.ok(bytes.length - 8 - new DataView(bytes.buffer).getUint32(0, true) <= 20 || file.tensors.size === 1, `${shard} over the limit`);
+    for (const [name, t] of file.tensors) {
+      assert.is(index.weightMap.get(name), shard, name);
+      assert.equal(t.shape, shapes[name], name);
+      assert.is(t.dtype, 'F16', name);
+      assert.ok(Array.from(pkg.decodeToFloat32('F16', t.bytes)).every((v) => v === 3), name);
+      seen++;
+    }
+  }
+  assert.is(seen, 5);
+  // config.json is the base's with the output dtype; generation_config.json the base's; the tokenizer a's.
+  assert.equal(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')), { ...baseConfig, torch_dtype: 'float16' });
+  assert.is(await readFile(join(out, 'generation_config.json'), 'utf8'), '{"bos_token_id": 1, "eos_token_id": 2}\n');
+  assert.is(await readFile(join(out, 'tokenizer.json'), 'utf8'), '{"the": "tokenizer of a"}');
+  assert.is(await readFile(join(out, 'tokenizer_config.json'), 'utf8'), '{"model_max_length": 16}');
+  const card = await readFile(join(out, 'README.md'), 'utf8');
+  assert.match(card, /^---\n[^]*tags:\n- mergekit\n- merge\n[^]*---\n# out\n/);
+  assert.match(card, /merged using the task_arithmetic merge method using base as a base\./);
+  assert.match(card, /\* a\n\* b\.safetensors\n/);
+  assert.ok(card.includes('```yaml\n' + config('tokenizer_source: a\n').trimEnd() + '\n```\n'), card);
+
+  // Without tokenizer_source: the base's tokenizer; the dtype of the inputs when out_dtype is absent.
+  await writeFile(join(dir, 'plain.yml'), config('').replace('out_dtype: float16\n', ''));
+  const plain = join(dir, 'plain');
+  assert.is((await cli(['merge', join(dir, 'plain.yml'), plain, '--backend', 'js', '--no-progress', '--no-write-model-card'], pkg.METHODS)).code, 0);
+  assert.equal((await readdir(plain)).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+  assert.is(await readFile(join(plain, 'tokenizer.json'), 'utf8'), '{"the": "base tokenizer"}');
+  assert.is(JSON.parse(await readFile(join(plain, 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
+  assert.is((await cli(['merge', join(dir, 'plain.yml'), join(dir, 'bare'), '--backend', 'js', '--no-progress', '--no-copy-tokenizer'], pkg.METHODS)).code, 0);
+  assert.equal((await readdir(join(dir, 'bare'))).sort(), ['README.md', 'config.json', 'generation_config.json', 'mergekit_config.yml', 'model.safetensors']);
+
+  // Into a folder that holds an earlier sharded merge and a file of the user's: the stale shards
+  // and index go, the user's file stays.
+  await writeFile(join(plain, 'model-00001-of-00002.safetensors'), 'stale');
+  await writeFile(join(plain, 'model.safetensors.index.json'), '{}');
+  await writeFile(join(plain, 'notes.txt'), 'mine');
+  assert.is((await cli(['merge', join(dir, 'plain.yml'), plain, '--backend', 'js', '--no-progress'], pkg.METHODS)).code, 0);
+  assert.equal((await readdir(plain)).sort(), ['README.md', 'config.json', 'generation_config.json', 'mergekit_config.yml', 'model.safetensors', 'notes.txt', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+
+  // tokenizer_source: union is refused; a model without tokenizer files is MISSING_FILE; nothing is written.
+  await writeFile(join(dir, 'union.yml'), config('tokenizer_source: union\n'));
+  let bad = await cli(['merge', join(dir, 'union.yml'), join(dir, 'no-1'), '--backend', 'js', '--no-progress'], pkg.METHODS);
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /tokenizer_source: union .* is not supported \(line 9\): use base, or a model of the config/);
+  await writeFile(join(dir, 'tok-b.yml'), config('tokenizer_source: b.safetensors\n'));
+  await rejects(() => mergeModelFiles({ configPath: join(dir, 'tok-b.yml'), outDir: join(dir, 'no-2') }), 'MISSING_FILE', ['tokenizer_source', '"b.safetensors" has no tokenizer files']);
+  await writeFile(join(dir, 'tok-x.yml'), config('tokenizer_source: elsewhere\n'));
+  bad = await cli(['merge', join(dir, 'tok-x.yml'), join(dir, 'no-3'), '--backend', 'js', '--no-progress'], pkg.METHODS);
+  assert.match(bad.stderr, /tokenizer_source: "elsewhere" is not a model of the config/);
+  assert.equal((await readdir(dir)).filter((n) => n.startsWith('no-') || n.endsWith('.tmp')), []);
+});
+
+test("mergekit's examples/orcamini-platy-44layer.yml as written (passthrough over slices) on generated 40-layer models: 44 layers renumbered, config.json with 44 layers and float16", async () => {
+  const dir = join(root, 'frankenmerge');
+  // Layer i of model m holds 100·m + i (m = 1 for orca_mini, 2 for Platypus2); 40 layers each.
+  const generated = (m: number) => st([
+    ['model.embed_tokens.weight', 'F32', [2, 2], Array(4).fill(100 * m + 90)],
+    ...Array.from({ length: 40 }, (_, i): [string, 'F32', number[], number[]] => [`model.layers.${i}.mlp.down_proj.weight`, 'F32', [2], [100 * m + i, 100 * m + i]]),
+    ['model.norm.weight', 'F32', [2], [100 * m + 91, 100 * m + 91]],
+    ['lm_head.weight', 'F32', [2, 2], Array(4).fill(100 * m + 92)],
+  ]);
+  for (const [m, path] of [[1, 'psmathur/orca_mini_v3_13b'], [2, 'garage-bAInd/Platypus2-13B']] as const) {
+    await mkdir(join(dir, path), { recursive: true });
+    await writeFile(join(dir, path, 'model.safetensors'), generated(m));
+    await writeFile(join(dir, path, 'config.json'), JSON.stringify({ model_type: 'llama', num_hidden_layers: 40, torch_dtype: 'float32' }));
+  }
+  // The example, verbatim.
+  await writeFile(join(dir, 'orcamini-platy-44layer.yml'), `slices:
+  - sources:
+    - model: psmathur/orca_mini_v3_13b
+      layer_range: [0, 24]
+  - sources:
+    - model: garage-bAInd/Platypus2-13B
+      layer_range: [20, 40]
+merge_method: passthrough
+dtype: float16
+`);
+  const out = join(dir, 'out');
+  const r = await run(['merge', join(dir, 'orcamini-platy-44layer.yml'), out, '--backend', 'wasm', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  const file = readSafetensors(new Uint8Array(await readFile(join(out, 'model.safetensors'))));
+  assert.is(file.tensors.size, 44 + 3);
+  for (let i = 0; i < 44; i++) {
+    const t = file.tensors.get(`model.layers.${i}.mlp.down_proj.weight`)!;
+    assert.is(t.dtype, 'F16');
+    assert.equal(t.shape, [2]);
+    // Output layers 0–23: orca_mini's 0–23; 24–43: Platypus2's 20–39.
+    assert.equal(Array.from(pkg.decodeToFloat32('F16', t.bytes)), Array(2).fill(i < 24 ? 100 + i : 200 + (i - 24) + 20), `layer ${i}`);
+  }
+  assert.equal(Array.from(pkg.decodeToFloat32('F16', file.tensors.get('model.embed_tokens.weight')!.bytes)), [190, 190, 190, 190]);
+  assert.equal(Array.from(pkg.decodeToFloat32('F16', file.tensors.get('lm_head.weight')!.bytes)), [292, 292, 292, 292]);
+  assert.equal(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')), { model_type: 'llama', num_hidden_layers: 44, torch_dtype: 'float16' });
+  assert.match(await readFile(join(out, 'README.md'), 'utf8'), /passthrough merge method\.\n[^]*\* psmathur\/orca_mini_v3_13b\n\* garage-bAInd\/Platypus2-13B\n/);
+});
+
+test("--max-shard-size takes mergekit's K, M and B (thousand, million, billion) as well as KB, MiB, GB", () => {
+  assert.is(parseSize('5B', '--max-shard-size'), 5e9);
+  assert.is(parseSize('500M', '--max-shard-size'), 5e8);
+  assert.is(parseSize('100k', '--max-shard-size'), 1e5);
+  assert.is(parseSize('2MiB', '--chunk-size'), 2 ** 21);
+  assert.is(parseSize('1000000', '--max-shard-size'), 1e6);
+});
+
 test('SIGINT or SIGTERM while an output file is being written deletes its temporary file, then ends the process as the signal would', async () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const dir = join(root, `signal-${signal}`);
@@ -409,11 +572,13 @@ setInterval(() => {}, 1000);`;
       child.on('exit', () => resolve(false));
     });
     assert.ok(ready, 'the writer started');
-    assert.equal((await readdir(dir)).filter((f) => f.endsWith('.tmp')).length, 1, 'a temporary file while writing');
+    const temporary = (await readdir(root)).filter((f) => f.startsWith(`.signal-${signal}.`) && f.endsWith('.tmp'));
+    assert.is(temporary.length, 1, 'a temporary folder next to the output while writing');
+    assert.equal(await readdir(join(root, temporary[0]!)), ['model.safetensors']);
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
     child.kill(signal);
     assert.is(await exited, signal, 'ended by the signal');
-    assert.equal(await readdir(dir), [], `${signal}: nothing left behind`);
+    assert.equal((await readdir(root)).filter((f) => f.includes(`signal-${signal}`)), [], `${signal}: nothing left behind, no output folder`);
   }
 });
 

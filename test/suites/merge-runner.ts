@@ -92,7 +92,7 @@ out_dtype: torch.float16
 
   cfg('every unsupported key is an error naming the key and its line', async () => {
     const base = 'merge_method: linear\nmodels:\n  - model: a\n';
-    for (const key of ['slices', 'modules', 'tokenizer_source', 'tokenizer', 'chat_template', 'allow_crimes']) {
+    for (const key of ['modules', 'tokenizer', 'chat_template', 'allow_crimes']) {
       await rejects(() => parseMergeConfig(`${base}${key}: x\n`), 'INVALID_OPTION', [`"${key}"`, 'line 4']);
     }
     await rejects(() => parseMergeConfig(`${base}    layer_range: [0, 4]\n`), 'INVALID_OPTION', ['"layer_range"', 'line 4']);
@@ -175,6 +175,20 @@ parameters:
     assert.equal(resolveTensorParams(d, checkConfigAgainst(d, TEST_METHODS), 'w', 0), { global: { normalize: true }, models: [{ weight: 1 }] });
   });
 
+  cfg('one rule for global parameters in a config and in mk.mergeTensors: a global value applies to every model that does not set its own', async () => {
+    // linear without normalize: a sets weight 3, b has none, the global weight 0.5 is b's:
+    //   3·[1, 2] + 0.5·[4, 8] = [5, 10]
+    const yaml = 'merge_method: linear\nmodels:\n  - model: a\n    parameters: { weight: 3 }\n  - model: b\nparameters: { weight: 0.5, normalize: false }\n';
+    const c = parseMergeConfig(yaml);
+    assert.equal(resolveTensorParams(c, checkConfigAgainst(c, METHODS), 'w', 0), { global: { normalize: false }, models: [{ weight: 3 }, { weight: 0.5 }] });
+    const x = new Float32Array([1, 2]), y = new Float32Array([4, 8]);
+    const api = await h.mk.mergeTensors('linear', { models: [{ data: x, shape: [2] }, { data: y, shape: [2] }], parameters: { weight: 0.5, normalize: false }, modelParameters: [{ weight: 3 }, {}] });
+    assert.equal(Array.from(api.data), [5, 10]);
+    const file = (v: Float32Array) => writeSafetensors([{ name: 'w', dtype: 'F32', shape: [2], data: encodeFromFloat32('F32', v) }]);
+    const merged = await mergeModels({ config: yaml, inputs: { a: file(x), b: file(y) }, methods: METHODS, backend: h.mk });
+    assert.equal(values(await read(merged.blob), 'w'), [5, 10]);
+  });
+
   cfg.run();
 
   const run = suite(`${h.runtime} / ${h.backend} / merge runner`);
@@ -211,7 +225,7 @@ parameters:
     assert.equal([...out.tensors.values()].map((t) => t.dtype), ['F16', 'F32', 'F32', 'I64', 'F32']);
     assert.is(result.tensorsMerged, 4);
     assert.is(result.tensorsCopied, 1);
-    assert.equal(result.files.map((f) => f.name), ['model.safetensors']);
+    assert.equal(result.files.map((f) => f.name), ['model.safetensors', 'README.md', 'mergekit_config.yml']);
     assert.is(out.metadata.merge_method, 'linear');
     assert.is(out.metadata.format, 'pt');
     assert.ok(out.metadata.merge_config!.includes('"weight"'), out.metadata.merge_config);
@@ -372,7 +386,7 @@ parameters:
   run('sharded output: files under the size limit, an index that parses', async () => {
     const m = model([['t0', 'F32', [4], [1, 2, 3, 4]], ['t1', 'F32', [4], [5, 6, 7, 8]], ['t2', 'F32', [4], [9, 10, 11, 12]]]);
     const result = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\n', inputs: { m }, maxShardSize: 20 }));
-    assert.equal(result.files.map((f) => f.name), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json']);
+    assert.equal(result.files.map((f) => f.name), ['model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json', 'README.md', 'mergekit_config.yml']);
     assert.is(result.blob, undefined);
     const index = parseShardIndex(await result.files[3]!.blob!.text());
     assert.equal([...index.weightMap], [['t0', result.files[0]!.name], ['t1', result.files[1]!.name], ['t2', result.files[2]!.name]]);
@@ -380,7 +394,156 @@ parameters:
     assert.equal(values(await read(result.files[2]!.blob), 't2'), [9, 10, 11, 12]);
     // Two 16-byte tensors fit in 32 bytes: mergekit's rule fills a shard until the next would overflow it.
     const two = await mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: m\n', inputs: { m }, maxShardSize: 32 }));
-    assert.equal(two.files.map((f) => f.name), ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+    assert.equal(two.files.map((f) => f.name), ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'README.md', 'mergekit_config.yml']);
+  });
+
+  run('Blob output of a loadable folder: config.json and the tokenizer from ModelSource.sideFile, the card; none of them on request', async () => {
+    const m = model([['w', 'F32', [2], [1, 2]]]);
+    const text = (s: string): ByteSource => { const bytes = new TextEncoder().encode(s); return { name: 'side', size: bytes.length, read: async (b, e) => bytes.subarray(b, e) }; };
+    const folder = (sides: Record<string, string>): ModelSource => ({ files: [{ name: 'model.safetensors', size: m.length, read: async (b, e) => m.subarray(b, e) }], sideFile: async (name) => (name in sides ? text(sides[name]!) : undefined) });
+    const x = folder({ 'config.json': '{"num_hidden_layers": 1, "torch_dtype": "float32", "dtype": "float32"}', 'tokenizer.json': '{"x": 1}', 'vocab.json': 'not read' });
+    const y = folder({ 'config.json': '{"from": "y"}', 'tokenizer.json': '{"y": 1}', 'tokenizer_config.json': '{}' });
+    const yaml = 'merge_method: linear\nmodels:\n  - model: x\n  - model: y\nout_dtype: bfloat16\ntokenizer_source: y\n';
+    const result = await mergeModels(opts({ config: yaml, inputs: { x, y }, modelName: 'my-merge' }));
+    assert.equal(result.files.map((f) => f.name), ['model.safetensors', 'config.json', 'tokenizer_config.json', 'tokenizer.json', 'README.md', 'mergekit_config.yml']);
+    const file = (name: string) => result.files.find((f) => f.name === name)!.blob!.text();
+    // The first model's config (no base), both dtype keys set to the output dtype.
+    assert.equal(JSON.parse(await file('config.json')), { num_hidden_layers: 1, torch_dtype: 'bfloat16', dtype: 'bfloat16' });
+    assert.is(await file('tokenizer.json'), '{"y": 1}');
+    assert.match(await file('README.md'), /^---\n[^]*# my-merge\n[^]*merged using the linear merge method\.\n[^]*\* x\n\* y\n/);
+    assert.is(await file('mergekit_config.yml'), yaml);
+    assert.equal(values(await read(result.blob), 'w'), [1, 2]);
+    const bare = await mergeModels(opts({ config: yaml.replace('tokenizer_source: y\n', ''), inputs: { x, y }, copyTokenizer: false, writeModelCard: false }));
+    assert.equal(bare.files.map((f) => f.name), ['model.safetensors', 'config.json']);
+    // The object form of a config is written out as YAML for the card.
+    const object = await mergeModels(opts({ config: { merge_method: 'linear', models: [{ model: 'x' }] }, inputs: { x: m } }));
+    assert.is(await object.files.find((f) => f.name === 'mergekit_config.yml')!.blob!.text(), 'merge_method: linear\nmodels:\n  - model: x\n');
+    await rejects(() => mergeModels(opts({ config: yaml, inputs: { x, y: m } })), 'MISSING_FILE', ['"y" has no tokenizer files', 'weights only']);
+    await rejects(() => mergeModels(opts({ config: yaml, inputs: { x, y }, writeModelCard: 1 as never })), 'INVALID_OPTION', ['writeModelCard']);
+  });
+
+  // Models for slices: model m (1, 2, 3) has 4 layers whose tensors are all 100·m + i at layer i;
+  // its embedding is 100·m + 90, its final norm 100·m + 91, its lm_head 100·m + 92. So a value
+  // says which layer of which model landed where.
+  const layered = (m: number, dtype: 'F32' | 'F16' = 'F32', drop?: string) => model([
+    ['model.embed_tokens.weight', dtype, [3, 2], Array(6).fill(100 * m + 90)],
+    ...[0, 1, 2, 3].flatMap((i): T[] => [
+      [`model.layers.${i}.self_attn.q_proj.weight`, dtype, [2, 2], Array(4).fill(100 * m + i)],
+      [`model.layers.${i}.input_layernorm.weight`, dtype, [2], Array(2).fill(100 * m + i)],
+    ]).filter(([name]) => name !== drop),
+    ['model.norm.weight', dtype, [2], Array(2).fill(100 * m + 91)],
+    ['lm_head.weight', dtype, [3, 2], Array(6).fill(100 * m + 92)],
+  ]);
+  const withConfig = (bytes: Uint8Array, config: object): ModelSource => {
+    const json = new TextEncoder().encode(JSON.stringify(config));
+    return {
+      files: [{ name: 'model.safetensors', size: bytes.length, read: async (b, e) => bytes.subarray(b, e) }],
+      sideFile: async (name) => (name === 'config.json' ? { name, size: json.length, read: async (b, e) => json.subarray(b, e) } : undefined),
+    };
+  };
+  /** Every output tensor's value (they are constant), by name. */
+  const constants = (file: ReturnType<typeof readSafetensors>) => Object.fromEntries([...file.tensors.keys()].map((name) => {
+    const v = values(file, name);
+    assert.ok(v.every((x) => x === v[0]), `${name} is constant`);
+    return [name, v[0]];
+  }));
+  const layerValues = (c: Record<string, number | undefined>, n: number) => Array.from({ length: n }, (_, i) => {
+    assert.is(c[`model.layers.${i}.input_layernorm.weight`], c[`model.layers.${i}.self_attn.q_proj.weight`], `layer ${i}: both tensors from one layer`);
+    return c[`model.layers.${i}.self_attn.q_proj.weight`];
+  });
+
+  run('slices with passthrough: layer ranges of several models stacked and renumbered; embeddings from the first slice, norm and lm_head from the last; config.json layer count', async () => {
+    const yaml = `merge_method: passthrough
+slices:
+  - sources:
+      - model: m1
+        layer_range: [0, 3]
+  - sources:
+      - model: m2
+        layer_range: [1, 4]
+  - sources:
+      - model: m3
+        layer_range: [0, 1]
+`;
+    const types = ['sliding', 'full', 'sliding', 'full'];
+    const inputs = { m1: withConfig(layered(1), { num_hidden_layers: 4, layer_types: types, torch_dtype: 'float32' }), m2: layered(2, 'F16'), m3: layered(3) };
+    const result = await mergeModels({ config: yaml, inputs, methods: METHODS, backend: h.mk });
+    const out = await read(result.blob);
+    const c = constants(out);
+    // Output layers 0–2: m1's 0–2; 3–5: m2's 1–3; 6: m3's 0. 7 layers × 2 tensors + 3 others.
+    assert.is(out.tensors.size, 17);
+    assert.equal(layerValues(c, 7), [100, 101, 102, 201, 202, 203, 300]);
+    assert.equal([c['model.embed_tokens.weight'], c['model.norm.weight'], c['lm_head.weight']], [190, 391, 392]);
+    // Each tensor keeps its source's dtype; the order is embeddings, layers, then the rest.
+    assert.is(out.tensors.get('model.layers.4.self_attn.q_proj.weight')!.dtype, 'F16');
+    assert.equal([...out.tensors.keys()][0], 'model.embed_tokens.weight');
+    assert.equal([...out.tensors.keys()].slice(-2).sort(), ['lm_head.weight', 'model.norm.weight']);
+    // The first slice's first model gives config.json: 7 layers, layer_types following the layers taken.
+    const config = JSON.parse(await result.files.find((f) => f.name === 'config.json')!.blob!.text());
+    assert.equal(config, { num_hidden_layers: 7, layer_types: [0, 1, 2, 1, 2, 3, 0].map((i) => types[i]), torch_dtype: 'float32' });
+    // passthrough takes one source per slice.
+    const two = yaml.replace('        layer_range: [0, 3]\n', '        layer_range: [0, 3]\n      - model: m2\n        layer_range: [1, 4]\n');
+    await rejects(() => mergeModels({ config: two, inputs, methods: METHODS, backend: h.mk }), 'INVALID_OPTION', ['slices[0]', 'passthrough copies exactly one model']);
+  });
+
+  run('slices merged with a method: per-source, per-slice and global parameters (mergekit precedence), gradients over each slice, a base among the sources', async () => {
+    // linear without normalize: Σ wᵢ·xᵢ. Slice 0: m1's own weight 3, m2 the slice's 2 (over the global 1).
+    //   out 0 = 3·100 + 2·202 = 704, out 1 = 3·101 + 2·203 = 709; the embedding (slice 0's models, t = 0) 3·190 + 2·290 = 1150.
+    // Slice 1 (3 layers, t = 0, ½, 1): m2's own gradient [0, 1] gives 0, ½, 1; m3 the global 1.
+    //   out 2 = 0·200 + 301 = 301, out 3 = ½·201 + 302 = 402.5, out 4 = 202 + 303 = 505;
+    //   norm and lm_head (slice 1's models, t = 0): 0·291 + 391 = 391, 0·292 + 392 = 392.
+    const yaml = `merge_method: linear
+parameters: { normalize: false, weight: 1 }
+slices:
+  - sources:
+      - model: m1
+        layer_range: [0, 2]
+        parameters: { weight: 3 }
+      - model: m2
+        layer_range: [2, 4]
+    parameters: { weight: 2 }
+  - sources:
+      - model: m2
+        layer_range: [0, 3]
+        parameters: { weight: [0, 1] }
+      - model: m3
+        layer_range: [1, 4]
+`;
+    const inputs = { m1: layered(1), m2: layered(2), m3: layered(3, 'F16') };
+    const c = constants(await read((await mergeModels({ config: yaml, inputs, methods: METHODS, backend: h.mk })).blob));
+    assert.equal(layerValues(c, 5), [704, 709, 301, 402.5, 505]);
+    assert.equal([c['model.embed_tokens.weight'], c['model.norm.weight'], c['lm_head.weight']], [1150, 391, 392]);
+    assert.is(c['model.layers.5.self_attn.q_proj.weight'], undefined);
+
+    // task_arithmetic with the base listed second among the sources: base + 0.5·(m2 − base).
+    //   out 0 = 100 + 0.5·(202 − 100) = 151, out 1 = 101 + 0.5·(203 − 101) = 152;
+    //   embedding 190 + 0.5·100 = 240, norm 241, lm_head 242.
+    const ta = `merge_method: task_arithmetic
+base_model: m1
+slices:
+  - sources:
+      - model: m2
+        layer_range: [2, 4]
+        parameters: { weight: 0.5 }
+      - model: m1
+        layer_range: [0, 2]
+`;
+    const t = constants(await read((await mergeModels({ config: ta, inputs, methods: METHODS, backend: h.mk })).blob));
+    assert.equal(layerValues(t, 2), [151, 152]);
+    assert.equal([t['model.embed_tokens.weight'], t['model.norm.weight'], t['lm_head.weight']], [240, 241, 242]);
+  });
+
+  run('slices that do not fit: lengths, ranges past the last layer, a base outside the slice, models and slices, a missing layer tensor', async () => {
+    const inputs = { m1: layered(1), m2: layered(2, 'F32', 'model.layers.2.input_layernorm.weight') };
+    const merge = (yaml: string) => mergeModels({ config: yaml, inputs, methods: METHODS, backend: h.mk });
+    const slice = (a: string, b: string) => `merge_method: linear\nslices:\n  - sources:\n      - model: m1\n        layer_range: ${a}\n      - model: m2\n        layer_range: ${b}\n`;
+    await rejects(() => merge(slice('[0, 2]', '[0, 3]')), 'INVALID_OPTION', ['slices[0].sources', 'as many layers', '2, 3']);
+    await rejects(() => merge(slice('[2, 5]', '[0, 3]')), 'INVALID_OPTION', ['slices[0].sources[0].layer_range', '[2, 5]', 'has 4']);
+    await rejects(() => merge(slice('[2, 1]', '[0, 3]')), 'INVALID_OPTION', ['layer_range', '0 ≤ start < end']);
+    await rejects(() => merge(slice('[0, 1]', '[0, 1]').replace('linear', 'task_arithmetic\nbase_model: m3')), 'INVALID_OPTION', ['base model "m3" is not one of them']);
+    await rejects(() => merge(`${slice('[0, 1]', '[0, 1]')}models:\n  - model: m1\n`), 'INVALID_OPTION', ['either models or slices']);
+    // m2's layer 2 has no input_layernorm: named with the layer it would have been.
+    await rejects(() => merge(slice('[1, 3]', '[1, 3]')), 'MISSING_TENSOR', ['"model.layers.1.input_layernorm.weight"', '"m2" (as "model.layers.2.input_layernorm.weight")']);
   });
 
   run('models that disagree: missing tensors, shapes, dtypes; each named', async () => {
@@ -389,9 +552,17 @@ parameters:
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: missing } })), 'MISSING_TENSOR', ['"y"', '"one"', 'missing from "two"']);
     const shape = model([['x', 'F32', [2, 2], [1, 2, 3, 4]], ['y', 'F32', [2], [1, 2]]]);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: shape } })), 'SHAPE_MISMATCH', ['"x"', '[4]', '[2, 2]', '"two"']);
+    // A float and an integer tensor of one name, or two integer dtypes: DTYPE_MISMATCH, not a shape error.
     const ints = model([['x', 'F32', [4], [1, 2, 3, 4]], ['y', 'I64', [2], [1, 2]]]);
-    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1, two: ints } })), 'SHAPE_MISMATCH', ['"y"', 'I64 in "two"']);
-    await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n', inputs: { one: b1 } })), 'INVALID_OPTION', ['"two"']);
+    const two = 'merge_method: linear\nmodels:\n  - model: one\n  - model: two\n';
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: b1, two: ints } })), 'DTYPE_MISMATCH', ['"y"', 'F32 in "one"', 'I64 in "two"']);
+    const i32 = writeSafetensors([{ name: 'x', dtype: 'F32', shape: [4], data: encodeFromFloat32('F32', new Float32Array(4)) }, { name: 'y', dtype: 'I32', shape: [2], data: new Uint8Array(8) }]);
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: ints, two: i32 } })), 'DTYPE_MISMATCH', ['"y"', 'I64 in "one"', 'I32 in "two"']);
+    // A float8 tensor: UNSUPPORTED_DTYPE naming the tensor, the model and the dtype.
+    const f8 = writeSafetensors([{ name: 'x', dtype: 'F32', shape: [4], data: encodeFromFloat32('F32', new Float32Array(4)) }, { name: 'y', dtype: 'F8_E4M3', shape: [2], data: new Uint8Array([0x38, 0x40]) }]);
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: b1, two: f8 } })), 'UNSUPPORTED_DTYPE', ['"y"', 'F8_E4M3', '"two"']);
+    // A model of the config without an input: MISSING_FILE, not an invalid option.
+    await rejects(() => mergeModels(opts({ config: two, inputs: { one: b1 } })), 'MISSING_FILE', ['"two"']);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1.subarray(0, 30) } })), 'INVALID_SAFETENSORS', ['"one"']);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1 }, chunkSize: 0 })), 'INVALID_OPTION', ['chunkSize']);
     await rejects(() => mergeModels(opts({ config: 'merge_method: linear\nmodels:\n  - model: one\n', inputs: { one: b1 }, backend: {} as never })), 'INVALID_TYPE', ['backend']);
