@@ -28,24 +28,33 @@ export interface OutputGroups {
 
 const groupsCache = new WeakMap<ref.MergePlan, OutputGroups>();
 
-/** The plan's output groups, built once (counting sort of the tokens by output row). */
+/**
+ * The plan's output groups, built once: each item's kept tokens sorted by (output row, token) —
+ * the order tome-groups.wgsl computes on the GPU — with each row's first slot as its offset.
+ */
 export function outputGroups(plan: ref.MergePlan): OutputGroups {
   const cached = groupsCache.get(plan);
   if (cached) return cached;
   const { batch, tokens: n } = plan;
   const m = n - plan.r;
-  const rowOf = ref.outputRows(plan);
+  const rowOf = plan.outputRow ?? ref.outputRows(plan);
   const offsets = new Int32Array(batch * m + 1);
+  const sorted: number[] = [];
   for (let t = 0; t < batch; t++) {
-    for (let tok = 0; tok < n; tok++) if (rowOf[t * n + tok]! >= 0) offsets[t * m + rowOf[t * n + tok]! + 1]++;
+    const rows = rowOf.subarray(t * n, (t + 1) * n);
+    const kept: number[] = [];
+    for (let tok = 0; tok < n; tok++) if (rows[tok]! >= 0) kept.push(tok);
+    kept.sort((a, b) => rows[a]! - rows[b]! || a - b);
+    // Row R starts at the first kept token whose row is ≥ R (an empty row: where the next begins).
+    let k = 0;
+    for (let row = 0; row < m; row++) {
+      while (k < kept.length && rows[kept[k]!]! < row) k++;
+      offsets[t * m + row] = sorted.length + k;
+    }
+    for (const tok of kept) sorted.push(t * n + tok);
   }
-  for (let row = 0; row < batch * m; row++) offsets[row + 1] += offsets[row]!;
-  const next = offsets.slice(0, batch * m);
-  const members = new Int32Array(offsets[batch * m]!);
-  for (let t = 0; t < batch; t++) {
-    for (let tok = 0; tok < n; tok++) if (rowOf[t * n + tok]! >= 0) members[next[t * m + rowOf[t * n + tok]!]!++] = t * n + tok;
-  }
-  const g = { batch, tokens: n, rows: m, offsets, members, rowOf };
+  offsets[batch * m] = sorted.length;
+  const g = { batch, tokens: n, rows: m, offsets, members: Int32Array.from(sorted), rowOf };
   groupsCache.set(plan, g);
   return g;
 }
