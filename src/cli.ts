@@ -212,7 +212,7 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     const seconds = (performance.now() - t0) / 1000;
     const lines = [
       `merged ${result.tensorsMerged} tensors${result.tensorsCopied ? ` (and copied ${result.tensorsCopied} non-float tensors from the ${methods[result.method]?.needsBase ? 'base' : 'first'} model)` : ''} with ${result.method} on ${mk.backend}${ctx.note && args.verbose ? ` (auto chose ${ctx.note})` : ''}`,
-      `read ${formatBytes(result.bytesRead)} (${(result.bytesRead / 1e6 / Math.max(seconds, 1e-3)).toFixed(0)} MB/s), wrote ${formatBytes(result.bytesWritten)}${result.chunksRewritten ? ` (and rewrote ${result.chunksRewritten} chunk${result.chunksRewritten === 1 ? '' : 's'} in place: zero sign guessed wrong)` : ''} in ${seconds.toFixed(1)} s`,
+      `read ${formatBytes(result.bytesRead)}${rate(result.bytesRead, seconds)}, wrote ${formatBytes(result.bytesWritten)}${result.chunksRewritten ? ` (and rewrote ${result.chunksRewritten} chunk${result.chunksRewritten === 1 ? '' : 's'} in place: zero sign guessed wrong)` : ''} in ${seconds.toFixed(1)} s`,
       ...result.tied.map((t) => `tied weights: "${t.model}" has no ${t.tensor}; its ${t.from} was merged in its place`),
       `output: ${result.outDir} (${result.files.map((f) => f.name).join(', ')})`,
     ];
@@ -252,4 +252,11 @@ export function errorLine(e: unknown): string {
   }
   line = line.replace(/\s*[\r\n]+\s*/g, ' ').trim();
   return line.length > 2000 ? line.slice(0, 2000) + '…' : line;
+}
+
+/** " (N MB/s)" when the rate means something: at least 1 MB read over at least 0.1 s. */
+function rate(bytes: number, seconds: number): string {
+  if (bytes < 1e6 || seconds < 0.1) return '';
+  const mbs = bytes / 1e6 / seconds;
+  return ` (${mbs >= 10 ? mbs.toFixed(0) : mbs.toFixed(1)} MB/s)`;
 }
