@@ -320,6 +320,8 @@ export default function (h: Harness) {
       { method: 'multislerp', weights: [1, 1], base: t(1, -1, 2), models: [t(4, 3, 2), t(1, -1, 4)], want: [1 + 1.05 * Math.SQRT2, -1 + 1.4 * Math.SQRT2, 2 + 1.75 * Math.SQRT2] },
       // Without a base the models themselves: the same directions and norms → the same offset.
       { method: 'multislerp', weights: [2, 2], base: undefined as unknown as Tensor, models: [t(3, 4, 0), t(0, 0, 2)], want: [1.05 * Math.SQRT2, 1.4 * Math.SQRT2, 1.75 * Math.SQRT2] },
+      // Weights 3, 1 (¾, ¼): m = ¾[0.6, 0.8, 0] + ¼[0, 0, 1] = [0.45, 0.6, 0.25], ‖m‖ = √0.625; mean norm ¾·5 + ¼·2 = 4.25.
+      { method: 'multislerp', weights: [3, 1], base: t(1, -1, 2), models: [t(4, 3, 2), t(1, -1, 4)], want: [0.45, 0.6, 0.25].map((v, i) => [1, -1, 2][i]! + (4.25 / Math.sqrt(0.625)) * v) },
       // Antipodal task vectors with equal weights: m = 0, two models → mergekit's linear fallback ½a0 + ½a1 = 0 → the base.
       { method: 'multislerp', weights: [1, 1], base: t(1, 2), models: [t(4, 6), t(-2, -2)], want: [1, 2] },
       // ram, ε = 1e-5, base 1: δA = [1, 2, 0, ~1e-6 (below ε), 3], δB = [3, 0, 0, 0, -1]; counts [2, 1, 0, 0, 2]
