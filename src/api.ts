@@ -314,7 +314,8 @@ export class MergeKernels {
   /**
    * Merges one tensor with a registered method (mergekit's `merge_method` names: task_arithmetic,
    * ties, dare_ties, dare_linear, breadcrumbs, breadcrumbs_ties, della, della_linear, sce, linear,
-   * slerp, nuslerp, model_stock, karcher; and ours: consensus, metrics_weighted), streamed in
+   * slerp, nuslerp, multislerp, model_stock, karcher, nearswap, ram, ramplus_tl, arcee_fusion,
+   * passthrough; and ours: consensus, metrics_weighted), streamed in
    * chunks through the same code as the file runner. See MergeTensorsOptions.
    */
   async mergeTensors(method: string, options: merging.MergeTensorsOptions): Promise<Tensor> {

@@ -28,6 +28,7 @@ export type { HistogramRequest, TiesMergeCounts, TiesMergeOptions } from './merg
 export type { MergeMethod, MethodSpec, MethodContext, TensorMerge, TensorInfo, TensorParams, Chunk, ParamValue } from './merging/types.ts';
 export { mergeTensor } from './merging/driver.ts';
 export { INTERPOLATION_METHODS } from './merging/methods/interpolation.ts';
+export { SELECTION_METHODS } from './merging/methods/selection.ts';
 export { parseSafetensorsHeaderFromReader, encodeSafetensorsHeader } from './safetensors.ts';
 export { parseMergeConfig, checkConfigAgainst, resolveTensorParams, resolveSliceParams, evaluateSetting, layerPositions, layerOf } from './merging/config.ts';
 export type { MergeConfig, ModelEntry, SliceEntry, SliceSource, ParamSetting, ScalarSetting, GradientSetting, StepSetting, FilterSetting, ConfigDtype } from './merging/config.ts';

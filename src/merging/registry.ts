@@ -6,10 +6,12 @@ import { SCE } from './methods/sce.ts';
 import { CONSENSUS } from './methods/consensus.ts';
 import { INTERPOLATION_METHODS } from './methods/interpolation.ts';
 import { PASSTHROUGH } from './methods/passthrough.ts';
+import { SELECTION_METHODS } from './methods/selection.ts';
 
 export const METHODS: Record<string, MethodSpec> = {
   ...TASK_ARITHMETIC_METHODS,
   ...INTERPOLATION_METHODS,
+  ...SELECTION_METHODS,
   sce: SCE,
   consensus: CONSENSUS,
   passthrough: PASSTHROUGH,

@@ -308,6 +308,64 @@ export default function (h: Harness) {
     assert.equal(Array.from((await h.mk.disjointMerge([da, db], { weights: [1, 0.5] })).data), [1, -3, -0.5, -3, 1.5, 0.125], 'disjointMerge: + on a zero total');
   });
 
+  test("mergekit's nearswap, multislerp, ram, ramplus_tl and arcee_fusion, worked by hand, through mergeTensors and a YAML config", async () => {
+    const t = (...v: number[]) => ({ data: new Float32Array(v), shape: [v.length] });
+    const cases: Array<{ method: string; parameters?: Record<string, number | boolean>; weights?: number[]; base: Tensor; models: Tensor[]; want: number[] }> = [
+      // nearswap, t = 0.1: |a − b| = [0.05, 1, 0.2, 0, 0.5] → w = min(1, 0.1 / max(|a − b|, 1e-6)) = [1, 0.1, 0.5, 1, 0.2];
+      // w·b + (1 − w)·a = [0.05, 0.1, -0.1, 1, 0.2·5.5 + 0.8·5 = 5.1].
+      { method: 'nearswap', parameters: { t: 0.1 }, base: t(0, 0, 0, 1, 5), models: [t(0.05, 1, -0.2, 1, 5.5)], want: [0.05, 0.1, -0.1, 1, 5.1] },
+      // multislerp, weights 1, 1 (normalized ½, ½), task vectors a0 = [3, 4, 0] (‖a0‖ = 5), a1 = [0, 0, 2] (‖a1‖ = 2):
+      //   m = ½[0.6, 0.8, 0] + ½[0, 0, 1] = [0.3, 0.4, 0.5], ‖m‖ = √0.5; mean norm ½·5 + ½·2 = 3.5
+      //   → base + 3.5·m/√0.5 = base + √2·[1.05, 1.4, 1.75], base = [1, -1, 2].
+      { method: 'multislerp', weights: [1, 1], base: t(1, -1, 2), models: [t(4, 3, 2), t(1, -1, 4)], want: [1 + 1.05 * Math.SQRT2, -1 + 1.4 * Math.SQRT2, 2 + 1.75 * Math.SQRT2] },
+      // Without a base the models themselves: the same directions and norms → the same offset.
+      { method: 'multislerp', weights: [2, 2], base: undefined as unknown as Tensor, models: [t(3, 4, 0), t(0, 0, 2)], want: [1.05 * Math.SQRT2, 1.4 * Math.SQRT2, 1.75 * Math.SQRT2] },
+      // Weights 3, 1 (¾, ¼): m = ¾[0.6, 0.8, 0] + ¼[0, 0, 1] = [0.45, 0.6, 0.25], ‖m‖ = √0.625; mean norm ¾·5 + ¼·2 = 4.25.
+      { method: 'multislerp', weights: [3, 1], base: t(1, -1, 2), models: [t(4, 3, 2), t(1, -1, 4)], want: [0.45, 0.6, 0.25].map((v, i) => [1, -1, 2][i]! + (4.25 / Math.sqrt(0.625)) * v) },
+      // Antipodal task vectors with equal weights: m = 0, two models → mergekit's linear fallback ½a0 + ½a1 = 0 → the base.
+      { method: 'multislerp', weights: [1, 1], base: t(1, 2), models: [t(4, 6), t(-2, -2)], want: [1, 2] },
+      // ram, ε = 1e-5, base 1: δA = [1, 2, 0, ~1e-6 (below ε), 3], δB = [3, 0, 0, 0, -1]; counts [2, 1, 0, 0, 2]
+      //   → base + [(1 + 3)/2, 2, 0, 0, (3 − 1)/2] = [3, 3, 1, 1, 2].
+      { method: 'ram', base: t(1, 1, 1, 1, 1), models: [t(2, 3, 1, 1.000001, 4), t(4, 1, 1, 1, 0)], want: [3, 3, 1, 1, 2] },
+      // ramplus_tl: A has 2 shared entries, 1 unique: ρ_A = 2; B has no unique entry (its λ is unused).
+      //   r 0.1, α 0.2 (defaults): λ_A = 1 + 0.1·min(2, 0.2) = 1.02 → the unique entry 1 + 2·1.02 = 3.04.
+      { method: 'ramplus_tl', base: t(1, 1, 1, 1, 1), models: [t(2, 3, 1, 1.000001, 4), t(4, 1, 1, 1, 0)], want: [3, 3.04, 1, 1, 2] },
+      //   r 0.5, α 1: λ_A = 1.5 → 1 + 3 = 4;  r 0.5, α 5: λ_A = 1 + 0.5·2 = 2 → 1 + 4 = 5.
+      { method: 'ramplus_tl', parameters: { r: 0.5, alpha: 1 }, base: t(1, 1, 1, 1, 1), models: [t(2, 3, 1, 1.000001, 4), t(4, 1, 1, 1, 0)], want: [3, 4, 1, 1, 2] },
+      { method: 'ramplus_tl', parameters: { r: 0.5, alpha: 5 }, base: t(1, 1, 1, 1, 1), models: [t(2, 3, 1, 1.000001, 4), t(4, 1, 1, 1, 0)], want: [3, 5, 1, 1, 2] },
+      // arcee_fusion, one row: importance = |δ|·KL with one KL > 0 for the row, so the order is |δ|'s:
+      //   |δ| = [0, .25, .25, .5, .25, 0, 5, .25], sorted [0, 0, .25, .25, .25, .25, .5, 5]; n − 1 = 7:
+      //   median = sorted[3] = .25, q1 = sorted[1] = 0, q3 = sorted[5] = .25 → threshold (.25 + 1.5·.25)·KL;
+      //   only the 5 reaches it: base + δ there, the base elsewhere.
+      { method: 'arcee_fusion', base: t(0, 1, 2, 3, 4, 5, 6, 7), models: [t(0, 1.25, 1.75, 3.5, 4.25, 5, 11, 6.75)], want: [0, 1, 2, 3, 4, 5, 11, 7] },
+      // Two rows: row 0 shifted by a constant (same softmax: KL = 0, importance 0), row 1 changed in one entry.
+      //   Importances: seven 0s and one > 0 → median = q1 = q3 = 0, threshold 0, and 0 ≥ 0 keeps every δ: the model.
+      { method: 'arcee_fusion', base: { data: new Float32Array(8), shape: [2, 4] }, models: [{ data: new Float32Array([1, 1, 1, 1, 2, 0, 0, 0]), shape: [2, 4] }], want: [1, 1, 1, 1, 2, 0, 0, 0] },
+    ];
+    for (const c of cases) {
+      const what = `${c.method} ${JSON.stringify(c.parameters ?? {})}${c.base ? '' : ' no base'}`;
+      const modelParameters = c.weights?.map((weight) => ({ weight }));
+      for (const chunkSize of [1, 3, 1000]) {
+        const got = await h.mk.mergeTensors(c.method, { base: c.base, models: c.models, parameters: c.parameters, modelParameters, chunkSize });
+        allClose(got.data, c.want, TOL, `mergeTensors ${what} chunk ${chunkSize}`);
+      }
+      const name = 'model.layers.0.w';
+      const file = (x: Tensor) => writeSafetensors([{ name, dtype: 'F32', shape: x.shape, data: new Uint8Array(x.data.slice().buffer) }]);
+      const inputs: Record<string, Uint8Array> = Object.fromEntries(c.models.map((m, i) => [`m${i}`, file(m)]));
+      if (c.base) inputs.base = file(c.base);
+      const models = c.models.map((_, i) => `  - model: m${i}\n` + (c.weights ? `    parameters: { weight: ${c.weights[i]} }\n` : '')).join('');
+      const config = `merge_method: ${c.method}\n${c.base ? 'base_model: base\n' : ''}models:\n${models}` +
+        (c.parameters ? `parameters:\n${Object.entries(c.parameters).map(([k, v]) => `  ${k}: ${v}\n`).join('')}` : '') + 'dtype: float32\n';
+      const result = await mergeModels({ config, inputs, methods: METHODS, backend: h.mk });
+      const out = readSafetensors(new Uint8Array(await result.blob!.arrayBuffer())).tensors.get(name)!;
+      allClose(new Float32Array(out.bytes.slice().buffer), c.want, TOL, `YAML ${what}`);
+    }
+    // ram's ε: the entry changed by 1e-6 stays the base's exactly (not 1 + 1e-6), and with ε = 0 it counts.
+    const base = t(1, 1, 1, 1, 1), models = [t(2, 3, 1, 1.000001, 4), t(4, 1, 1, 1, 0)];
+    assert.is((await h.mk.mergeTensors('ram', { base, models })).data[3], 1);
+    assert.is((await h.mk.mergeTensors('ram', { base, models, parameters: { epsilon: 0 } })).data[3], Math.fround(1.000001));
+  });
+
   test('bad input: a MergeKernelsError naming the argument', async () => {
     const shape = [4];
     const { base, models } = inputs(shape, 3);

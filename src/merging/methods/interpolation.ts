@@ -1,5 +1,5 @@
 // The interpolation-style merge methods, streamed over chunks: mergekit's `linear`, `slerp`,
-// `nuslerp`, `model_stock` and `karcher`, and metrics-weighted averaging (`metrics_weighted`,
+// `nuslerp`, `model_stock`, `karcher` and `multislerp`, and metrics-weighted averaging (`metrics_weighted`,
 // Yu and Choi 2025). Semantics, papers and where we differ from mergekit: the references in
 // src/reference/model-interpolation.ts, which these equal for any chunk size.
 //
@@ -14,12 +14,12 @@ import { MergeKernelsError, describe } from '../../errors.ts';
 import * as ref from '../../reference/model-interpolation.ts';
 
 /** A default of NaN marks a parameter that must be given (mergekit's `required=True`). */
-const REQUIRED = NaN;
+export const REQUIRED = NaN;
 
 type Params = Readonly<Record<string, ParamValue>>;
 
 /** A model's own value, else the global one, else the default. */
-function lookup(name: string, global: Params, own: Params | undefined, fallback: ParamValue): ParamValue {
+export function lookup(name: string, global: Params, own: Params | undefined, fallback: ParamValue): ParamValue {
   return own?.[name] ?? global[name] ?? fallback;
 }
 
@@ -27,7 +27,7 @@ function where(model: number | undefined): string {
   return model === undefined ? '' : ` for model ${model}`;
 }
 
-function number(name: string, v: ParamValue, model?: number): number {
+export function number(name: string, v: ParamValue, model?: number): number {
   if (typeof v === 'number' && Number.isNaN(v)) {
     throw new MergeKernelsError('INVALID_OPTION', `${name}: required${where(model)}, but not given`, name);
   }
@@ -37,31 +37,31 @@ function number(name: string, v: ParamValue, model?: number): number {
   return v;
 }
 
-function inRange(name: string, v: ParamValue, lo: number, hi: number, what: string, model?: number): number {
+export function inRange(name: string, v: ParamValue, lo: number, hi: number, what: string, model?: number): number {
   const x = number(name, v, model);
   if (!(x >= lo && x <= hi)) throw new MergeKernelsError('INVALID_OPTION', `${name}: expected ${what}${where(model)}, got ${x}`, name);
   return x;
 }
 
-function boolean(name: string, v: ParamValue): boolean {
+export function boolean(name: string, v: ParamValue): boolean {
   if (typeof v !== 'boolean') throw new MergeKernelsError('INVALID_OPTION', `${name}: expected true or false, got ${describe(v)}`, name);
   return v;
 }
 
 /** One value of `name` per model (the model's own, else the global one, else `fallback`). */
-function perModel(params: TensorParams, models: number, name: string, fallback: ParamValue): ParamValue[] {
+export function perModel(params: TensorParams, models: number, name: string, fallback: ParamValue): ParamValue[] {
   if (!Array.isArray(params.models) || params.models.length !== models) {
     throw new MergeKernelsError('INVALID_OPTION', `params.models: expected one parameter record per model (${models}), got ${describe(params.models)}`, 'params.models');
   }
   return params.models.map((own) => lookup(name, params.global, own, fallback));
 }
 
-function checkModelCount(method: string, ctx: MethodContext, ok: boolean, expected: string): void {
+export function checkModelCount(method: string, ctx: MethodContext, ok: boolean, expected: string): void {
   if (!ok) throw new MergeKernelsError('INVALID_OPTION', `models: ${method} merges ${expected}, got ${ctx.models}`, 'models');
 }
 
 /** The chunk holds `models` arrays of its length, and a base when `base` is 'required'. */
-function checkChunk(chunk: Chunk, models: number, base: 'required' | 'optional' | 'none'): void {
+export function checkChunk(chunk: Chunk, models: number, base: 'required' | 'optional' | 'none'): void {
   if (chunk.models.length !== models) {
     throw new MergeKernelsError('SHAPE_MISMATCH', `models: expected ${models} model slices in the chunk at ${chunk.offset}, got ${chunk.models.length}`, 'models');
   }
@@ -76,16 +76,16 @@ function checkChunk(chunk: Chunk, models: number, base: 'required' | 'optional' 
   }
 }
 
-function nonFinite(method: string, info: TensorInfo): MergeKernelsError {
+export function nonFinite(method: string, info: TensorInfo): MergeKernelsError {
   return new MergeKernelsError('NON_FINITE', `models: tensor "${info.name}" holds NaN or ±Infinity, so ${method}'s norms and angles are undefined`, 'models');
 }
 
-function methodOf(name: string, needsBase: boolean, tensor: (info: TensorInfo, params: TensorParams) => TensorMerge): MergeMethod {
+export function methodOf(name: string, needsBase: boolean, tensor: (info: TensorInfo, params: TensorParams) => TensorMerge): MergeMethod {
   return { name, needsBase, modelPasses: 0, observeModel: async () => {}, tensor };
 }
 
 /** The run of the last dimension (1 for a scalar): row-wise variants ask for whole rows. */
-function lastDim(info: TensorInfo): number {
+export function lastDim(info: TensorInfo): number {
   return Math.max(1, info.shape[info.shape.length - 1] ?? 1);
 }
 
@@ -352,6 +352,69 @@ function karcherMerge(info: TensorInfo, models: number, maxIter: number, tol: nu
   };
 }
 
+/**
+ * mergekit's `multislerp` (mergekit/merge_methods/multislerp.py) on one tensor, flattened: the
+ * vectors a_m = x_m − base (x_m without a base), their unit directions u_m = a_m / (‖a_m‖ + eps),
+ * the weighted mean m = Σ w_m·u_m, and the result m/‖m‖ · Σ w_m‖a_m‖ (+ base). mergekit then
+ * projects the u_m onto the tangent space at m̂ and maps Σ w_m·(u_m − (u_m·m̂)·m̂) back with the
+ * exponential map; that sum is m − (m·m̂)·m̂ = 0 for any inputs, so its result is m̂·cos(eps)
+ * times the mean norm up to its float32 rounding of that zero, and we compute this closed form
+ * (in float64) from the models' Gram matrix after one pass, as for Karcher.
+ */
+function multislerpMerge(info: TensorInfo, models: number, weights: readonly number[], eps: number): TensorMerge {
+  const N = models;
+  const gram = new Float64Array(N * N);
+  let coefficients: Float64Array | undefined;
+  const vec = (chunk: Chunk, m: number, i: number) => (chunk.base ? Math.fround(chunk.models[m]![i]! - chunk.base[i]!) : chunk.models[m]![i]!);
+
+  function coefficientsFromGram(): Float64Array {
+    if (!gram.every(Number.isFinite)) throw nonFinite('multislerp', info);
+    for (let a = 0; a < N; a++) for (let b = 0; b < a; b++) gram[a * N + b] = gram[b * N + a]!;
+    const norms = Array.from({ length: N }, (_, m) => Math.sqrt(gram[m * N + m]!));
+    const c = norms.map((n, m) => weights[m]! / (n + eps));
+    let meanNorm2 = 0;
+    for (let a = 0; a < N; a++) for (let b = 0; b < N; b++) meanNorm2 += c[a]! * gram[a * N + b]! * c[b]!;
+    const meanNorm = Math.sqrt(Math.max(0, meanNorm2));
+    if (meanNorm < eps) {
+      // mergekit: two (anti)parallel directions that cancel fall back to w_0·a_0 + w_1·a_1; more cannot.
+      if (N === 2) return Float64Array.from(weights);
+      throw new MergeKernelsError('INVALID_OPTION', `weight: the weighted mean of the unit directions of tensor "${info.name}" is zero (antipodal models whose weights balance out), so multislerp has no direction; give other weights`, 'weight');
+    }
+    let avgNorm = 0;
+    for (let m = 0; m < N; m++) avgNorm += norms[m]! * weights[m]!;
+    const scale = (Math.cos(eps) * avgNorm) / meanNorm;
+    return Float64Array.from(c, (x) => x * scale);
+  }
+
+  return {
+    passes: N === 1 ? 0 : 1,
+    rowAlign: 1,
+    async observe(_pass, chunk) {
+      checkChunk(chunk, N, 'optional');
+      for (let i = 0; i < chunk.length; i++) {
+        for (let a = 0; a < N; a++) {
+          const xa = vec(chunk, a, i);
+          for (let b = a; b < N; b++) gram[a * N + b] += xa * vec(chunk, b, i);
+        }
+      }
+    },
+    async apply(chunk, out) {
+      checkChunk(chunk, N, 'optional');
+      if (N === 1) {
+        // mergekit returns the one model as it is (no base subtracted or added).
+        out.set(chunk.models[0]!.subarray(0, chunk.length));
+        return;
+      }
+      coefficients ??= coefficientsFromGram();
+      for (let i = 0; i < chunk.length; i++) {
+        let acc = chunk.base ? chunk.base[i]! : 0;
+        for (let m = 0; m < N; m++) acc += coefficients[m]! * vec(chunk, m, i);
+        out[i] = acc;
+      }
+    },
+  };
+}
+
 const linear: MethodSpec = {
   name: 'linear',
   needsBase: false,
@@ -461,6 +524,32 @@ const metricsWeighted: MethodSpec = {
   },
 };
 
+const multislerp: MethodSpec = {
+  name: 'multislerp',
+  // The base is optional (mergekit's Optional base_tensor): with one, the task vectors are interpolated.
+  needsBase: false,
+  optionalBase: true,
+  globalParams: { normalize_weights: true, eps: 1e-8 },
+  modelParams: { weight: REQUIRED },
+  create(ctx) {
+    checkModelCount('multislerp', ctx, ctx.models >= 1, 'one or more models (plus an optional base model)');
+    return methodOf('multislerp', false, (info, params) => {
+      let weights = perModel(params, ctx.models, 'weight', REQUIRED).map((w, m) => number('weight', w, m));
+      const normalize = boolean('normalize_weights', lookup('normalize_weights', params.global, undefined, true));
+      const eps = inRange('eps', lookup('eps', params.global, undefined, 1e-8), 0, Infinity, 'a small constant ≥ 0');
+      if (normalize && ctx.models > 1) {
+        let sum = 0, sumAbs = 0;
+        for (const w of weights) { sum += w; sumAbs += Math.abs(w); }
+        if (!(Math.abs(sum) > 1e-6 * sumAbs)) {
+          throw new MergeKernelsError('INVALID_OPTION', `weight: the weights [${weights.join(', ')}] sum to ${sum}, and normalize_weights divides by that sum; give weights with a non-zero sum or set normalize_weights: false`, 'weight');
+        }
+        weights = weights.map((w) => w / sum);
+      }
+      return multislerpMerge(info, ctx.models, weights, eps);
+    });
+  },
+};
+
 /** The interpolation-style methods by mergekit name (`metrics_weighted` is ours: mergekit has none). */
 export const INTERPOLATION_METHODS: Readonly<Record<string, MethodSpec>> = {
   linear,
@@ -468,5 +557,6 @@ export const INTERPOLATION_METHODS: Readonly<Record<string, MethodSpec>> = {
   nuslerp,
   model_stock: modelStock,
   karcher,
+  multislerp,
   metrics_weighted: metricsWeighted,
 };
