@@ -53,6 +53,7 @@ export interface LoraProgress {
   tensors: number;
   /** What became of it (see LoraTensorReport). */
   kind: LoraTensorReport['kind'];
+  /** Bytes of the differenced tensors read so far, of `totalBytes` (both models). */
   bytesRead: number;
   totalBytes: number;
 }
@@ -152,7 +153,8 @@ export async function extractLora(options: ExtractLoraOptions): Promise<ExtractL
       }
       if (!FLOAT.has(b.info.dtype)) throw new MergeKernelsError('DTYPE_MISMATCH', `tensor "${name}" is ${b.info.dtype} in the base but ${t.dtype} in the fine-tuned model`, name);
     }
-    const totalBytes = model.order.reduce((s, n) => s + (kinds.get(n) === 'lora' || kinds.get(n) === 'bias' ? 2 : kinds.get(n) === 'full' ? 1 : 0) * (model.tensors.get(n)!.info.end - model.tensors.get(n)!.info.begin), 0);
+    // Progress counts the bytes the SVD pass reads (full-rank tensors are copied after it, when the file is written).
+    const totalBytes = model.order.reduce((s, n) => s + (kinds.get(n) === 'lora' || kinds.get(n) === 'bias' ? 2 : 0) * (model.tensors.get(n)!.info.end - model.tensors.get(n)!.info.begin), 0);
 
     const entries: Entry[] = [];
     const reports: LoraTensorReport[] = [];
