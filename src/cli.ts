@@ -6,10 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkConfigAgainst, init, MergeKernelsError, parseMergeConfig, type MergeKernels, type MethodSpec } from './index.ts';
-import { mergeModelFiles } from './node/index.ts';
+import { extractLoraFiles, mergeModelFiles } from './node/index.ts';
 
 const HELP = `Usage: merge-kernels merge <config.yml> <out-dir> [options]
        merge-kernels merge <config.yml> -o <out-dir> [options]
+       merge-kernels extract-lora --base <model> --model <model> --rank <r> -o <out-dir> [options]
 
 Merges safetensors checkpoints as a mergekit YAML config describes (merge_method, base_model,
 models with parameters, or slices of layer ranges; parameters, dtype, out_dtype,
@@ -31,6 +32,16 @@ Options:
   --verbose                 say why auto chose its backend
   -h, --help                this help
   --version                 the package version
+extract-lora writes a PEFT LoRA adapter (adapter_model.safetensors, adapter_config.json) from the
+difference between a fine-tuned model and its base, one SVD per 2-D weight, as mergekit-extract-lora:
+  --base <path>             the base model (a .safetensors file or a model folder)
+  --model <path>            the fine-tuned model
+  --rank <r>                an integer: every weight's rank (at most min(out, in)); or a number in
+                            (0, 1): the share of each weight's squared Frobenius norm to keep
+  --skip-undecomposable     leave out norms and other tensors that are neither LoRA'd nor embeddings
+                            (saved at full rank in modules_to_save otherwise, as mergekit)
+  -o, --out, --backend, --no-progress, --verbose as for merge; one line per weight: its rank and
+  the share of the difference's energy it keeps.
 Sizes: a byte count, or a number with KB, MB, GB (powers of 1000), KiB, MiB, GiB, or
 mergekit's K, M, B (thousand, million, billion bytes).
 Exit codes: 0 merged, 1 the merge failed (the message says why), 2 bad command line.
@@ -62,12 +73,56 @@ interface Args {
   copyTokenizer: boolean; writeModelCard: boolean;
 }
 
-function parseArgs(argv: string[]): Args | 'help' | 'version' | 'usage' {
+interface LoraArgs { base: string; model: string; rank: number; out: string; backend: string; progress: boolean; verbose: boolean; skipUndecomposable: boolean }
+
+function parseLoraArgs(rest: string[]): LoraArgs {
+  const args: Partial<LoraArgs> = { backend: 'auto', progress: true, verbose: false, skipUndecomposable: false };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      const v = rest[++i];
+      if (v === undefined) throw new UsageError(`${flag}: expected a value`);
+      return v;
+    };
+    switch (flag) {
+      case '-o': case '--out': args.out = value(); break;
+      case '--base': args.base = value(); break;
+      case '--model': args.model = value(); break;
+      case '--rank': {
+        const v = value();
+        // The number is checked by extractLora (an integer ≥ 1 or a share in (0, 1)); here only that it is one.
+        if (!/^\d+(\.\d+)?$|^\.\d+$/.test(v)) throw new UsageError(`--rank: expected an integer ≥ 1 or a number in (0, 1), got ${JSON.stringify(v)}`);
+        args.rank = Number(v);
+        break;
+      }
+      case '--backend': {
+        const b = value();
+        if (!['auto', 'wasm', 'webgpu', 'js'].includes(b)) throw new UsageError(`--backend: expected auto, wasm, webgpu or js, got ${JSON.stringify(b)}`);
+        args.backend = b;
+        break;
+      }
+      case '--skip-undecomposable': args.skipUndecomposable = true; break;
+      case '--no-progress': args.progress = false; break;
+      case '--verbose': args.verbose = true; break;
+      default: throw new UsageError(`${a.startsWith('-') ? `unknown option ${a}` : `unexpected argument ${JSON.stringify(a)}`}; see --help`);
+    }
+  }
+  for (const [k, flag] of [['base', '--base'], ['model', '--model'], ['rank', '--rank'], ['out', '-o']] as const) {
+    if (args[k] === undefined) throw new UsageError(`extract-lora: expected ${flag}: merge-kernels extract-lora --base <model> --model <model> --rank <r> -o <out-dir>`);
+  }
+  return args as LoraArgs;
+}
+
+function parseArgs(argv: string[]): Args | LoraArgs | 'help' | 'version' | 'usage' {
   if (argv.includes('-h') || argv.includes('--help')) return 'help';
   if (argv.includes('--version')) return 'version';
   if (argv.length === 0) return 'usage';
   const [command, ...rest] = argv;
-  if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the command is: merge-kernels merge <config.yml> <out-dir>`);
+  if (command === 'extract-lora') return parseLoraArgs(rest);
+  if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the commands are: merge-kernels merge <config.yml> <out-dir>, merge-kernels extract-lora --base <model> --model <model> --rank <r> -o <out-dir>`);
   const args: Partial<Args> = { backend: 'auto', progress: true, verbose: false, copyTokenizer: true, writeModelCard: true };
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
@@ -149,7 +204,7 @@ function formatBytes(n: number): string {
 
 /** Runs the command line `argv` (without `node` and the script); returns the exit code. */
 export async function main(argv: string[], methods: Readonly<Record<string, MethodSpec>>, io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let args: Args | 'help' | 'version' | 'usage';
+  let args: Args | LoraArgs | 'help' | 'version' | 'usage';
   try {
     args = parseArgs(argv);
   } catch (e) {
@@ -174,6 +229,7 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
       return 1;
     }
   }
+  if ('base' in args) return extractLoraCommand(args, io);
   let mk: MergeKernels | undefined;
   let bar: cliProgress.SingleBar | undefined;
   const t0 = performance.now();
@@ -228,6 +284,49 @@ export async function main(argv: string[], methods: Readonly<Record<string, Meth
     } catch {
       // The merge's outcome is already decided and reported; a failing dispose must not replace it.
     }
+  }
+}
+
+/** `merge-kernels extract-lora`: a PEFT adapter from two models, one line per weight with its rank and energy. */
+async function extractLoraCommand(args: LoraArgs, io: CliIo): Promise<number> {
+  let mk: MergeKernels | undefined;
+  let bar: cliProgress.SingleBar | undefined;
+  const t0 = performance.now();
+  try {
+    const ctx = await createContext(args.backend);
+    mk = ctx.mk;
+    if (args.progress && (io.stderr as { isTTY?: boolean }).isTTY) {
+      bar = new cliProgress.SingleBar({
+        stream: io.stderr as NodeJS.WriteStream, format: '{bar} {percentage}% | {tensor}', hideCursor: true, clearOnComplete: true,
+      }, cliProgress.Presets.shades_classic);
+    }
+    let started = false;
+    const result = await extractLoraFiles({
+      base: args.base, model: args.model, rank: args.rank, outDir: args.out, backend: mk, skipUndecomposable: args.skipUndecomposable,
+      onProgress: (p) => {
+        if (!bar) return;
+        if (!started) { bar.start(Math.max(p.totalBytes, 1), 0, { tensor: '' }); started = true; }
+        bar.update(p.bytesRead, { tensor: p.tensor.length > 48 ? `…${p.tensor.slice(-47)}` : p.tensor });
+      },
+    });
+    bar?.stop();
+    const seconds = (performance.now() - t0) / 1000;
+    const lora = result.tensors.filter((t) => t.kind === 'lora');
+    const full = result.tensors.filter((t) => t.kind === 'full');
+    const width = Math.max(...lora.map((t) => t.name.length));
+    const lines = [
+      ...lora.map((t) => `${t.name.padEnd(width)}  [${t.shape.join(', ')}]  rank ${t.rank}  energy ${(t.energy! * 100).toFixed(2)}%`),
+      `extracted ${lora.length} LoRA weights (rank ${result.config.r}${Object.keys(result.config.rank_pattern as object).length ? ', others in rank_pattern' : ''})${full.length ? `, saved ${full.length} tensors at full rank (modules_to_save: ${(result.config.modules_to_save as string[]).join(', ')})` : ''} on ${mk.backend}${ctx.note && args.verbose ? ` (auto chose ${ctx.note})` : ''} in ${seconds.toFixed(1)} s`,
+      `output: ${result.outDir} (${result.files.map((f) => `${f.name} ${formatBytes(f.size)}`).join(', ')})`,
+    ];
+    io.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  } catch (e) {
+    bar?.stop();
+    io.stderr.write(`merge-kernels: ${errorLine(e)}\n`);
+    return 1;
+  } finally {
+    try { mk?.dispose(); } catch { /* the outcome is already reported */ }
   }
 }
 

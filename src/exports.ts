@@ -37,6 +37,8 @@ export { blobOutput } from './merging/runner.ts';
 export type { ByteSource, ModelSource, ModelInput, OutputTarget, OutputFile, MergeProgress, MergeModelsResult } from './merging/runner.ts';
 export type { MergeModelsOptions } from './merging/merge-models.ts';
 export { METHODS } from './merging/registry.ts';
+export { extractLora } from './lora/extract.ts';
+export type { ExtractLoraOptions, ExtractLoraResult, LoraProgress, LoraTensorReport } from './lora/extract.ts';
 export type { MergeTensorsOptions } from './merging/tensors.ts';
 export type { TrimConvention, ZeroSignRule, DisjointMergeRule, GtaOptions, TaskParams } from './reference/model-merging.ts';
 export type { SvdOptions, SvdResult, SvdMethod, LowRankOptions, LowRankResult } from './svd/api.ts';

@@ -154,9 +154,9 @@ const OUT_DTYPE: Record<ConfigDtype, 'F32' | 'F16' | 'BF16'> = { float32: 'F32',
 const TIED_INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\.weight$/;
 
 /** One tensor of one input: where its bytes are. */
-interface Located { file: ByteSource; dataOffset: number; info: SafetensorsTensorInfo }
+export interface Located { file: ByteSource; dataOffset: number; info: SafetensorsTensorInfo }
 
-interface OpenModel {
+export interface OpenModel {
   label: string; tensors: Map<string, Located>; order: string[]; close: () => Promise<void>;
   sideFile?: (name: string) => Promise<ByteSource | undefined>;
 }
@@ -226,7 +226,7 @@ function toSource(input: ModelInput, label: string): ModelSource {
   return { files: [one(input, label)] };
 }
 
-async function openModel(input: ModelInput, label: string): Promise<OpenModel> {
+export async function openModel(input: ModelInput, label: string): Promise<OpenModel> {
   const source = toSource(input, label);
   const tensors = new Map<string, Located>();
   const order: string[] = [];
@@ -506,7 +506,7 @@ export function blobOutput(): OutputTarget & { readonly files: ReadonlyMap<strin
   };
 }
 
-function resolveBackend(backend: unknown): Backend {
+export function resolveBackend(backend: unknown): Backend {
   if (backend instanceof MergeKernels) return MergeKernels.backendOf(backend);
   const b = backend as Backend | null;
   if (b !== null && typeof b === 'object' && typeof b.name === 'string' && typeof b.findNonFinite === 'function') return b;

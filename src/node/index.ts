@@ -2,7 +2,7 @@
 // config are paths, relative to the config file's folder when given as a file.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
-import { MergeKernelsError, mergeModels, type MergeModelsOptions, type MergeModelsResult } from '../index.ts';
+import { extractLora, MergeKernelsError, mergeModels, type ExtractLoraOptions, type ExtractLoraResult, type MergeModelsOptions, type MergeModelsResult } from '../index.ts';
 import { folderOutput, openModelPath } from './io.ts';
 
 export { folderOutput, openModelPath };
@@ -60,5 +60,32 @@ export async function mergeModelFiles(options: MergeFilesOptions): Promise<Merge
     },
     output: folderOutput(outDir),
   });
+  return { ...result, outDir: resolve(outDir) };
+}
+
+export interface ExtractLoraFilesOptions extends Omit<ExtractLoraOptions, 'base' | 'model' | 'output'> {
+  /** Path of the base model: a .safetensors file, or a folder with model.safetensors or its shard index. */
+  base: string;
+  /** Path of the fine-tuned model. */
+  model: string;
+  /** Output folder: adapter_model.safetensors and adapter_config.json, written as a whole (temporary folder, renamed when done). */
+  outDir: string;
+}
+
+/** Extracts a PEFT LoRA adapter from two checkpoints on disk into `outDir` (see extractLora). */
+export async function extractLoraFiles(options: ExtractLoraFilesOptions): Promise<ExtractLoraResult & { outDir: string }> {
+  const { base, model, outDir, ...rest } = options;
+  for (const [k, v] of [['base', base], ['model', model], ['outDir', outDir]] as const) {
+    if (typeof v !== 'string' || v === '') throw new MergeKernelsError('INVALID_OPTION', `${k}: expected a path`, k);
+  }
+  const baseSource = await openModelPath(base);
+  let modelSource;
+  try {
+    modelSource = await openModelPath(model);
+  } catch (e) {
+    await baseSource.close?.();
+    throw e;
+  }
+  const result = await extractLora({ baseModelName: base, ...rest, base: baseSource, model: modelSource, output: folderOutput(outDir) });
   return { ...result, outDir: resolve(outDir) };
 }

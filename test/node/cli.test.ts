@@ -9,8 +9,8 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pkg from 'merge-kernels';
-import { encodeFromFloat32, mergeModels, readSafetensors, writeSafetensors, type MethodSpec } from 'merge-kernels';
-import { mergeModelFiles } from 'merge-kernels/node';
+import { decodeToFloat32, encodeFromFloat32, extractLora, mergeModels, readSafetensors, writeSafetensors, type MethodSpec } from 'merge-kernels';
+import { extractLoraFiles, mergeModelFiles } from 'merge-kernels/node';
 import { main, parseSize } from '../../src/cli.ts';
 import { TEST_METHODS } from '../merge-methods.ts';
 import { rejects } from '../util.ts';
@@ -580,6 +580,174 @@ setInterval(() => {}, 1000);`;
     assert.is(await exited, signal, 'ended by the signal');
     assert.equal((await readdir(root)).filter((f) => f.includes(`signal-${signal}`)), [], `${signal}: nothing left behind, no output folder`);
   }
+});
+
+// ---- LoRA extraction (extract-lora): small models whose differences are known low-rank matrices.
+
+/** A seeded uniform stream in [-1, 1) (LCG): test data, not the method's. */
+function stream(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => { x = (Math.imul(x, 1664525) + 1013904223) >>> 0; return x / 2 ** 31 - 1; };
+}
+const rand = (n: number, next: () => number, scale = 1) => Array.from({ length: n }, () => next() * scale);
+function matmul(a: number[], b: number[], m: number, k: number, n: number): number[] {
+  const c = new Array<number>(m * n).fill(0);
+  for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) c[i * n + j]! += a[i * k + p]! * b[p * n + j]!;
+  return c;
+}
+const add = (x: number[], y: number[]) => x.map((v, i) => v + y[i]!);
+
+const next = stream(7);
+const Q_BASE = rand(24, next), Q_BIAS = rand(6, next), DOWN_BASE = rand(24, next), EMBED = rand(20, next), HEAD = rand(20, next);
+// q_proj [out 6, in 4]: a rank-2 delta U·V plus noise of 1e-4; down_proj [4, 6]: a rank-1 delta.
+const Q_DELTA = add(matmul(rand(12, next), rand(8, next), 6, 2, 4), rand(24, next, 1e-4));
+const DOWN_DELTA = matmul(rand(4, next), rand(6, next), 4, 1, 6);
+const BIAS_DELTA = [0.5, 0, -0.25, 0, 0, 1];
+const loraBase = st([
+  ['model.embed_tokens.weight', 'F32', [5, 4], EMBED],
+  ['model.layers.0.self_attn.q_proj.weight', 'F32', [6, 4], Q_BASE],
+  ['model.layers.0.self_attn.q_proj.bias', 'F32', [6], Q_BIAS],
+  ['model.layers.0.mlp.down_proj.weight', 'F32', [4, 6], DOWN_BASE],
+  ['model.norm.weight', 'F32', [4], [1, 1, 1, 1]],
+  ['lm_head.weight', 'F32', [5, 4], HEAD],
+]);
+const loraModel = st([
+  ['model.embed_tokens.weight', 'F32', [5, 4], EMBED.map((v) => v + 0.5)],
+  ['model.layers.0.self_attn.q_proj.weight', 'F32', [6, 4], add(Q_BASE, Q_DELTA)],
+  ['model.layers.0.self_attn.q_proj.bias', 'F32', [6], add(Q_BIAS, BIAS_DELTA)],
+  ['model.layers.0.mlp.down_proj.weight', 'F32', [4, 6], add(DOWN_BASE, DOWN_DELTA)],
+  ['model.norm.weight', 'F32', [4], [1, 2, 1, 2]],
+  ['lm_head.weight', 'F32', [5, 4], HEAD],
+]);
+
+async function adapterOf(result: { files: Array<{ name: string; blob?: Blob }> }) {
+  const bytes = new Uint8Array(await result.files.find((f) => f.name === 'adapter_model.safetensors')!.blob!.arrayBuffer());
+  const { tensors } = readSafetensors(bytes);
+  const get = (name: string) => {
+    const t = tensors.get(name);
+    assert.ok(t, `adapter has ${name} (has ${[...tensors.keys()].join(', ')})`);
+    return { shape: t!.shape, data: Array.from(decodeToFloat32(t!.dtype, t!.bytes)) };
+  };
+  const config = JSON.parse(await result.files.find((f) => f.name === 'adapter_config.json')!.blob!.text()) as Record<string, unknown>;
+  return { names: [...tensors.keys()], get, config };
+}
+
+function assertClose(actual: number[], expected: number[], tol: number, what: string) {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  const err = Math.max(...actual.map((v, i) => Math.abs(v - expected[i]!)));
+  assert.ok(err <= tol, `${what}: max error ${err} > ${tol}`);
+}
+
+test('extract-lora API: lora_B·lora_A reproduces a rank-2 delta; PEFT names and shapes; embeddings and norms at full rank; bias as lora_B.bias', async () => {
+  const mk = await pkg.init({ backend: 'wasm' });
+  try {
+    const result = await extractLora({ base: loraBase, model: loraModel, rank: 2, backend: mk, baseModelName: 'org/base' });
+    const { names, get, config } = await adapterOf(result);
+    const q = 'base_model.model.model.layers.0.self_attn.q_proj', down = 'base_model.model.model.layers.0.mlp.down_proj';
+    assert.equal(names.sort(), [
+      `${down}.lora_A.weight`, `${down}.lora_B.weight`, 'base_model.model.lm_head.weight', 'base_model.model.model.embed_tokens.weight',
+      `${q}.lora_A.weight`, `${q}.lora_B.bias`, `${q}.lora_B.weight`, 'base_model.model.model.norm.weight',
+    ].sort());
+    const qa = get(`${q}.lora_A.weight`), qb = get(`${q}.lora_B.weight`);
+    assert.equal(qa.shape, [2, 4], 'lora_A is [r, in]');
+    assert.equal(qb.shape, [6, 2], 'lora_B is [out, r]');
+    // The rank-2 part is kept; what is left is the 1e-4 noise (its best rank-2 residual is smaller still).
+    assertClose(matmul(qb.data, qa.data, 6, 2, 4), Q_DELTA, 5e-4, 'q_proj: lora_B·lora_A ≈ Δ');
+    const da = get(`${down}.lora_A.weight`), db = get(`${down}.lora_B.weight`);
+    assert.equal(da.shape, [2, 6]);
+    assert.equal(db.shape, [4, 2]);
+    assertClose(matmul(db.data, da.data, 4, 2, 6), DOWN_DELTA, 1e-5, 'down_proj (rank 1 delta, rank 2 kept)');
+    assertClose(get(`${q}.lora_B.bias`).data, BIAS_DELTA, 1e-6, 'bias difference');
+    assertClose(get('base_model.model.model.norm.weight').data, [1, 2, 1, 2], 0, 'norm: the fine-tuned tensor at full rank');
+    assertClose(get('base_model.model.model.embed_tokens.weight').data, EMBED.map((v) => Math.fround(v + 0.5)), 0, 'embedding at full rank');
+    assert.is(config.peft_type, 'LORA');
+    assert.is(config.task_type, 'CAUSAL_LM');
+    assert.is(config.r, 2);
+    assert.is(config.lora_alpha, 2);
+    assert.is(config.base_model_name_or_path, 'org/base');
+    assert.equal(config.target_modules, ['down_proj', 'q_proj']);
+    assert.equal(config.modules_to_save, ['embed_tokens', 'lm_head', 'norm']);
+    assert.equal(config.rank_pattern, {});
+    assert.is(config.lora_bias, true);
+    const qr = result.tensors.find((t) => t.name.endsWith('q_proj.weight'))!;
+    assert.is(qr.rank, 2);
+    assert.ok(qr.energy! > 0.99999 && qr.energy! <= 1, `q_proj energy ${qr.energy}`);
+    // Skipping the undecomposable: the norm goes, the embeddings stay (mergekit keeps them in modules_to_save).
+    const skipped = await extractLora({ base: loraBase, model: loraModel, rank: 1, backend: mk, skipUndecomposable: true });
+    const s = await adapterOf(skipped);
+    assert.not.ok(s.names.includes('base_model.model.model.norm.weight'));
+    assert.equal(s.config.modules_to_save, ['embed_tokens', 'lm_head']);
+    assert.equal(s.get(`${q}.lora_A.weight`).shape, [1, 4]);
+  } finally {
+    mk.dispose();
+  }
+});
+
+test('extract-lora API: an energy threshold picks the smallest rank keeping that share (singular values 3, 2, 1 by hand)', async () => {
+  // Δ [3, 4] with one entry per row and column: singular values 3, 2, 1; energy 9/14, 13/14, 1.
+  const delta = [0, 3, 0, 0, 0, 0, 2, 0, 1, 0, 0, 0];
+  const zero = new Array<number>(12).fill(0), w = new Array<number>(12).fill(0.25);
+  const rank1 = [...matmul([1, 2, 3], [1, 0, -1, 0], 3, 1, 4)];
+  const b = st([['a.proj.weight', 'F32', [3, 4], w], ['b.proj.weight', 'F32', [3, 4], zero]]);
+  const m = st([['a.proj.weight', 'F32', [3, 4], add(w, delta)], ['b.proj.weight', 'F32', [3, 4], rank1]]);
+  const mk = await pkg.init({ backend: 'wasm' });
+  try {
+    for (const [threshold, expected] of [[0.6, 1], [0.9, 2], [0.95, 3]] as const) {
+      const r = await extractLora({ base: b, model: m, rank: threshold, backend: mk });
+      const a = r.tensors.find((t) => t.name === 'a.proj.weight')!;
+      assert.is(a.rank, expected, `threshold ${threshold}`);
+      assert.ok(Math.abs(a.energy! - [9 / 14, 13 / 14, 1][expected - 1]!) < 1e-5, `energy ${a.energy}`);
+      const { get, config } = await adapterOf(r);
+      assert.is(config.r, expected);
+      // b.proj's delta has rank 1: every threshold keeps rank 1, listed in rank_pattern when r > 1.
+      assert.equal(config.rank_pattern, expected === 1 ? {} : { 'b.proj': 1 });
+      assert.equal(config.alpha_pattern, config.rank_pattern);
+      assert.equal(get('base_model.model.b.proj.lora_A.weight').shape, [1, 4]);
+      // The best rank-j approximation keeps the j largest entries (its singular triplets) by hand.
+      const best = delta.map((v) => (v > 3 - expected ? v : 0));
+      assertClose(matmul(get('base_model.model.a.proj.lora_B.weight').data, get('base_model.model.a.proj.lora_A.weight').data, 3, expected, 4), best, 1e-5, `rank ${expected}`);
+    }
+  } finally {
+    mk.dispose();
+  }
+});
+
+test('extract-lora API: bad input is a MergeKernelsError naming it', async () => {
+  const mk = await pkg.init({ backend: 'js' });
+  try {
+    for (const rank of [0, -1, 1.5, 1, Number.NaN, Infinity, '2' as unknown as number]) {
+      if (rank === 1) continue;
+      await rejects(() => extractLora({ base: loraBase, model: loraModel, rank, backend: mk }), 'INVALID_OPTION', ['rank']);
+    }
+    const other = st([['model.layers.0.self_attn.q_proj.weight', 'F32', [4, 6], Q_BASE]]);
+    const one = st([['model.layers.0.self_attn.q_proj.weight', 'F32', [6, 4], Q_BASE]]);
+    await rejects(() => extractLora({ base: other, model: one, rank: 2, backend: mk }), 'SHAPE_MISMATCH', ['q_proj', '[4, 6]', '[6, 4]']);
+    await rejects(() => extractLora({ base: st([['x.weight', 'F32', [2, 2], [1, 2, 3, 4]]]), model: one, rank: 2, backend: mk }), 'MISSING_TENSOR', ['q_proj']);
+  } finally {
+    mk.dispose();
+  }
+});
+
+test('extract-lora CLI: writes the adapter folder atomically, one energy line per weight; bad input exits 1 and leaves nothing', async () => {
+  await mkdir(join(root, 'lora'), { recursive: true });
+  await writeFile(join(root, 'lora', 'base.safetensors'), loraBase);
+  await writeFile(join(root, 'lora', 'model.safetensors'), loraModel);
+  const out = join(root, 'lora', 'adapter');
+  const r = await cli(['extract-lora', '--base', join(root, 'lora', 'base.safetensors'), '--model', join(root, 'lora', 'model.safetensors'), '--rank', '0.999', '-o', out, '--backend', 'wasm', '--no-progress']);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal((await readdir(out)).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+  assert.match(r.stdout, /model\.layers\.0\.self_attn\.q_proj\.weight\s+\[6, 4\]\s+rank 2\s+energy 100\.00%/);
+  assert.match(r.stdout, /model\.layers\.0\.mlp\.down_proj\.weight\s+\[4, 6\]\s+rank 1\s+energy 100\.00%/);
+  const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
+  assert.is(config.base_model_name_or_path, join(root, 'lora', 'base.safetensors'));
+  assert.equal(config.rank_pattern, { 'model.layers.0.mlp.down_proj': 1 });
+  const bad = await cli(['extract-lora', '--base', join(root, 'lora', 'base.safetensors'), '--model', join(root, 'lora', 'model.safetensors'), '--rank', '0', '-o', join(root, 'lora', 'bad'), '--backend', 'js', '--no-progress']);
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /rank/);
+  const usage = await cli(['extract-lora', '--base', 'x', '--rank', '2', '-o', 'y']);
+  assert.is(usage.code, 2);
+  assert.match(usage.stderr, /--model/);
+  assert.equal((await readdir(join(root, 'lora'))).sort(), ['adapter', 'base.safetensors', 'model.safetensors'], 'no output or temporary folder left by the failures');
 });
 
 test.run();

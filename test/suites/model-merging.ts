@@ -406,5 +406,60 @@ export default function (h: Harness) {
     await rejects(() => h.mk.disjointMerge(models, { merge: 'median' as never }), 'INVALID_OPTION', ['merge']);
   });
 
+
+  // TSV-Merge (Gargiulo et al. 2025), worked by hand. TSV's SVDs run on this backend: 1e-4 covers webgpu's.
+  const TSV_TOL = { rtol: 1e-4, atol: 1e-4 };
+  test('tsv: task vectors with orthogonal singular bases merge as task arithmetic (default k = 1/T); other tensors take the mean', async () => {
+    // 4×4, T = 2, k = 1/2 → two triplets each. τ₁ = 2·e₁e₁ᵀ + e₂e₂ᵀ, τ₂ = 3·e₃e₄ᵀ + 0.5·e₄e₃ᵀ: the
+    // concatenated bases [e₁ e₂ e₃ e₄] are orthonormal, so the polar step leaves them and TSV = τ₁ + τ₂.
+    const shape = [4, 4];
+    const base = Array.from({ length: 16 }, (_, i) => 0.1 * i - 0.7);
+    const t1 = new Array<number>(16).fill(0), t2 = new Array<number>(16).fill(0);
+    t1[0] = 2; t1[5] = 1; t2[2 * 4 + 3] = 3; t2[3 * 4 + 2] = 0.5;
+    const tensor = (v: number[]) => ({ data: new Float32Array(v), shape });
+    const models = [tensor(base.map((b, i) => b + t1[i]!)), tensor(base.map((b, i) => b + t2[i]!))];
+    for (const lambda of [1, 0.5]) {
+      for (const chunkSize of [1, 5, 16]) {
+        const got = await h.mk.mergeTensors('tsv', { base: tensor(base), models, parameters: { lambda }, chunkSize });
+        allClose(got.data, base.map((b, i) => b + lambda * (t1[i]! + t2[i]!)), TSV_TOL, `λ ${lambda}, chunks of ${chunkSize}`);
+      }
+    }
+    // A 1-D tensor: θ₀ + λ·mean(τ) (the paper's code averages what is not a matrix).
+    const b1 = { data: new Float32Array([1, 2, 3]), shape: [3] };
+    const got = await h.mk.mergeTensors('tsv', { base: b1, models: [{ data: new Float32Array([2, 2, 3]), shape: [3] }, { data: new Float32Array([1, 4, 0]), shape: [3] }], parameters: { lambda: 2 } });
+    allClose(got.data, [1 + 2 * 0.5, 2 + 2 * 1, 3 + 2 * -1.5], { atol: 1e-6 }, 'mean of the task vectors');
+  });
+
+  test('tsv: overlapping bases are decorrelated by the polar step (u at 0° and 60° → −15° and 75°), from YAML too', async () => {
+    // 2×2, T = 2, k = 1/2 → one triplet each: τ₁ = 2·u₁v₁ᵀ, τ₂ = 1·u₂v₂ᵀ, u₁ = (1, 0), u₂ = (cos 60°, sin 60°),
+    // v₁ = e₁, v₂ = e₂. [v₁ v₂] = I stays; U = [u₁ u₂] has UᵀU = [[1, ½], [½, 1]], and its polar factor
+    // U(UᵀU)^(-1/2) turns the two unit vectors symmetrically apart to −15° and 75°. So TSV's task vector is
+    // 2·(cos 15°, −sin 15°)e₁ᵀ + (sin 15°, cos 15°)e₂ᵀ, where task arithmetic gives [[2, ½], [0, sin 60°]].
+    const c15 = Math.cos(Math.PI / 12), s15 = Math.sin(Math.PI / 12);
+    const shape = [2, 2];
+    const base = [0.5, -1, 0.25, 2];
+    const tau1 = [2, 0, 0, 0], tau2 = [0, 0.5, 0, Math.sqrt(3) / 2];
+    const want = [2 * c15, s15, -2 * s15, c15];
+    const tensor = (v: number[]) => ({ data: new Float32Array(v), shape });
+    const models = [tensor(base.map((b, i) => b + tau1[i]!)), tensor(base.map((b, i) => b + tau2[i]!))];
+    for (const chunkSize of [1, 3, 4]) {
+      const got = await h.mk.mergeTensors('tsv', { base: tensor(base), models, chunkSize });
+      allClose(got.data, base.map((b, i) => b + want[i]!), TSV_TOL, `chunks of ${chunkSize}`);
+    }
+    const file = (v: Float32Array) => writeSafetensors([
+      { name: 'model.layers.0.w', dtype: 'F32', shape, data: new Uint8Array(v.slice().buffer) },
+      { name: 'model.norm.weight', dtype: 'F32', shape: [2], data: new Uint8Array(new Float32Array([v[0]!, v[3]!]).buffer) },
+    ]);
+    const yaml = 'merge_method: tsv\nbase_model: base\nmodels:\n  - model: a\n  - model: b\nparameters:\n  k: 0.5\n  lambda: 0.5\n';
+    const result = await mergeModels({ config: yaml, inputs: { base: file(new Float32Array(base)), a: file(models[0]!.data), b: file(models[1]!.data) }, methods: METHODS, backend: h.mk });
+    const out = readSafetensors(new Uint8Array(await result.blob!.arrayBuffer())).tensors;
+    const w = out.get('model.layers.0.w')!, norm = out.get('model.norm.weight')!;
+    allClose(new Float32Array(w.bytes.slice().buffer), base.map((b, i) => b + 0.5 * want[i]!), TSV_TOL, 'YAML: the matrix');
+    // The norm: base (0.5, 2), task vectors (2, 0) and (0, sin 60°): 0.5 + ½·1, 2 + ½·(sin 60°)/2.
+    allClose(new Float32Array(norm.bytes.slice().buffer), [1, 2 + Math.sqrt(3) / 8], { atol: 1e-6 }, 'YAML: the norm, mean task vector');
+    await rejects(() => h.mk.mergeTensors('tsv', { base: tensor(base), models, parameters: { k: 1.5 } }), 'INVALID_OPTION', ['k']);
+    await rejects(() => h.mk.mergeTensors('tsv', { models }), 'INVALID_OPTION', ['base']);
+  });
+
   test.run();
 }
