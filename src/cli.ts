@@ -75,41 +75,51 @@ interface Args {
 
 interface LoraArgs { base: string; model: string; rank: number; out: string; backend: string; progress: boolean; verbose: boolean; skipUndecomposable: boolean }
 
-function parseLoraArgs(rest: string[]): LoraArgs {
-  const args: Partial<LoraArgs> = { backend: 'auto', progress: true, verbose: false, skipUndecomposable: false };
+/**
+ * Walks `--flag value`, `--flag=value` and positional arguments: `on(flag, value, arg)` handles
+ * each, calling `value()` for a flag that takes one (a missing value is a usage error).
+ */
+function walkArgs(rest: string[], on: (flag: string, value: () => string, arg: string) => void): void {
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
     const flag = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
+    on(flag, () => {
       if (eq > 0) return a.slice(eq + 1);
       const v = rest[++i];
       if (v === undefined) throw new UsageError(`${flag}: expected a value`);
       return v;
-    };
+    }, a);
+  }
+}
+
+/** --backend's value. */
+function backendArg(b: string): string {
+  if (!['auto', 'wasm', 'webgpu', 'js'].includes(b)) throw new UsageError(`--backend: expected auto, wasm, webgpu or js, got ${JSON.stringify(b)}`);
+  return b;
+}
+
+function parseLoraArgs(rest: string[]): LoraArgs {
+  const args: Partial<LoraArgs> = { backend: 'auto', progress: true, verbose: false, skipUndecomposable: false };
+  walkArgs(rest, (flag, value, a) => {
     switch (flag) {
-      case '-o': case '--out': args.out = value(); break;
-      case '--base': args.base = value(); break;
-      case '--model': args.model = value(); break;
+      case '-o': case '--out': args.out = value(); return;
+      case '--base': args.base = value(); return;
+      case '--model': args.model = value(); return;
       case '--rank': {
         const v = value();
         // The number is checked by extractLora (an integer ≥ 1 or a share in (0, 1)); here only that it is one.
         if (!/^\d+(\.\d+)?$|^\.\d+$/.test(v)) throw new UsageError(`--rank: expected an integer ≥ 1 or a number in (0, 1), got ${JSON.stringify(v)}`);
         args.rank = Number(v);
-        break;
+        return;
       }
-      case '--backend': {
-        const b = value();
-        if (!['auto', 'wasm', 'webgpu', 'js'].includes(b)) throw new UsageError(`--backend: expected auto, wasm, webgpu or js, got ${JSON.stringify(b)}`);
-        args.backend = b;
-        break;
-      }
-      case '--skip-undecomposable': args.skipUndecomposable = true; break;
-      case '--no-progress': args.progress = false; break;
-      case '--verbose': args.verbose = true; break;
+      case '--backend': args.backend = backendArg(value()); return;
+      case '--skip-undecomposable': args.skipUndecomposable = true; return;
+      case '--no-progress': args.progress = false; return;
+      case '--verbose': args.verbose = true; return;
       default: throw new UsageError(`${a.startsWith('-') ? `unknown option ${a}` : `unexpected argument ${JSON.stringify(a)}`}; see --help`);
     }
-  }
+  });
   for (const [k, flag] of [['base', '--base'], ['model', '--model'], ['rank', '--rank'], ['out', '-o']] as const) {
     if (args[k] === undefined) throw new UsageError(`extract-lora: expected ${flag}: merge-kernels extract-lora --base <model> --model <model> --rank <r> -o <out-dir>`);
   }
@@ -125,41 +135,27 @@ function parseArgs(argv: string[]): Args | LoraArgs | 'help' | 'version' | 'usag
   if (command !== 'merge') throw new UsageError(`unknown command ${JSON.stringify(command)}; the commands are: merge-kernels merge <config.yml> <out-dir>, merge-kernels extract-lora --base <model> --model <model> --rank <r> -o <out-dir>`);
   const args: Partial<Args> = { backend: 'auto', progress: true, verbose: false, copyTokenizer: true, writeModelCard: true };
   const positional: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const flag = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (eq > 0) return a.slice(eq + 1);
-      const v = rest[++i];
-      if (v === undefined) throw new UsageError(`${flag}: expected a value`);
-      return v;
-    };
+  walkArgs(rest, (flag, value, a) => {
     switch (flag) {
-      case '-o': case '--out': args.out = value(); break;
-      case '--chunk-size': args.chunkSize = parseSize(value(), flag); break;
-      case '--max-shard-size': args.maxShardSize = parseSize(value(), flag); break;
-      case '--backend': {
-        const b = value();
-        if (!['auto', 'wasm', 'webgpu', 'js'].includes(b)) throw new UsageError(`--backend: expected auto, wasm, webgpu or js, got ${JSON.stringify(b)}`);
-        args.backend = b;
-        break;
-      }
+      case '-o': case '--out': args.out = value(); return;
+      case '--chunk-size': args.chunkSize = parseSize(value(), flag); return;
+      case '--max-shard-size': args.maxShardSize = parseSize(value(), flag); return;
+      case '--backend': args.backend = backendArg(value()); return;
       case '--seed': {
         const v = value();
         if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) throw new UsageError(`--seed: expected an integer in [0, 2^32), got ${JSON.stringify(v)}`);
         args.seed = Number(v);
-        break;
+        return;
       }
-      case '--no-progress': args.progress = false; break;
-      case '--no-copy-tokenizer': args.copyTokenizer = false; break;
-      case '--no-write-model-card': args.writeModelCard = false; break;
-      case '--verbose': args.verbose = true; break;
+      case '--no-progress': args.progress = false; return;
+      case '--no-copy-tokenizer': args.copyTokenizer = false; return;
+      case '--no-write-model-card': args.writeModelCard = false; return;
+      case '--verbose': args.verbose = true; return;
       default:
         if (a.startsWith('-')) throw new UsageError(`unknown option ${a}; see --help`);
         positional.push(a);
     }
-  }
+  });
   if (positional.length === 0) throw new UsageError('expected the config file: merge-kernels merge <config.yml> <out-dir>');
   // mergekit-yaml's form: the output folder after the config.
   if (positional.length === 2 && args.out === undefined) args.out = positional.pop();
