@@ -21,21 +21,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> base: array<u32>;         // [n], unused unless hasBase
 
 //!include task-vector.wgsl
-
-// Model entry x (float bits) at i, or δ = f32(x − base[i]) when the base is subtracted (a branch,
-// not select(), which would evaluate both).
-fn taskVectorOf(x: u32, i: u32) -> u32 {
-  if (params.hasBase == 1u) {
-    return taskVectorBits(x, base[i]);
-  }
-  return x;
-}
-
-// |δ_t[i]|'s bits.
-fn absTaskBits(t: u32, i: u32) -> u32 {
-  let x = models[t * params.n + i];
-  return taskVectorOf(x, i) & 0x7fffffffu;
-}
+//!include abs-task-bits.wgsl
 
 const ITEMS: u32 = 16u; // entries per invocation; a tile is 256 · ITEMS = 4096 entries
 
